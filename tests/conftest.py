@@ -1,0 +1,25 @@
+"""Suite-wide fixtures. The suite runs on real PostgreSQL and Redis
+(`make test` provides them, see scripts/services.sh)."""
+
+import uuid
+
+import pytest
+from django.conf import settings as django_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.exit("The suite runs on PostgreSQL: use `make test`, or set DATABASE_URL and REDIS_URL.", 2)
+    if not django_settings.REDIS_URL:
+        pytest.exit("The suite runs on Redis: use `make test`, or set REDIS_URL.", 2)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):  # type: ignore[no-untyped-def]
+    # Fast hashing for tests only.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A fresh key prefix per test: rate limits and heartbeats of one test never
+    # leak into the next, and nothing needs flushing on the shared Redis.
+    caches = {alias: dict(conf) for alias, conf in settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = f"{settings.REDIS_PREFIX}:{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
