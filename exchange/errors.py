@@ -100,8 +100,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if error is None:
         return drf_exception_handler(exc, context)
     response = Response(error.as_dict(), status=error.status)
-    if isinstance(exc, drf.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(int(exc.wait))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, drf.Throttled) and wait is not None:
+        response["Retry-After"] = str(int(wait))
     if error.status == 401:
         response["WWW-Authenticate"] = "Token"
     return response
