@@ -8,7 +8,7 @@ Shape: ``{"code": "snake_case_reason", "detail": "human sentence",
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions as drf
@@ -108,7 +108,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
-def add_error_to_form(form: Form, error: ExchangeError) -> None:
+def add_error_to_form(form: BaseForm, error: ExchangeError) -> None:
     """Show a domain error at the form field it names, else above the form."""
     placed = False
     for field, messages in error.fields.items():

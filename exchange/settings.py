@@ -262,6 +262,9 @@ STORAGES = {
     },
 }
 KYC_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# KYC documents are readable by the application's own user only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 # API -------------------------------------------------------------------------
@@ -286,6 +289,8 @@ REST_FRAMEWORK = {
         "auth": envstr("RATE_API_AUTH", "10/min"),
     },
     "COERCE_DECIMAL_TO_STRING": True,
+    # Behind a proxy, throttles must count the client's address, not the proxy's.
+    "NUM_PROXIES": envint("NUM_PROXIES", 0) if envbool("BEHIND_TLS_PROXY") else None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rechenbörse API",

@@ -1,3 +1,7 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from market import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("trading/", views.trading_home, name="trading_home"),
+]
