@@ -4,6 +4,7 @@ import os
 from datetime import timedelta
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
@@ -15,11 +16,16 @@ app.autodiscover_tasks(["exchange"], related_name="health")
 
 app.conf.beat_schedule = {
     "heartbeat": {"task": "exchange.health.heartbeat", "schedule": timedelta(seconds=15)},
+    # At second 0 of every minute, so status changes lag the boundary by
+    # seconds, not up to a minute. Idempotent; a missed run only catches up.
+    "market-list-and-schedule-instruments": {
+        "task": "market.list_and_schedule_instruments", "schedule": crontab(minute="*"),
+    },
 }
 
 
 @worker_ready.connect
-def _first_heartbeat(sender, **kwargs):  # type: ignore[no-untyped-def]
+def _first_heartbeat(sender: object, **kwargs: object) -> None:
     # /healthz turns green as soon as a worker is up, not a beat interval later.
     from exchange.health import record_heartbeat
 

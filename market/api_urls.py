@@ -1,3 +1,9 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from market import api
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("instruments/", api.InstrumentListView.as_view(), name="api-instrument-list"),
+    # <str:…> matches anything but "/": symbols contain dots and dashes.
+    path("instruments/<str:symbol>/", api.InstrumentDetailView.as_view(), name="api-instrument-detail"),
+]

@@ -1,0 +1,176 @@
+"""Operator screens for the product catalogue.
+
+Instruments are listed by the job and never edited here; operators halt and
+resume them with an action that asks for a reason and calls the services.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from exchange.errors import ExchangeError
+from market import services
+from market.models import DeliveryZone, GpuClass, Instrument
+
+
+@admin.register(GpuClass)
+class GpuClassAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "memory_gb", "delivery_standard", "min_price", "max_price",
+                    "initial_margin_rate", "intraday_lead_time_minutes", "active"]
+    list_filter = ["active", "delivery_standard"]
+    search_fields = ["code", "name"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "active"]}),
+        (gettext_lazy("Specification"), {"fields": ["memory_gb", "interconnect", "min_benchmark_value",
+                                                    "min_benchmark_unit", "delivery_standard"]}),
+        (gettext_lazy("Trading"), {
+            "fields": ["min_price", "max_price", "initial_margin_rate", "intraday_lead_time_minutes"],
+            "description": gettext_lazy(
+                "New price bounds and lead time apply to instruments listed from now on and to those "
+                "still scheduled; open instruments keep theirs."),
+        }),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: GpuClass | None = None) -> list[str]:
+        # The code is part of every symbol already listed.
+        return ["code"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: GpuClass | None = None) -> bool:
+        # Classes with instruments are protected; deactivate a class instead.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: GpuClass, form: forms.ModelForm, change: bool) -> None:
+        updated = services.gpu_class_save(gpu_class=obj)
+        if updated:
+            self.message_user(request, ngettext(
+                "%(count)d scheduled instrument now has the new bounds.",
+                "%(count)d scheduled instruments now have the new bounds.",
+                updated) % {"count": updated})
+
+
+@admin.register(DeliveryZone)
+class DeliveryZoneAdmin(admin.ModelAdmin):
+    """The zones are fixed by the market rules (DE and the 16 states): names
+    may be edited, zones neither added nor removed."""
+
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["code"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: DeliveryZone | None = None) -> bool:
+        return False
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"), widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy("Recorded with your name in the audit log."),
+    )
+
+    def clean_reason(self) -> str:
+        reason: str = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("This field is required."))
+        return reason
+
+
+StatusService = Callable[..., Instrument]
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "segment", "gpu_class", "zone", "delivery_start", "hours", "min_price",
+                    "max_price", "opens_at", "closes_at", "status"]
+    list_filter = ["segment", "status", "gpu_class", "zone", ("delivery_start", admin.DateFieldListFilter)]
+    search_fields = ["symbol"]
+    date_hierarchy = "delivery_start"
+    list_select_related = ["gpu_class", "zone"]
+    list_per_page = 100
+    actions = ["halt", "resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # instruments are listed by the job (market.services)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Instrument | None = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Instrument | None = None) -> list[str]:
+        # Everything is read-only once listed; status changes go through the actions.
+        return [field.name for field in Instrument._meta.fields] + ["audit_trail"]
+
+    @admin.display(description=gettext_lazy("Halts and resumes"))
+    def audit_trail(self, obj: Instrument) -> str:
+        url = reverse("admin:accounts_auditlog_changelist")
+        query = urlencode({"object_type": Instrument._meta.label, "object_id": str(obj.pk)})
+        return format_html('<a href="{}?{}">{}</a>', url, query, _("Audit log of this instrument"))
+
+    def has_halt_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("market.halt_instrument")
+
+    @admin.action(description=gettext_lazy("Halt trading in the selected instruments"), permissions=["halt"])
+    def halt(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> HttpResponse | None:
+        return self._status_action(
+            request, queryset, action="halt", service=services.instrument_halt,
+            title=_("Halt trading"),
+            question=_("Halt trading in these instruments? Resting orders stay in the book; "
+                       "no new orders are accepted until trading is resumed."),
+            submit_label=_("Halt"),
+            done=lambda n: ngettext("Halted %(count)d instrument.", "Halted %(count)d instruments.", n),
+        )
+
+    @admin.action(description=gettext_lazy("Resume trading in the selected instruments"), permissions=["halt"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> HttpResponse | None:
+        return self._status_action(
+            request, queryset, action="resume", service=services.instrument_resume,
+            title=_("Resume trading"),
+            question=_("Resume trading in these instruments? Each returns to what its trading window "
+                       "says: open, scheduled or closed."),
+            submit_label=_("Resume"),
+            done=lambda n: ngettext("Resumed %(count)d instrument.", "Resumed %(count)d instruments.", n),
+        )
+
+    def _status_action(self, request: HttpRequest, queryset: QuerySet[Instrument], *, action: str,
+                       service: StatusService, title: str, question: str, submit_label: str,
+                       done: Callable[[int], str]) -> HttpResponse | None:
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            succeeded = 0
+            for instrument in queryset.order_by("symbol"):
+                try:
+                    # Each instrument is its own transaction: one that can't
+                    # be halted doesn't stop the others.
+                    service(operator=request.user, instrument=instrument, reason=form.cleaned_data["reason"])
+                except ExchangeError as error:
+                    self.message_user(request, f"{instrument.symbol}: {error.detail}", messages.ERROR)
+                else:
+                    succeeded += 1
+            if succeeded:
+                self.message_user(request, done(succeeded) % {"count": succeeded}, messages.SUCCESS)
+            return None  # back to the change list
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "question": question,
+            "submit_label": submit_label,
+            "queryset": queryset.order_by("symbol"),
+            "form": form,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/market/instrument/status_action.html", context)

@@ -1,0 +1,26 @@
+"""Celery jobs of the product catalogue. They load, call the services and
+retry on transient database errors; the services hold the rules."""
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+from market import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="market.list_and_schedule_instruments", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def list_and_schedule_instruments() -> dict[str, int]:
+    """List what the calendar says should exist, then open and close by the
+    clock. Idempotent: beat runs it every minute, and a late or repeated run
+    only catches up."""
+    now = timezone.now()
+    listed = services.instruments_list_upcoming(now=now)
+    opened, closed = services.instruments_open_close(now=now)
+    if listed or opened or closed:
+        log.info("instruments: %d listed, %d opened, %d closed", listed, opened, closed)
+    return {"listed": listed, "opened": opened, "closed": closed}
