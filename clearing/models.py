@@ -1,1 +1,250 @@
-from django.db import models  # noqa: F401
+"""The clearing house's books: accounts, an append-only double-entry journal,
+and the bank deposits that bring cash in.
+
+Sign convention (docs/architecture.md, "Ledger core"): every journal line is a
+signed amount, the lines of an entry sum to zero, and a line's amount is added
+to its account's balance. Balances are seen from the clearing house's books,
+credit-positive: what the house owes a member, and its own funds, are positive;
+the ``bank`` account, the money held at the clearing bank, is the asset side
+and so carries minus that money. The sum over all accounts is always zero.
+
+Only ``clearing.services.ledger_post`` writes journal rows and changes a
+balance. Journal rows are never changed or deleted (a correction is a new
+entry): the models refuse it, and on PostgreSQL so do triggers
+(migration 0002).
+"""
+
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+BANK_REFERENCE_MAX_LENGTH = 100
+
+
+class ImmutableError(Exception):
+    """Raised when code tries to change or delete a row of the books."""
+
+
+class ImmutableQuerySet(models.QuerySet[Any]):
+    """Journal rows are written once: bulk updates and deletes are refused too."""
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise ImmutableError(f"{self.model.__name__} rows are immutable; post a correcting entry instead.")
+
+    def delete(self) -> NoReturn:
+        raise ImmutableError(f"{self.model.__name__} rows are immutable; post a correcting entry instead.")
+
+
+class ImmutableModel(models.Model):
+    """Insert once; ``save()`` on an existing row and ``delete()`` raise."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableError(f"{type(self).__name__} rows are immutable; post a correcting entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ImmutableError(f"{type(self).__name__} rows are immutable; post a correcting entry instead.")
+
+
+class Account(models.Model):
+    class Kind(models.TextChoices):
+        # A member organisation's accounts.
+        CASH_AVAILABLE = "cash_available", _("cash available")
+        CASH_RESERVED = "cash_reserved", _("cash reserved")
+        SETTLEMENT_PENDING = "settlement_pending", _("settlement pending")
+        MARGIN = "margin", _("margin")
+        # The clearing house's own accounts (no organisation).
+        BANK = "bank", _("bank")
+        CCP = "ccp", _("central counterparty")
+        FEE_REVENUE = "fee_revenue", _("fee revenue")
+        INCENTIVE_FUND = "incentive_fund", _("start-up incentive fund")
+        RND_FUND = "rnd_fund", _("R&D fund")
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation",
+        verbose_name=_("organisation"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="clearing_accounts",
+        help_text=_("Empty for the clearing house's own accounts."),
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    # A running total of the account's journal lines, kept so that the
+    # pre-trade check is one conditional UPDATE. Changed only by ledger_post,
+    # with F() arithmetic in the transaction that writes the lines;
+    # clearing.selectors.unreconciled_accounts recomputes it from the lines.
+    balance = models.DecimalField(_("balance"), max_digits=18, decimal_places=2, default=0, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        ordering = ("organisation_id", "kind")
+        constraints = [
+            models.UniqueConstraint(fields=("organisation", "kind"), name="clearing_account_one_per_member_kind"),
+            # NULLs are distinct in a unique index: the house accounts need their own.
+            models.UniqueConstraint(
+                fields=("kind",), condition=Q(organisation__isnull=True), name="clearing_account_one_per_house_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(organisation__isnull=False, kind__in=("cash_available", "cash_reserved",
+                                                                  "settlement_pending", "margin"))
+                | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund")),
+                name="clearing_account_kind_matches_owner",
+            ),
+            # The backstop behind ledger_post's conditional update: a member's
+            # money and the funds can never be negative, whatever code runs.
+            models.CheckConstraint(
+                condition=Q(balance__gte=0)
+                | ~Q(kind__in=("cash_available", "cash_reserved", "settlement_pending", "margin",
+                               "incentive_fund", "rnd_fund")),
+                name="clearing_account_guarded_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.organisation_id is None:
+            return str(_("%(kind)s (clearing house)") % {"kind": self.get_kind_display()})
+        return f"{self.get_kind_display()} – {self.organisation}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # An account is created empty and then only ever changed by
+        # ledger_post's UPDATE; saving a loaded object could write back a
+        # stale balance.
+        if not self._state.adding:
+            raise ImmutableError("Accounts are changed only by clearing.services.ledger_post.")
+        if self.balance:
+            raise ImmutableError("An account starts at zero; money enters through a journal entry.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ImmutableError("Accounts are never deleted.")
+
+
+MEMBER_KINDS: tuple[str, ...] = (
+    Account.Kind.CASH_AVAILABLE,
+    Account.Kind.CASH_RESERVED,
+    Account.Kind.SETTLEMENT_PENDING,
+    Account.Kind.MARGIN,
+)
+HOUSE_KINDS: tuple[str, ...] = (
+    Account.Kind.BANK,
+    Account.Kind.CCP,
+    Account.Kind.FEE_REVENUE,
+    Account.Kind.INCENTIVE_FUND,
+    Account.Kind.RND_FUND,
+)
+# Accounts whose balance may never go below zero (mirrored by the check
+# constraint above): a member's money in each of its states, and the funds,
+# which cannot grant more than they hold. The bank, the CCP and fee revenue
+# are not guarded: the CCP's balance swings both ways with open trades.
+GUARDED_KINDS: frozenset[str] = frozenset(
+    (*MEMBER_KINDS, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
+)
+
+
+class JournalEntry(ImmutableModel):
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", _("deposit")
+        WITHDRAWAL = "withdrawal", _("withdrawal")
+        RESERVE = "reserve", _("reservation")
+        RELEASE = "release", _("release")
+        TRADE = "trade", _("trade")
+        FEE = "fee", _("fee")
+        SETTLEMENT = "settlement", _("settlement")
+        REFUND = "refund", _("refund")
+        MARGIN = "margin", _("margin")
+        VARIATION_MARGIN = "variation_margin", _("variation margin")
+        INCENTIVE = "incentive", _("incentive")
+        CORRECTION = "correction", _("correction")
+
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    reference = models.CharField(
+        _("reference"), max_length=100, blank=True, db_index=True,
+        help_text=_('What the entry belongs to, e.g. "order:123".'),
+    )
+    memo = models.CharField(_("memo"), max_length=255, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("The person who caused the entry; empty for the system."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("journal entry")
+        verbose_name_plural = _("journal entries")
+        ordering = ("-id",)
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()} {self.reference}".strip()
+
+
+class JournalLine(ImmutableModel):
+    entry = models.ForeignKey(JournalEntry, verbose_name=_("journal entry"), on_delete=models.PROTECT,
+                              related_name="lines")
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="lines")
+    amount = models.DecimalField(_("amount"), max_digits=18, decimal_places=2)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("journal line")
+        verbose_name_plural = _("journal lines")
+        ordering = ("id",)
+        indexes = [models.Index(fields=("account", "id"), name="clearing_line_account_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="clearing_journalline_amount_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.amount}"
+
+
+class CashDeposit(ImmutableModel):
+    """Money that arrived at the clearing bank for a member, booked by an operator."""
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation", verbose_name=_("organisation"), on_delete=models.PROTECT,
+        related_name="cash_deposits",
+    )
+    amount = models.DecimalField(_("amount (EUR)"), max_digits=18, decimal_places=2)
+    bank_reference = models.CharField(
+        _("bank reference"), max_length=BANK_REFERENCE_MAX_LENGTH, unique=True,
+        help_text=_("The reference of the bank transfer; each transfer is booked once."),
+    )
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("booked by"), on_delete=models.PROTECT, related_name="+",
+    )
+    booked_at = models.DateTimeField(_("booked at"), default=timezone.now)
+    entry = models.OneToOneField(
+        JournalEntry, verbose_name=_("journal entry"), on_delete=models.PROTECT, related_name="cash_deposit",
+    )
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("cash deposit")
+        verbose_name_plural = _("cash deposits")
+        ordering = ("-booked_at", "-id")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="clearing_cashdeposit_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bank_reference}: {self.amount} EUR"

@@ -9,6 +9,7 @@ handler404 = "exchange.views.not_found"
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("market.api_urls")),
+    path("", include("clearing.api_urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,91 @@
+"""Money arithmetic of the clearing house: trade values, fees, buy reservations.
+
+Pure functions, no Django import, so the matching service, the auction and
+the property tests share one definition. Every result is a ``Decimal`` in EUR
+with exactly two decimal places; nothing here ever returns a sub-cent amount.
+
+Rounding rules (decided with the lead, see docs/architecture.md):
+- a trade value (price on the 0.01 tick x whole GPUs x whole hours) is always
+  whole cents; a price off the tick is refused, never rounded;
+- the fee of one trade side is rate x quantity x hours, rounded HALF_UP to the
+  cent (rates such as 0.005 EUR/GPUh have sub-cent digits);
+- the maximum fee reserved at order entry must cover the fees of however many
+  partial fills the order gets. Each fill's fee is rounded on its own, so
+  rounding the order's total up is not enough (two 1-GPU fills at 0.005 EUR
+  cost 0.01 + 0.01, the total 0.01 rounded up only 0.01). The reservation
+  rounds UP per GPU instead: quantity x ROUND_UP(rate x hours), which is at
+  least the sum of the HALF_UP fees of any split of the quantity into fills.
+"""
+
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
+
+CENT = Decimal("0.01")
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    """Round an amount HALF_UP to the cent: the one rounding of money."""
+    _require_decimal(amount, "amount")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def is_cents(amount: object) -> bool:
+    """True for a finite Decimal with no digits beyond the cent (5, 5.1, 5.10)."""
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        return False
+    return amount == amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def trade_value(price: Decimal, quantity: int, hours: int) -> Decimal:
+    """price x quantity x hours, exact: always whole cents for a price on the tick."""
+    _require_decimal(price, "price")
+    _require_count(quantity, "quantity")
+    _require_count(hours, "hours")
+    if price < 0 or not is_cents(price):
+        raise ValueError(f"price must be a non-negative amount on the 0.01 tick, not {price}")
+    return (price * quantity * hours).quantize(CENT)
+
+
+def fee_for(rate: Decimal, quantity: int, hours: int) -> Decimal:
+    """The fee one side of one trade pays: rate x quantity x hours, HALF_UP to the cent."""
+    _require_rate(rate)
+    _require_count(quantity, "quantity")
+    _require_count(hours, "hours")
+    return (rate * quantity * hours).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def max_fee(rate: Decimal, quantity: int, hours: int) -> Decimal:
+    """The most that fees at ``rate`` can come to over any split of ``quantity`` into fills.
+
+    quantity x ROUND_UP(rate x hours): see the module docstring for why the
+    rounding is per GPU and not on the total.
+    """
+    _require_rate(rate)
+    _require_count(quantity, "quantity")
+    _require_count(hours, "hours")
+    return ((rate * hours).quantize(CENT, rounding=ROUND_UP) * quantity).quantize(CENT)
+
+
+def buy_reservation(limit_price: Decimal, quantity: int, hours: int, taker_rate: Decimal) -> Decimal:
+    """Cash reserved when a buy order enters: value at the limit plus the maximum fee.
+
+    A buy order trades at or below its limit and pays at most the taker rate,
+    so this covers every fill it can get.
+    """
+    return trade_value(limit_price, quantity, hours) + max_fee(taker_rate, quantity, hours)
+
+
+def _require_decimal(value: object, name: str) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValueError(f"{name} must be a finite Decimal, not {value!r}")
+
+
+def _require_rate(rate: Decimal) -> None:
+    _require_decimal(rate, "rate")
+    if rate < 0:
+        raise ValueError(f"a fee rate cannot be negative, not {rate}")
+
+
+def _require_count(value: object, name: str) -> None:
+    # bool is an int subclass; True GPUs is a bug, not a quantity.
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive whole number, not {value!r}")
