@@ -72,7 +72,7 @@ def _fields_from_validation_error(error: ValidationError) -> dict[str, list[str]
     return fields
 
 
-def _audit(
+def audit_record(
     *,
     actor: User | None,
     action: str,
@@ -230,7 +230,7 @@ def organisation_create(
         ) from None
     KycCase.objects.create(organisation=organisation)
     Membership.objects.create(user=user, organisation=organisation, is_owner=True, is_trader=True)
-    _audit(actor=user, action="organisation.create", organisation=organisation, obj=organisation,
+    audit_record(actor=user, action="organisation.create", organisation=organisation, obj=organisation,
            before={}, after={"legal_name": organisation.legal_name, "owner": user.email})
     return organisation
 
@@ -254,7 +254,7 @@ def organisation_save_by_operator(*, operator: User, organisation: Organisation,
     KycCase.objects.get_or_create(organisation=organisation)
     if adding or changed:
         after = {name: _jsonable(getattr(organisation, name)) for name in changed}
-        _audit(actor=operator, action="organisation.create" if adding else "organisation.change",
+        audit_record(actor=operator, action="organisation.create" if adding else "organisation.change",
                organisation=organisation, obj=organisation, before=before, after=after)
     return organisation
 
@@ -318,7 +318,7 @@ def membership_invite(
         created_at=now,
         expires_at=now + Invitation.VALID_FOR,
     )
-    _audit(actor=inviter, action="membership.invite", organisation=organisation, obj=invitation,
+    audit_record(actor=inviter, action="membership.invite", organisation=organisation, obj=invitation,
            before={}, after={"email": email, "roles": invitation.roles})
     _send_mail_on_commit(
         to=[email],
@@ -371,7 +371,7 @@ def invitation_accept(*, user: User, token: str) -> Membership:
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
-    _audit(actor=user, action="membership.join", organisation=invitation.organisation, obj=membership,
+    audit_record(actor=user, action="membership.join", organisation=invitation.organisation, obj=membership,
            before={}, after={"email": user.email, "roles": membership.roles, "invitation": invitation.pk})
     return membership
 
@@ -458,7 +458,7 @@ def kyc_document_add(*, user: User, organisation: Organisation, kind: str, uploa
     document.file.save(original_name, upload, save=False)
     try:
         document.save()
-        _audit(actor=user, action="kyc.document_add", organisation=organisation, obj=document, before={},
+        audit_record(actor=user, action="kyc.document_add", organisation=organisation, obj=document, before={},
                after={"kind": kind, "name": original_name, "sha256": document.sha256, "size": size})
     except BaseException:
         document.file.storage.delete(document.file.name)
@@ -487,7 +487,7 @@ def kyc_submit(*, user: User, organisation: Organisation) -> KycCase:
     case.status = KycCase.Status.SUBMITTED
     case.submitted_at = timezone.now()
     case.save(update_fields=["status", "submitted_at"])
-    _audit(actor=user, action="kyc.submit", organisation=organisation, obj=case,
+    audit_record(actor=user, action="kyc.submit", organisation=organisation, obj=case,
            before={"status": before}, after={"status": case.status})
     _send_mail_on_commit(
         to=settings.OPERATOR_EMAILS,
@@ -537,7 +537,7 @@ def kyc_decide(*, operator: User, case: KycCase, decision: str, reason: str = ""
     case.decided_by = operator
     case.reason = reason
     case.save(update_fields=["status", "decided_at", "decided_by", "reason"])
-    _audit(actor=operator, action=f"kyc.{decision}", organisation=organisation, obj=case,
+    audit_record(actor=operator, action=f"kyc.{decision}", organisation=organisation, obj=case,
            before={"status": before}, after={"status": case.status}, reason=reason)
     subjects = {
         "approve": gettext_lazy("Your KYC review is approved: %(organisation)s"),

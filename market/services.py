@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 # The one audit log of the exchange (accounts.AuditLog, append-only). The
 # helper is still private to accounts; see docs/architecture.md.
-from accounts.services import _audit as audit_record
+from accounts.services import audit_record
 from exchange.errors import ExchangeError
 from market import calendar
 from market.models import DeliveryZone, GpuClass, Instrument, InstrumentStatus, Segment
