@@ -35,7 +35,7 @@ from accounts.models import (
     User,
     normalize_vat_id,
 )
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, add_error_to_form
 
 # --- users --------------------------------------------------------------------------------
 
@@ -285,11 +285,7 @@ class KycCaseAdmin(admin.ModelAdmin):
                     reason=form.cleaned_data["reason"],
                 )
             except ExchangeError as error:
-                for field, errors in error.fields.items():
-                    for message in errors:
-                        form.add_error(field if field in form.fields else None, message)
-                if not error.fields:
-                    form.add_error(None, error.detail)
+                add_error_to_form(form, error)
             else:
                 case.refresh_from_db()
                 self.message_user(

@@ -3,11 +3,10 @@ members, invitations), accepting an invitation, and the protected download
 of KYC documents. Every write goes through ``accounts.services``."""
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.forms import Form
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -75,7 +74,7 @@ def organisation_create(request: AuthedRequest) -> HttpResponse:
         try:
             services.organisation_create(user=request.user, **data)
         except ExchangeError as error:
-            add_error_to_form(cast(Form, form), error)  # a ModelForm is a form too
+            add_error_to_form(form, error)
         else:
             messages.success(
                 request,

@@ -54,10 +54,11 @@ class Shots:
         self.folder.mkdir(parents=True)
         self.count = 0
 
-    def __call__(self, step: str) -> Path:
+    def __call__(self, step: str, page: Page | None = None) -> Path:
+        """Screenshot the journey's page, or another actor's `page`."""
         self.count += 1
         path = self.folder / f"{self.count:02d}-{step}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        (page or self.page).screenshot(path=str(path), full_page=True)
         return path
 
 
