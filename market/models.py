@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import Organisation, User
 from market import calendar
 
 
@@ -134,6 +135,11 @@ class Instrument(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=InstrumentStatus.choices,
                               default=InstrumentStatus.SCHEDULED)
     created_at = models.DateTimeField(_("listed at"), auto_now_add=True)
+    # Counters advanced only while the instrument row is locked by the order
+    # service: time priority of orders, and the sequence of book updates that
+    # WebSocket clients use to detect a gap.
+    order_sequence = models.BigIntegerField(default=0, editable=False)
+    book_sequence = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = _("instrument")
@@ -171,3 +177,219 @@ class Instrument(models.Model):
         if self.segment == Segment.FUTURES:
             return calendar.futures_session_open(now)
         return True
+
+
+# --- Provider capacity ------------------------------------------------------------------
+
+
+class EnergySource(models.TextChoices):
+    RENEWABLE = "renewable", _("renewable (certified green power)")
+    GRID_MIX = "grid_mix", _("grid mix")
+    OWN_GENERATION = "own_generation", _("own generation")
+
+
+class Site(models.Model):
+    """A provider's data-centre site. Its federal state is its delivery zone."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="sites",
+                                     verbose_name=_("organisation"))
+    name = models.CharField(_("name"), max_length=120)
+    state = models.CharField(_("federal state"), max_length=5, choices=Organisation.State.choices)
+    energy_source = models.CharField(_("energy source"), max_length=20, choices=EnergySource.choices)
+    pue = models.DecimalField(_("PUE"), max_digits=4, decimal_places=2,
+                              validators=[MinValueValidator(Decimal("1.00")), MaxValueValidator(Decimal("3.00"))],
+                              help_text=_("Power usage effectiveness, e.g. 1.25."))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+        ordering = ["organisation", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="site_unique_name"),
+            models.CheckConstraint(condition=Q(pue__gte=1) & Q(pue__lte=3), name="site_pue_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class SiteCapacity(models.Model):
+    """How many GPUs of one class a site offers to the exchange."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="capacities", verbose_name=_("site"))
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="capacities",
+                                  verbose_name=_("GPU class"))
+    gpus = models.PositiveIntegerField(_("GPUs"))
+
+    class Meta:
+        verbose_name = _("site capacity")
+        verbose_name_plural = _("site capacities")
+        constraints = [models.UniqueConstraint(fields=["site", "gpu_class"], name="site_capacity_unique_class")]
+
+    def __str__(self) -> str:
+        return f"{self.site}: {self.gpus} × {self.gpu_class}"
+
+
+# --- Orders, trades, positions ------------------------------------------------------------
+
+
+class Side(models.TextChoices):
+    BUY = "buy", _("buy")
+    SELL = "sell", _("sell")
+
+
+class OrderType(models.TextChoices):
+    LIMIT = "limit", _("limit")
+    MARKET = "market", _("market")
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "GTC", _("good till cancelled")
+    GTD = "GTD", _("good till date")
+    IOC = "IOC", _("immediate or cancel")
+    FOK = "FOK", _("fill or kill")
+
+
+class StpMode(models.TextChoices):
+    CANCEL_INCOMING = "cancel_incoming", _("cancel the incoming order")
+    CANCEL_RESTING = "cancel_resting", _("cancel the resting order")
+
+
+class OrderStatus(models.TextChoices):
+    OPEN = "open", _("open")
+    PARTIALLY_FILLED = "partially_filled", _("partially filled")
+    FILLED = "filled", _("filled")
+    CANCELLED = "cancelled", _("cancelled")
+    EXPIRED = "expired", _("expired")
+    REJECTED = "rejected", _("rejected")
+
+
+RESTING_STATUSES = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+class Order(models.Model):
+    """An order in a continuous segment. The database is the book: an order
+    rests while its status is open or partially filled."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders",
+                                   verbose_name=_("instrument"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="orders",
+                                     verbose_name=_("organisation"))
+    placed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", verbose_name=_("placed by"))
+    client_order_id = models.CharField(_("client order ID"), max_length=64, null=True, blank=True)
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    type = models.CharField(_("type"), max_length=6, choices=OrderType.choices, default=OrderType.LIMIT)
+    # For a market order, the protection price it was matched with.
+    price = models.DecimalField(_("limit price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
+    filled_quantity = models.PositiveIntegerField(_("filled quantity"), default=0)
+    time_in_force = models.CharField(_("time in force"), max_length=3, choices=TimeInForce.choices,
+                                     default=TimeInForce.GTC)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    post_only = models.BooleanField(_("post-only"), default=False)
+    stp_mode = models.CharField(_("self-trade prevention"), max_length=16, choices=StpMode.choices,
+                                default=StpMode.CANCEL_INCOMING)
+    status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices, default=OrderStatus.OPEN)
+    reason = models.CharField(_("reason"), max_length=40, blank=True,
+                              help_text=_("Why the order was rejected, or its remainder cancelled."))
+    # Time priority within the instrument (Instrument.order_sequence); a new
+    # value when an amend loses priority.
+    priority = models.BigIntegerField(_("priority"))
+    # Buy orders: the cash still reserved for the open quantity (limit x
+    # open quantity x hours + the maximum fee on it). Zero for sells.
+    reserved_amount = models.DecimalField(_("cash reserved"), max_digits=18, decimal_places=2, default=Decimal("0"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Loading the crossing side of one book in price-time order.
+            models.Index(fields=["instrument", "side", "price", "priority"], name="order_book",
+                         condition=Q(status__in=["open", "partially_filled"])),
+            models.Index(fields=["organisation", "status"], name="order_org_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "client_order_id"], name="order_client_id_unique",
+                                    condition=Q(client_order_id__isnull=False)),
+            models.CheckConstraint(condition=Q(filled_quantity__lte=F("quantity")), name="order_fill_within_quantity"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(condition=Q(reserved_amount__gte=0), name="order_reserved_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.quantity} {self.instrument_id} @ {self.price}"
+
+    @property
+    def remaining_quantity(self) -> int:
+        """Open quantity: what still rests (0 once the order is done)."""
+        if self.status in RESTING_STATUSES:
+            return self.quantity - self.filled_quantity
+        return 0
+
+
+class Trade(models.Model):
+    """One execution. Novated at once: the CCP is buyer to the seller and
+    seller to the buyer; the ledger entry of the trade says so."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="trades",
+                                   verbose_name=_("instrument"))
+    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
+    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
+    buyer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="buy_trades",
+                              verbose_name=_("buyer"))
+    seller = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="sell_trades",
+                               verbose_name=_("seller"))
+    price = models.DecimalField(_("price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
+    aggressor = models.CharField(_("aggressor"), max_length=4, choices=Side.choices)
+    buyer_fee = models.DecimalField(_("buyer fee"), max_digits=18, decimal_places=2)
+    seller_fee = models.DecimalField(_("seller fee"), max_digits=18, decimal_places=2)
+    executed_at = models.DateTimeField(_("executed at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("trade")
+        verbose_name_plural = _("trades")
+        ordering = ["-executed_at", "-id"]
+        indexes = [models.Index(fields=["instrument", "-id"], name="trade_instrument_recent")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive"),
+            models.CheckConstraint(condition=~Q(buyer=F("seller")), name="trade_no_self_trade"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}: {self.quantity} @ {self.price}"
+
+    @property
+    def value(self) -> Decimal:
+        return self.price * self.quantity * self.instrument.hours
+
+
+class Position(models.Model):
+    """An organisation's net position in one instrument (positive: bought)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="positions",
+                                     verbose_name=_("organisation"))
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions",
+                                   verbose_name=_("instrument"))
+    quantity = models.IntegerField(_("net quantity (GPUs)"), default=0)
+    bought = models.PositiveIntegerField(_("bought"), default=0)
+    sold = models.PositiveIntegerField(_("sold"), default=0)
+    # Sums of price x quantity (EUR/GPUh x GPUs) over buys and sells, for the
+    # average prices; hours are applied when a value is shown.
+    buy_cost = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0"))
+    sell_proceeds = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        verbose_name = _("position")
+        verbose_name_plural = _("positions")
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "instrument"], name="position_unique"),
+            models.CheckConstraint(condition=Q(quantity=F("bought") - F("sold")), name="position_net"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.instrument_id}: {self.quantity}"
