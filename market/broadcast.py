@@ -1,0 +1,60 @@
+"""Live market data out to WebSocket clients, through the channel layer.
+
+The order service calls these from ``transaction.on_commit``, so nothing is
+published for a transaction that rolled back. Groups:
+
+* ``book.<symbol>``: ``{"type": "update", "sequence", "bids", "asks"}`` with the
+  changed price levels (quantity 0 removes a level), one message per sequence;
+* ``trades.<symbol>``: ``{"type": "trade", "id", "price", "quantity",
+  "executed_at", "aggressor"}`` per trade;
+* ``member.<organisation id>``: private ``order`` and ``fill`` events.
+
+Consumers (``market.consumers``) receive them as ``market.event`` messages and
+forward ``event`` unchanged.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+Level = tuple[Decimal, int]
+
+
+def book_group(symbol: str) -> str:
+    return f"book.{symbol}"
+
+
+def trades_group(symbol: str) -> str:
+    return f"trades.{symbol}"
+
+
+def member_group(organisation_id: int) -> str:
+    return f"member.{organisation_id}"
+
+
+def levels_json(levels: list[Level]) -> list[list[Any]]:
+    return [[f"{price:.2f}", quantity] for price, quantity in levels]
+
+
+def _send(group: str, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(group, {"type": "market.event", "event": event})
+
+
+def publish_book(symbol: str, sequence: int, bids: list[Level], asks: list[Level]) -> None:
+    _send(book_group(symbol), {"type": "update", "sequence": sequence,
+                               "bids": levels_json(bids), "asks": levels_json(asks)})
+
+
+def publish_trade(symbol: str, trade: dict[str, Any]) -> None:
+    """``trade`` in the public trades shape of the API contract."""
+    _send(trades_group(symbol), {"type": "trade", **trade})
+
+
+def publish_private(organisation_id: int, event: dict[str, Any]) -> None:
+    """``event`` is ``{"type": "order", "order": {...}}`` or ``{"type": "fill", ...}``."""
+    _send(member_group(organisation_id), event)

@@ -1,0 +1,5 @@
+"""Screens: provider (built in issue 3)."""
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
