@@ -18,8 +18,8 @@ PASSWORD = "Rechenzeit-fuer-alle-2026"
 
 
 def test_startup_onboarding_until_it_may_trade(page, shots, browser: Browser, live_server, settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES,
-                         "default": {**settings.STORAGES["default"], "OPTIONS": {"location": tmp_path, "base_url": None}}}
+    private = {**settings.STORAGES["default"], "OPTIONS": {"location": tmp_path, "base_url": None}}
+    settings.STORAGES = {**settings.STORAGES, "default": private}
 
     # 1. Sign up.
     page.goto("/accounts/signup/")
