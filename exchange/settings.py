@@ -99,7 +99,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "exchange.urls"
+# Overridable only so that bench/ can mount its reference endpoint beside the API.
+ROOT_URLCONF = envstr("ROOT_URLCONF", "exchange.urls")
 FORM_RENDERER = "exchange.forms.Renderer"
 ASGI_APPLICATION = "exchange.asgi.application"
 WSGI_APPLICATION = None
