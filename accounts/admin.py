@@ -35,6 +35,7 @@ from accounts.models import (
     User,
     normalize_vat_id,
 )
+from exchange.admin import ReadOnlyAdmin
 from exchange.errors import ExchangeError, add_error_to_form
 
 # --- users --------------------------------------------------------------------------------
@@ -367,16 +368,6 @@ class KycCaseAdmin(admin.ModelAdmin):
 
 # --- audit log, tokens, invitations -------------------------------------------------------
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AuditLog)

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clearing.models import Account, CashDeposit, JournalEntry, JournalLine
 from clearing.services import cash_deposit_book
+from exchange.admin import ReadOnlyAdminMixin
 from exchange.errors import ExchangeError, add_error_to_form
 
 
@@ -93,7 +94,7 @@ class CashDepositAdmin(admin.ModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "organisation", "kind", "balance")
     list_filter = ("kind",)
     list_select_related = ("organisation",)
@@ -105,35 +106,17 @@ class AccountAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         return super().get_queryset(request).order_by("organisation__legal_name", "kind")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class JournalLineInline(admin.TabularInline):
+class JournalLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = JournalLine
     fields = ("account", "amount")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(admin.ModelAdmin):
+class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "created_at", "kind", "reference", "memo", "actor")
     list_filter = ("kind",)
     list_select_related = ("actor",)
@@ -143,12 +126,3 @@ class JournalEntryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = (JournalLineInline,)
     actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
