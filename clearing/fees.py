@@ -17,6 +17,7 @@ Rounding rules (decided with the lead, see docs/architecture.md):
   least the sum of the HALF_UP fees of any split of the quantity into fills.
 """
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 
 CENT = Decimal("0.01")
@@ -89,3 +90,53 @@ def _require_count(value: object, name: str) -> None:
     # bool is an int subclass; True GPUs is a bug, not a quantity.
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+
+
+# --- fee rates (issue 3) -------------------------------------------------------------------
+# Market rules §3: intraday maker 0.005 and taker 0.015 EUR/GPUh per side.
+# Decision for issue 3: the rates are constants here that a deployment (or a
+# test) may override with the Django setting ``FEE_RATES_INTRADAY = {"maker":
+# "0.005", "taker": "0.015"}`` (read by ``market.services.orders``; this module
+# stays free of Django). Issue 4 replaces them with the admin-managed,
+# effective-dated fee schedule without changing the callers: they ask for the
+# rates once per transaction and pass them on.
+
+
+@dataclass(frozen=True)
+class FeeRates:
+    """The per-side fee rates of one segment, EUR per GPU-hour."""
+
+    maker: Decimal
+    taker: Decimal
+
+    def __post_init__(self) -> None:
+        _require_rate(self.maker)
+        _require_rate(self.taker)
+        if self.maker > self.taker:
+            # The buy reservation covers fees at the taker rate; a maker rate
+            # above it could cost more than was reserved.
+            raise ValueError(f"the maker rate {self.maker} must not exceed the taker rate {self.taker}")
+
+
+INTRADAY_FEE_RATES = FeeRates(maker=Decimal("0.005"), taker=Decimal("0.015"))
+
+
+def open_buy_reservation(limit_price: Decimal, open_quantity: int, hours: int, taker_rate: Decimal) -> Decimal:
+    """What a buy order with ``open_quantity`` GPUs still open must hold
+    reserved: ``buy_reservation`` of the open quantity, 0.00 when nothing is
+    open. The order service keeps ``Order.reserved_amount`` equal to this
+    after every fill, so the share of the reservation a fill uses is the
+    difference before and after it, and nothing is left over at the end."""
+    if open_quantity == 0:
+        return Decimal("0.00")
+    return buy_reservation(limit_price, open_quantity, hours, taker_rate)
+
+
+def min_sell_price(taker_rate: Decimal, tick: Decimal = CENT) -> Decimal:
+    """The lowest price at which a sell order may enter: the taker rate rounded
+    up to the tick. The seller's fee is taken from the trade's proceeds; at a
+    price on the tick at or above the rate, the fee (rate x qty x hours, HALF_UP)
+    never exceeds the value (price x qty x hours, whole cents), so a seller can
+    never owe more fee than the trade brings in."""
+    _require_rate(taker_rate)
+    return (taker_rate / tick).to_integral_value(rounding=ROUND_UP) * tick

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from clearing.fees import CENT, is_cents
+from clearing.fees import CENT, is_cents, trade_value
 from clearing.models import (
     BANK_REFERENCE_MAX_LENGTH,
     GUARDED_KINDS,
@@ -28,6 +28,7 @@ from exchange.errors import ExchangeError
 
 if TYPE_CHECKING:
     from accounts.models import Organisation, User
+    from market.models import Trade
 
 # numeric(18, 2): sixteen digits before the point.
 _AMOUNT_LIMIT = Decimal("1e16")
@@ -225,3 +226,53 @@ def _positive_cents(amount: Decimal) -> Decimal:
         raise ExchangeError("invalid", _("The amount must be positive and in whole cents."),
                             fields={"amount": [_("Enter a positive amount in euros and cents.")]})
     return amount.quantize(CENT)
+
+
+def trade_book(*, trade: "Trade", reservation: Decimal) -> JournalEntry:
+    """Post one trade (novation through the CCP) as one balanced entry.
+
+    For the order service, inside its transaction, once per ``Trade`` row.
+    With value ``V = price x quantity x hours``, buyer fee ``Fb``, seller fee
+    ``Fs`` and ``R = reservation``, the part of the buy order's reservation
+    that belonged to the filled quantity (docs/architecture.md, "The trade
+    in the ledger")::
+
+        buyer  cash_reserved       -R
+        buyer  cash_available      +(R - V - Fb)   the unused part of the limit and the fee
+        buyer  settlement_pending  +V
+        seller settlement_pending  +(V - Fs)
+        house  fee_revenue         +(Fb + Fs)
+        house  ccp                 -V
+
+    Lines that come to 0.00 are left out (the ledger refuses zero lines).
+    ``R - V - Fb`` is never negative when the order service reserved at the
+    taker rate that is charged; should a rate ever rise between entry and
+    fill, the difference is taken from the buyer's available cash (and
+    ``insufficient_funds`` refuses the trade if it is not there). ``V >= Fs``
+    holds because sell prices are at least the taker rate
+    (``clearing.fees.min_sell_price``); a trade breaking it is a bug and
+    raises ``ValueError``.
+    """
+    if not is_cents(reservation) or reservation < 0:
+        raise ValueError(f"a reservation share is a non-negative amount in cents, not {reservation!r}")
+    value = trade_value(trade.price, trade.quantity, trade.instrument.hours)
+    buyer_fee, seller_fee = trade.buyer_fee, trade.seller_fee
+    if not (is_cents(buyer_fee) and is_cents(seller_fee)) or buyer_fee < 0 or seller_fee < 0:
+        raise ValueError("trade fees are non-negative amounts in cents")
+    if seller_fee > value:
+        raise ValueError(f"trade {trade.pk}: the seller fee {seller_fee} exceeds the value {value}")
+    buyer = accounts_for(organisation=trade.buyer)
+    seller = accounts_for(organisation=trade.seller)
+    candidates = [
+        (buyer[Account.Kind.CASH_RESERVED], -reservation),
+        (buyer[Account.Kind.CASH_AVAILABLE], reservation - value - buyer_fee),
+        (buyer[Account.Kind.SETTLEMENT_PENDING], value),
+        (seller[Account.Kind.SETTLEMENT_PENDING], value - seller_fee),
+        (house_account(Account.Kind.FEE_REVENUE), buyer_fee + seller_fee),
+        (house_account(Account.Kind.CCP), -value),
+    ]
+    return ledger_post(
+        kind=JournalEntry.Kind.TRADE,
+        lines=[(account, amount) for account, amount in candidates if amount != 0],
+        reference=f"trade:{trade.pk}",
+    )

@@ -174,3 +174,97 @@ class InstrumentAdmin(admin.ModelAdmin):
             "media": self.media,
         }
         return TemplateResponse(request, "admin/market/instrument/status_action.html", context)
+
+
+# --- provider sites and capacity ------------------------------------------------------------
+# Read-only for operators: capacity is the provider's own declaration and backs
+# its sell orders, so it changes only through market.services.capacity (the
+# provider screen), which refuses a reduction below what is sold or offered and
+# writes the audit log. Operators see it here, with the site's audit trail.
+
+from django.db.models import Sum  # noqa: E402  (appended section; see the note above)
+
+from market.models import Site, SiteCapacity  # noqa: E402  (appended section; see the note above)
+
+
+class SiteCapacityInline(admin.TabularInline):
+    model = SiteCapacity
+    fields = ["gpu_class", "gpus"]
+    readonly_fields = ["gpu_class", "gpus"]
+    extra = 0
+    can_delete = False
+    ordering = ["gpu_class__code"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        return False
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation", "state", "energy_source", "pue", "total_gpus", "created_at"]
+    list_filter = ["state", "energy_source", ("capacities__gpu_class", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "organisation__legal_name"]
+    list_select_related = ["organisation"]
+    inlines = [SiteCapacityInline]
+    fields = ["organisation", "name", "state", "energy_source", "pue", "created_at", "audit_trail"]
+    readonly_fields = ["organisation", "name", "state", "energy_source", "pue", "created_at", "audit_trail"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
+        return super().get_queryset(request).annotate(gpu_total=Sum("capacities__gpus"))
+
+    @admin.display(description=gettext_lazy("GPUs (all classes)"), ordering="gpu_total")
+    def total_gpus(self, obj: Site) -> int:
+        return getattr(obj, "gpu_total", None) or 0
+
+    @admin.display(description=gettext_lazy("Changes"))
+    def audit_trail(self, obj: Site) -> str:
+        url = reverse("admin:accounts_auditlog_changelist")
+        query = urlencode({"object_type": Site._meta.label, "object_id": str(obj.pk)})
+        return format_html('<a href="{}?{}">{}</a>', url, query, _("Audit log of this site"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        return False
+
+
+# --- orders and trades --------------------------------------------------------------------
+# Read-only: orders and trades change only through market.services.orders
+# (members' requests, the expiry job), which keep the book, the reservations
+# and the ledger in step. Operators look, filter and search here.
+
+from exchange.admin import ReadOnlyAdmin  # noqa: E402  (appended section; see the note above)
+from market.models import Order, Trade  # noqa: E402  (appended section; see the note above)
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ["id", "instrument", "organisation", "side", "type", "price", "quantity", "filled_quantity",
+                    "time_in_force", "status", "reason", "reserved_amount", "created_at"]
+    list_filter = ["status", "side", "type", "time_in_force", "post_only", "instrument__segment",
+                   "instrument__gpu_class", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=id", "client_order_id", "instrument__symbol", "organisation__legal_name"]
+    list_select_related = ["instrument", "organisation"]
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False  # the order table grows fast; COUNT(*) on every page is not worth it
+
+
+@admin.register(Trade)
+class TradeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "instrument", "price", "quantity", "aggressor", "buyer", "seller", "buyer_fee",
+                    "seller_fee", "buy_order", "sell_order", "executed_at"]
+    list_filter = ["aggressor", "instrument__segment", "instrument__gpu_class",
+                   ("executed_at", admin.DateFieldListFilter)]
+    search_fields = ["=id", "instrument__symbol", "buyer__legal_name", "seller__legal_name"]
+    list_select_related = ["instrument", "buyer", "seller"]
+    date_hierarchy = "executed_at"
+    list_per_page = 100
+    show_full_result_count = False

@@ -1,17 +1,30 @@
-"""Reference data of the public API v1: the instrument catalogue (public, no auth)."""
+"""The market's part of the public API v1: the instrument catalogue and
+market data (public, no auth), and orders, fills and positions (members)."""
 
-from typing import Any
+from typing import Any, cast
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import generics, serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from accounts.models import Organisation, User
+from accounts.selectors import membership_for
+from exchange.errors import ExchangeError, error_from_exception
 from exchange.schema import ErrorSerializer
 from market import calendar, selectors
-from market.models import Instrument
+from market.models import Instrument, Order, OrderStatus
+from market.services import orders as order_services
 
 # A plain list is the contract's shape; the cap keeps a history query from
 # answering millions of rows. X-Total-Count tells the client it was cut.
@@ -86,3 +99,449 @@ class InstrumentDetailView(generics.RetrieveAPIView[Instrument]):
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
+
+
+# --- Continuous trading: orders, fills, positions, market data (issue 3) -------------------
+# Serializers check shapes only; every rule is the order service's, which
+# answers with the contract's error codes. The response shapes are built by
+# market.selectors.orders (the service broadcasts the same dicts); the output
+# serializers below describe them for the OpenAPI schema.
+
+MAX_ORDER_LIST = 1000
+MAX_FILL_LIST = 1000
+MAX_BOOK_DEPTH = 100
+MAX_PUBLIC_TRADES = 1000
+
+_AUTH_ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="`not_authenticated` or `authentication_failed`."),
+    429: OpenApiResponse(ErrorSerializer, description="`throttled`: too many requests; see Retry-After."),
+}
+_READ_ERRORS = {
+    **_AUTH_ERRORS,
+    403: OpenApiResponse(ErrorSerializer, description="`not_permitted`: the user belongs to no organisation."),
+}
+_ORDER_ERRORS = {
+    400: OpenApiResponse(
+        ErrorSerializer,
+        description="`invalid` (the fields say what), `tick_size` (price off the tick) or "
+        "`price_out_of_bounds` (outside the instrument's bounds; a sell below the taker fee rate).",
+    ),
+    **_AUTH_ERRORS,
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description="`kyc_not_approved`, or `not_permitted` (no trader role, observer organisation, "
+        "futures before margining).",
+    ),
+    409: OpenApiResponse(
+        ErrorSerializer,
+        description="`instrument_closed`, `market_halted`, `insufficient_funds`, `insufficient_capacity`, "
+        "`fok_not_fillable`, `post_only_would_trade`. A refused order writes nothing.",
+    ),
+}
+_NOT_FOUND = OpenApiResponse(ErrorSerializer, description="`not_found`: no such order of your organisation.")
+
+
+@extend_schema_field({"type": "string", "enum": ["buy", "sell"], "x-spec-enum-id": "aggressor"})
+class AggressorField(serializers.ChoiceField):
+    """The same choices as a side, named as its own enum (AggressorEnum) in the
+    schema: one choice set under two names is a schema warning."""
+
+
+def _price(help_text: str, **kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True, help_text=help_text,
+                                    **kwargs)
+
+
+class OrderRequestSerializer(serializers.Serializer):
+    instrument = serializers.CharField(max_length=64, help_text="Instrument symbol, e.g. H100.DE.2026-11-29T14.")
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    type = serializers.ChoiceField(choices=["limit", "market"], default="limit")
+    # Many places accepted so that a price off the tick is answered `tick_size`, not a shape error.
+    price = serializers.DecimalField(
+        max_digits=20, decimal_places=10, required=False, allow_null=True,
+        help_text='Limit price in EUR/GPUh as a decimal string, e.g. "12.30". Required for limit orders; '
+        "market orders take none (they trade up to the protection price: reference price +/-50 %).",
+    )
+    quantity = serializers.IntegerField(help_text="Whole GPUs, a multiple of the lot size.")
+    time_in_force = serializers.ChoiceField(choices=["GTC", "GTD", "IOC", "FOK"], default="GTC")
+    expires_at = serializers.DateTimeField(required=False, allow_null=True,
+                                           help_text="GTD only: when the order expires (ISO 8601 with offset).")
+    post_only = serializers.BooleanField(required=False, default=False,
+                                         help_text="Refuse the order (409) instead of letting it trade on entry.")
+    client_order_id = serializers.CharField(
+        required=False, allow_null=True, max_length=64,
+        help_text="Your own id. Reusing one your organisation has used answers 200 with the existing order.",
+    )
+    stp_mode = serializers.ChoiceField(
+        choices=["cancel_incoming", "cancel_resting"], default="cancel_incoming",
+        help_text="Self-trade prevention (extension): which order is cancelled where yours would meet your own.",
+    )
+
+
+class OrderAmendSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(required=False, help_text="New total quantity, including what is filled.")
+    price = serializers.DecimalField(max_digits=20, decimal_places=10, required=False,
+                                     help_text="New limit price, EUR/GPUh.")
+
+
+class OrderFillSerializer(serializers.Serializer):
+    trade_id = serializers.IntegerField()
+    price = _price("EUR/GPUh.")
+    quantity = serializers.IntegerField()
+    liquidity = serializers.ChoiceField(choices=["maker", "taker"])
+
+
+class OrderSerializer(serializers.Serializer):
+    """An order (response only); the dict comes from ``market.selectors.orders.order_payload``."""
+
+    id = serializers.IntegerField()
+    client_order_id = serializers.CharField(allow_null=True)
+    instrument = serializers.CharField(help_text="Symbol.")
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    type = serializers.ChoiceField(choices=["limit", "market"])
+    price = _price("Limit price; for a market order the protection price it traded up to.")
+    quantity = serializers.IntegerField()
+    filled_quantity = serializers.IntegerField()
+    remaining_quantity = serializers.IntegerField(help_text="Open quantity in the book; 0 once the order is done.")
+    average_price = serializers.CharField(allow_null=True,
+                                          help_text="Volume-weighted fill price, 4 decimal places; null before a fill.")
+    status = serializers.ChoiceField(choices=["open", "partially_filled", "filled", "cancelled", "expired",
+                                              "rejected"])
+    created_at = serializers.DateTimeField()
+    fills = OrderFillSerializer(many=True)
+    time_in_force = serializers.ChoiceField(choices=["GTC", "GTD", "IOC", "FOK"], help_text="Extension.")
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="Extension.")
+    post_only = serializers.BooleanField(help_text="Extension.")
+    stp_mode = serializers.ChoiceField(choices=["cancel_incoming", "cancel_resting"], help_text="Extension.")
+    reason = serializers.CharField(
+        help_text="Extension: why the order (or its remainder) ended early, e.g. ioc_remainder, market_remainder, "
+        "self_trade_prevention, cancelled_by_member, expired, instrument_closed; empty otherwise."
+    )
+
+    def to_representation(self, instance: Any) -> Any:
+        return selectors.order_payload(instance)
+
+
+class BatchRequestSerializer(serializers.Serializer):
+    orders = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=100)
+
+
+class BatchRequestSchemaSerializer(serializers.Serializer):
+    orders = OrderRequestSerializer(many=True, help_text="1 to 100 orders.")
+
+
+_STATUS_CODE = {"type": "integer", "description": "The HTTP status this order alone would have had."}
+
+
+@extend_schema_field({
+    "type": "array",
+    "items": {"oneOf": [
+        {"allOf": [{"$ref": "#/components/schemas/Order"}, {
+            "type": "object", "required": ["status_code"],
+            "properties": {"status_code": {**_STATUS_CODE, "enum": [200, 201],
+                                           "description": "201: created; 200: existing order "
+                                           "(client_order_id used before)."}},
+        }]},
+        {"allOf": [{"$ref": "#/components/schemas/Error"}, {
+            "type": "object", "required": ["status_code"],
+            "properties": {"status_code": {**_STATUS_CODE, "minimum": 400, "maximum": 499}},
+        }]},
+    ]},
+})
+class BatchResultsField(serializers.ListField):
+    """Results of a batch: an Order plus status_code, or an Error plus status_code."""
+
+
+class BatchResponseSchemaSerializer(serializers.Serializer):
+    results = BatchResultsField(
+        help_text="One result per order, in the order sent: the order with `status_code` 201 or 200, or the "
+        "error (`code`, `detail`, `fields`) with its `status_code`.",
+    )
+
+
+class OwnFillSerializer(serializers.Serializer):
+    trade_id = serializers.IntegerField()
+    order_id = serializers.IntegerField()
+    instrument = serializers.CharField()
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    price = _price("EUR/GPUh.")
+    quantity = serializers.IntegerField()
+    liquidity = serializers.ChoiceField(choices=["maker", "taker"])
+    fee = serializers.DecimalField(max_digits=18, decimal_places=2, coerce_to_string=True, help_text="EUR.")
+    executed_at = serializers.DateTimeField()
+
+
+class PositionSerializer(serializers.Serializer):
+    instrument = serializers.CharField()
+    quantity = serializers.IntegerField(help_text="Net GPUs: bought minus sold (negative: sold).")
+    average_price = serializers.CharField(
+        allow_null=True, help_text="Average price of the side the position is on (buys if long, sells if short), "
+        "4 decimal places.")
+    unrealised_pnl = serializers.DecimalField(
+        max_digits=18, decimal_places=2, coerce_to_string=True,
+        help_text="(last trade price - average price) x quantity x hours, EUR.")
+    last_price = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True, allow_null=True,
+                                          help_text="Extension: the instrument's last trade price.")
+
+
+class BookSerializer(serializers.Serializer):
+    instrument = serializers.CharField()
+    sequence = serializers.IntegerField(help_text="The book sequence of WebSocket updates this snapshot includes.")
+    bids = serializers.ListField(child=serializers.ListField(), help_text='[["12.30", 40], ...], best first.')
+    asks = serializers.ListField(child=serializers.ListField(), help_text='[["12.40", 10], ...], best first.')
+
+
+class PublicTradeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    price = _price("EUR/GPUh.")
+    quantity = serializers.IntegerField()
+    executed_at = serializers.DateTimeField()
+    aggressor = AggressorField(choices=["buy", "sell"], help_text="The side of the incoming order.")
+
+
+def _organisation(request: Request) -> Organisation:
+    membership = membership_for(request.user)
+    if membership is None:
+        raise ExchangeError("not_permitted", _("Only members of an organisation have orders."))
+    return membership.organisation
+
+
+def _instrument(symbol: str, field: str = "instrument") -> Instrument:
+    instrument = Instrument.objects.filter(symbol=symbol).first()
+    if instrument is None:
+        raise ExchangeError("invalid", _("The order is invalid."), {field: [_("There is no instrument %(symbol)s.")
+                                                                            % {"symbol": symbol}]})
+    return instrument
+
+
+def _submit_kwargs(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated request fields -> order_submit's keyword arguments."""
+    return {**data, "instrument": _instrument(data["instrument"])}
+
+
+def _int_param(request: Request, name: str, *, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= maximum:
+        raise ExchangeError("invalid", _("The request is invalid."),
+                            {name: [_("Enter a whole number from 1 to %(max)d.") % {"max": maximum}]})
+    return value
+
+
+def _order_response(order: Order, status: int) -> Response:
+    view = selectors.orders_with_fills([order])[0]
+    return Response(selectors.order_payload(view), status=status)
+
+
+class OrderListView(APIView):
+    @extend_schema(
+        operation_id="orders_list",
+        summary="My organisation's orders",
+        description="Newest first, at most `limit` (default and maximum 1000); `X-Total-Count` carries the number "
+        "of matching orders. `status` may be repeated or comma-separated: `status=open,partially_filled` lists "
+        "everything resting in the book.",
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, description="Order status(es)."),
+            OpenApiParameter("instrument", OpenApiTypes.STR, description="Instrument symbol."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_ORDER_LIST}."),
+            OpenApiParameter("X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200]),
+        ],
+        responses={200: OrderSerializer(many=True), 400: ErrorSerializer, **_READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        organisation = _organisation(request)
+        statuses = [s for raw in request.query_params.getlist("status") for s in raw.split(",") if s]
+        unknown = [s for s in statuses if s not in OrderStatus.values]
+        if unknown:
+            raise ExchangeError("invalid", _("The request is invalid."),
+                                {"status": [_("Unknown status: %(status)s.") % {"status": ", ".join(unknown)}]})
+        limit = _int_param(request, "limit", default=MAX_ORDER_LIST, maximum=MAX_ORDER_LIST)
+        rows = selectors.orders_for(organisation=organisation, statuses=statuses)
+        symbol = request.query_params.get("instrument")
+        if symbol:
+            rows = rows.filter(instrument__symbol=symbol)
+        page = list(rows[: limit + 1])
+        total = len(page) if len(page) <= limit else rows.count()
+        response = Response([selectors.order_payload(view) for view in selectors.orders_with_fills(page[:limit])])
+        response["X-Total-Count"] = str(total)
+        return response
+
+    @extend_schema(
+        operation_id="orders_create",
+        summary="Submit an order",
+        description="201 with the new order. With a `client_order_id` your organisation has used before: 200 with "
+        "that order, nothing created. A refused order (any 4xx) changes nothing: no order, no reservation.",
+        request=OrderRequestSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer, **_ORDER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = OrderRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = order_services.order_submit(user=cast(User, request.user),
+                                             **_submit_kwargs(dict(serializer.validated_data)))
+        return _order_response(result.order, 201 if result.created else 200)
+
+
+class OrderDetailView(APIView):
+    @extend_schema(operation_id="orders_retrieve", summary="One of my organisation's orders",
+                   responses={200: OrderSerializer, 404: _NOT_FOUND, **_READ_ERRORS})
+    def get(self, request: Request, order_id: int) -> Response:
+        view = selectors.order_for(organisation=_organisation(request), order_id=order_id)
+        if view is None:
+            raise ExchangeError("not_found", _("This order does not exist."))
+        return Response(selectors.order_payload(view))
+
+    @extend_schema(
+        operation_id="orders_amend",
+        summary="Amend a resting order",
+        description="Send `quantity` (the new total, above what is filled) and/or `price`. Lowering the quantity "
+        "keeps time priority; any other change loses it and the order is matched again (it may trade). "
+        "409 `order_not_open` when the order is no longer in the book.",
+        request=OrderAmendSerializer,
+        responses={200: OrderSerializer, 404: _NOT_FOUND, **_ORDER_ERRORS},
+    )
+    def patch(self, request: Request, order_id: int) -> Response:
+        serializer = OrderAmendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = order_services.order_amend(user=cast(User, request.user), order_id=order_id,
+                                           quantity=serializer.validated_data.get("quantity"),
+                                           price=serializer.validated_data.get("price"))
+        return _order_response(order, 200)
+
+    @extend_schema(
+        operation_id="orders_cancel",
+        summary="Cancel a resting order",
+        description="Answers the cancelled order; its reserved cash is released. Allowed while the instrument is "
+        "halted. 409 `order_not_open` when the order is no longer in the book.",
+        responses={200: OrderSerializer, 404: _NOT_FOUND,
+                   409: OpenApiResponse(ErrorSerializer, description="`order_not_open`."),
+                   403: _ORDER_ERRORS[403], **_AUTH_ERRORS},
+    )
+    def delete(self, request: Request, order_id: int) -> Response:
+        order = order_services.order_cancel(user=cast(User, request.user), order_id=order_id)
+        return _order_response(order, 200)
+
+
+class OrderBatchView(APIView):
+    @extend_schema(
+        operation_id="orders_batch",
+        summary="Submit up to 100 orders",
+        description="Each order is checked and entered on its own, in the order sent, as if posted to "
+        "`/api/v1/orders/`; one refused order does not stop the others. The answer (200) has one result per "
+        "order in `results`: the order object plus `status_code` (201 created, 200 existing "
+        "`client_order_id`), or the contract's error object (`code`, `detail`, `fields`) plus the `status_code` "
+        "that order alone would have had. A malformed batch, or a user who may not trade, is refused as a whole.",
+        request=BatchRequestSchemaSerializer,
+        responses={200: BatchResponseSchemaSerializer, **_ORDER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        batch = BatchRequestSerializer(data=request.data)
+        batch.is_valid(raise_exception=True)
+        items: list[dict[str, Any] | ExchangeError] = []
+        for raw in batch.validated_data["orders"]:
+            shape = OrderRequestSerializer(data=raw)
+            if not shape.is_valid():
+                items.append(error_from_exception(ValidationError(shape.errors)) or ExchangeError("invalid", ""))
+                continue
+            try:
+                items.append(_submit_kwargs(dict(shape.validated_data)))
+            except ExchangeError as error:
+                items.append(error)
+        specs = [item for item in items if not isinstance(item, ExchangeError)]
+        outcomes = iter(order_services.orders_submit_batch(user=cast(User, request.user), orders=specs)
+                        if specs else [])
+        results = []
+        for item in items:
+            outcome = item if isinstance(item, ExchangeError) else next(outcomes)
+            if isinstance(outcome, ExchangeError):
+                results.append({**outcome.as_dict(), "status_code": outcome.status})
+            else:
+                view = selectors.orders_with_fills([outcome.order])[0]
+                results.append({**selectors.order_payload(view), "status_code": 201 if outcome.created else 200})
+        return Response({"results": results})
+
+
+class OwnTradesView(APIView):
+    @extend_schema(
+        operation_id="trades_list",
+        summary="My organisation's fills",
+        description="Newest first, at most `limit` (default and maximum 1000). Each fill is one trade seen from "
+        "your side: your order, side, price, quantity, maker or taker, and your fee. Never the other party.",
+        parameters=[OpenApiParameter("instrument", OpenApiTypes.STR, description="Instrument symbol."),
+                    OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_FILL_LIST}.")],
+        responses={200: OwnFillSerializer(many=True), 400: ErrorSerializer, **_READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        organisation = _organisation(request)
+        limit = _int_param(request, "limit", default=MAX_FILL_LIST, maximum=MAX_FILL_LIST)
+        symbol = request.query_params.get("instrument")
+        instrument = Instrument.objects.filter(symbol=symbol).first() if symbol else None
+        if symbol and instrument is None:
+            return Response([])
+        fills = selectors.fills_for(organisation=organisation, instrument=instrument, limit=limit)
+        return Response([selectors.fill_payload(fill) for fill in fills])
+
+
+class PositionListView(APIView):
+    @extend_schema(
+        operation_id="positions_list",
+        summary="My organisation's open positions",
+        description="Every instrument where the organisation's net quantity is not zero, by delivery start.",
+        responses={200: PositionSerializer(many=True), **_READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        positions = selectors.positions_for(organisation=_organisation(request))
+        return Response([selectors.position_payload(position) for position in positions])
+
+
+def _public_instrument(symbol: str) -> Instrument:
+    instrument = Instrument.objects.filter(symbol=symbol).first()
+    if instrument is None:
+        raise ExchangeError("not_found", _("Not found."))
+    return instrument
+
+
+class BookView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="instruments_book",
+        summary="The order book of an instrument",
+        description="Aggregated open quantity per price level, best first; no member identity. `sequence` is the "
+        "book sequence the snapshot includes: apply WebSocket updates with a higher sequence on top.",
+        parameters=[OpenApiParameter("depth", OpenApiTypes.INT,
+                                     description=f"Levels per side, 1 to {MAX_BOOK_DEPTH} (default 20).")],
+        responses={200: BookSerializer, 400: ErrorSerializer,
+                   404: OpenApiResponse(ErrorSerializer, description="Unknown symbol."),
+                   429: _AUTH_ERRORS[429]},
+        auth=[],
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        instrument = _public_instrument(symbol)
+        depth = _int_param(request, "depth", default=20, maximum=MAX_BOOK_DEPTH)
+        snapshot = selectors.book_snapshot(instrument=instrument, depth=depth)
+        return Response(selectors.book_payload(symbol=instrument.symbol, snapshot=snapshot))
+
+
+class PublicTradesView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="instruments_trades",
+        summary="The latest trades of an instrument",
+        description="Newest first, at most `limit` (default 100); no member identity.",
+        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_PUBLIC_TRADES}.")],
+        responses={200: PublicTradeSerializer(many=True), 400: ErrorSerializer,
+                   404: OpenApiResponse(ErrorSerializer, description="Unknown symbol."),
+                   429: _AUTH_ERRORS[429]},
+        auth=[],
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        instrument = _public_instrument(symbol)
+        limit = _int_param(request, "limit", default=100, maximum=MAX_PUBLIC_TRADES)
+        return Response(selectors.public_trades(instrument=instrument, limit=limit))

@@ -6,4 +6,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("instruments/", api.InstrumentListView.as_view(), name="api-instrument-list"),
     # <str:…> matches anything but "/": symbols contain dots and dashes.
     path("instruments/<str:symbol>/", api.InstrumentDetailView.as_view(), name="api-instrument-detail"),
+    path("instruments/<str:symbol>/book/", api.BookView.as_view(), name="api-instrument-book"),
+    path("instruments/<str:symbol>/trades/", api.PublicTradesView.as_view(), name="api-instrument-trades"),
+    path("orders/", api.OrderListView.as_view(), name="api-order-list"),
+    path("orders/batch/", api.OrderBatchView.as_view(), name="api-order-batch"),
+    path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order-detail"),
+    path("trades/", api.OwnTradesView.as_view(), name="api-own-trades"),
+    path("positions/", api.PositionListView.as_view(), name="api-positions"),
 ]

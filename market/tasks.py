@@ -24,3 +24,14 @@ def list_and_schedule_instruments() -> dict[str, int]:
     if listed or opened or closed:
         log.info("instruments: %d listed, %d opened, %d closed", listed, opened, closed)
     return {"listed": listed, "opened": opened, "closed": closed}
+
+
+@shared_task(name="market.expire_orders", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def expire_orders() -> int:
+    """Expire resting GTD orders that are due and the orders of instruments
+    whose trading has closed. Idempotent: beat runs it every minute."""
+    expired = services.orders_expire(now=timezone.now())
+    if expired:
+        log.info("orders: %d expired", expired)
+    return expired

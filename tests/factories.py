@@ -130,3 +130,184 @@ class KycDocumentFactory(factory.django.DjangoModelFactory):
     size = len(PDF_BYTES)
     sha256 = hashlib.sha256(PDF_BYTES).hexdigest()
     file = factory.LazyFunction(lambda: ContentFile(PDF_BYTES, name="document.pdf"))
+
+
+# --- market capacity ----------------------------------------------------------------------
+# GPU classes, hourly instruments, provider sites. (Imports here, not at the top:
+# each app appends its own section.)
+
+from datetime import timedelta  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from market import calendar as market_calendar  # noqa: E402
+from market.models import (  # noqa: E402
+    DeliveryZone,
+    EnergySource,
+    GpuClass,
+    Instrument,
+    InstrumentStatus,
+    Segment,
+    Site,
+    SiteCapacity,
+)
+
+
+def delivery_hour(days_ahead: int = 1, label: str = "14") -> market_calendar.DeliveryHour:
+    """A local delivery hour ``days_ahead`` days from today (Europe/Berlin)."""
+    today = timezone.now().astimezone(market_calendar.BERLIN).date()
+    return market_calendar.delivery_hour(today + timedelta(days=days_ahead), label)
+
+
+class GpuClassFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GpuClass
+        django_get_or_create = ("code",)
+
+    code = "H100"
+    name = factory.LazyAttribute(lambda o: f"NVIDIA {o.code}")
+    memory_gb = 80
+    interconnect = "NVLink 4, InfiniBand NDR"
+    min_benchmark_value = Decimal("700")
+    min_benchmark_unit = "TFLOPS BF16 dense GEMM"
+    delivery_standard = "bare_metal"
+
+
+class HourInstrumentFactory(factory.django.DjangoModelFactory):
+    """An open intraday instrument of one delivery hour:
+    ``HourInstrumentFactory(gpu_class=h100, zone_code="DE-BY", hour=delivery_hour(1, "09"))``."""
+
+    class Meta:
+        model = Instrument
+        django_get_or_create = ("symbol",)
+
+    class Params:
+        hour = factory.LazyFunction(delivery_hour)
+        zone_code = "DE"
+
+    gpu_class = factory.SubFactory(GpuClassFactory)
+    zone = factory.LazyAttribute(lambda o: DeliveryZone.objects.get(code=o.zone_code))
+    segment = Segment.INTRADAY
+    symbol = factory.LazyAttribute(lambda o: market_calendar.format_symbol(o.gpu_class.code, o.zone_code, o.hour))
+    period = factory.LazyAttribute(lambda o: market_calendar.period_code(o.hour))
+    delivery_start = factory.LazyAttribute(lambda o: o.hour.start)
+    delivery_end = factory.LazyAttribute(lambda o: o.hour.end)
+    hours = 1
+    min_price = Decimal("0.00")
+    max_price = Decimal("200.00")
+    lead_time_minutes = 30
+    opens_at = factory.LazyAttribute(lambda o: market_calendar.intraday_opens_at(o.hour.day))
+    closes_at = factory.LazyAttribute(lambda o: market_calendar.intraday_closes_at(o.hour.start, 30))
+    status = InstrumentStatus.OPEN
+
+
+class SiteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Site
+
+    organisation = factory.SubFactory(OrganisationFactory, kyc__status=KycCase.Status.APPROVED)
+    name = factory.Sequence(lambda n: f"Rechenzentrum {n}")
+    state = Organisation.State.BY
+    energy_source = EnergySource.RENEWABLE
+    pue = Decimal("1.20")
+
+
+class SiteCapacityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SiteCapacity
+
+    site = factory.SubFactory(SiteFactory)
+    gpu_class = factory.SubFactory(GpuClassFactory)
+    gpus = 100
+
+
+# --- market orders ------------------------------------------------------------------------
+# Traders, money and instruments that take orders now, for the order service
+# and trading API tests. Orders themselves are made through the service
+# (market.services.orders), never by a factory: an order row without its
+# reservation in the ledger would be a state the exchange can't reach.
+
+from clearing.services import cash_deposit_book  # noqa: E402
+
+_deposit_serial = itertools.count(1)
+
+
+class OpenInstrumentFactory(HourInstrumentFactory):
+    """An intraday instrument (H100, zone DE, tomorrow 14:00 by default) that
+    takes orders now, whatever the time of day. Creates its zone if a
+    transactional test's flush removed the migration's zones."""
+
+    zone = factory.LazyAttribute(
+        lambda o: DeliveryZone.objects.get_or_create(code=o.zone_code, defaults={"name": o.zone_code})[0])
+    opens_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+
+
+class TraderFactory(MembershipFactory):
+    """A trader in a KYC-approved member organisation."""
+
+    organisation = factory.SubFactory(OrganisationFactory, kyc__status=KycCase.Status.APPROVED)
+    is_trader = True
+
+
+def deposit(organisation: Organisation, amount: str | Decimal) -> None:
+    """Put cash on the organisation's available account, booked by a test operator."""
+    operator = User.objects.filter(email="orders-operator@example.com").first() or UserFactory(
+        email="orders-operator@example.com", is_staff=True)
+    cash_deposit_book(operator=operator, organisation=organisation, amount=Decimal(amount),
+                      bank_reference=f"ORDERS-TEST-{next(_deposit_serial)}")
+
+
+# --- clearing statements/invoices -----------------------------------------------------------
+# Order rows written directly (not through the order service) for the
+# reconciliation tests, which need the ledger and the book to agree or to
+# disagree on purpose; a clock for journal entries; invoice lines.
+
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+from clearing.invoicing import InvoiceLineData  # noqa: E402
+from clearing.models import JournalEntry  # noqa: E402
+from market.models import Order, OrderStatus, Side  # noqa: E402
+
+
+class BuyOrderRowFactory(factory.django.DjangoModelFactory):
+    """A resting buy order row with ``reserved_amount`` as given, and no
+    ledger entry of its own: pair it with ``clearing.services.cash_reserve``
+    for a consistent state, or don't, to break the reservation invariant."""
+
+    class Meta:
+        model = Order
+
+    instrument = factory.SubFactory(OpenInstrumentFactory)
+    organisation = factory.SubFactory(OrganisationFactory, kyc__status=KycCase.Status.APPROVED)
+    placed_by = factory.SubFactory(UserFactory)
+    side = Side.BUY
+    price = Decimal("10.00")
+    quantity = 1
+    status = OrderStatus.OPEN
+    priority = factory.Sequence(lambda n: n + 1)
+    reserved_amount = Decimal("10.02")
+
+
+@contextmanager
+def journal_time(at: datetime.datetime) -> Iterator[None]:
+    """Journal entries written inside get ``created_at = at`` (the services
+    take the time from the field's default; there is no clock to freeze)."""
+    field = JournalEntry._meta.get_field("created_at")
+    had_own = "_get_default" in field.__dict__
+    previous = field.__dict__.get("_get_default")
+    field._get_default = lambda: at  # type: ignore[method-assign]  # Field caches its default callable here
+    try:
+        yield
+    finally:
+        if had_own:
+            field._get_default = previous  # type: ignore[method-assign]
+        else:
+            del field.__dict__["_get_default"]
+
+
+def fee_line(amount: str, *, gpu_hours: str = "1", rate: str | None = None,
+             description: str = "Intraday taker fee") -> InvoiceLineData:
+    return InvoiceLineData(description=description, amount=Decimal(amount), quantity=Decimal(gpu_hours),
+                           unit="GPUh", unit_price=Decimal(rate) if rate is not None else None)

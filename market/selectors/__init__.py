@@ -1,5 +1,47 @@
 """Reads of the market app, one module per capability (see market.services)."""
 
 from market.selectors.catalogue import InstrumentFilter, instrument_get, instrument_queryset
+from market.selectors.orders import (
+    BookSnapshot,
+    OrderFill,
+    OrderView,
+    OwnFill,
+    PositionView,
+    book_payload,
+    book_snapshot,
+    fill_payload,
+    fills_for,
+    order_for,
+    order_payload,
+    orders_for,
+    orders_with_fills,
+    own_fill,
+    position_payload,
+    positions_for,
+    public_trade_payload,
+    public_trades,
+)
 
-__all__ = ["InstrumentFilter", "instrument_get", "instrument_queryset"]
+__all__ = [
+    "BookSnapshot",
+    "InstrumentFilter",
+    "OrderFill",
+    "OrderView",
+    "OwnFill",
+    "PositionView",
+    "book_payload",
+    "book_snapshot",
+    "fill_payload",
+    "fills_for",
+    "instrument_get",
+    "instrument_queryset",
+    "order_for",
+    "order_payload",
+    "orders_for",
+    "orders_with_fills",
+    "own_fill",
+    "position_payload",
+    "positions_for",
+    "public_trade_payload",
+    "public_trades",
+]

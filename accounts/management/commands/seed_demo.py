@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import seed_accounts
 from clearing.demo import seed_clearing
-from market.demo import seed_market
+from market.demo import seed_market, seed_sites
 
 
 class Command(BaseCommand):
@@ -14,6 +14,7 @@ class Command(BaseCommand):
         summary = seed_accounts()
         # Each step is idempotent and runs after the members its data belongs to.
         market = seed_market()
+        sites = seed_sites()
         # Cash for every organisation that may trade: not for one still in KYC.
         approved = [org for org in summary.members if org.kyc.is_approved]
         deposits = seed_clearing(approved, operator=summary.operator)
@@ -27,6 +28,9 @@ class Command(BaseCommand):
             f"Market: {market.classes_created} GPU classes and {market.instruments_listed} instruments added, "
             f"{market.opened} opened, {market.closed} closed."
         )
+        self.stdout.write(f"Provider sites ({len(sites.sites)}, {sites.created} added now):")
+        for line in sites.sites:
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             f"Cash: {len(approved)} approved organisations hold 1,000,000.00 EUR "
             f"({len(deposits)} deposits booked now)."

@@ -1,0 +1,399 @@
+"""Provider capacity: sites, GPUs per class, and the sell-side capacity check
+(market rules §3; the rule itself is the pure ``market.capacity``).
+
+Locks: every write here locks the provider's ``Organisation`` row first. The
+order service locks the instrument and then the seller's organisation row
+before it calls ``capacity_check``, so a sell and a capacity reduction of the
+same organisation never interleave: whichever comes second sees what the
+first committed. Trades by other members only ever lower an organisation's
+commitments (a fill of its sell lowers its open quantity and its position by
+the same amount; a fill of its buy raises its position), so they need not
+take that lock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Organisation
+from accounts.services import audit_record, trading_gate
+from exchange.errors import ExchangeError
+from market import calendar
+from market.capacity import DE, Commitments, check_sell, commitment, is_feasible
+from market.models import (
+    RESTING_STATUSES,
+    GpuClass,
+    Instrument,
+    Order,
+    Position,
+    Segment,
+    Side,
+    Site,
+    SiteCapacity,
+)
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+# Instruments of one delivery hour (the day-ahead segment is kept in the
+# choices but its results are booked on the hourly instruments).
+HOURLY_SEGMENTS = (Segment.INTRADAY, Segment.DAYAHEAD)
+# Far above any single site, low enough that a typing slip ("5000000") is caught.
+MAX_GPUS_PER_SITE_AND_CLASS = 1_000_000
+
+
+# --- reading commitments (shared with market.selectors.capacity) -------------------------
+
+
+@dataclass(frozen=True)
+class InstrumentCommitment:
+    """One hourly instrument as far as the organisation's capacity is concerned."""
+
+    instrument_id: int
+    gpu_class_id: int
+    delivery_start: datetime
+    zone: str
+    open_sell: int
+    net_position: int
+
+    @property
+    def committed(self) -> int:
+        return commitment(open_sell=self.open_sell, net_position=self.net_position)
+
+
+def instrument_commitments(
+    *, organisation: Organisation, instruments: QuerySet[Instrument], only_active: bool = True
+) -> list[InstrumentCommitment]:
+    """The organisation's open sell quantity and net position in each of the
+    hourly ``instruments``, in one query. With ``only_active`` the
+    instruments where it has neither are left out."""
+    orders = Order.objects.filter(
+        instrument=OuterRef("pk"), organisation=organisation, side=Side.SELL, status__in=RESTING_STATUSES
+    )
+    open_sell = (
+        orders.order_by().values("instrument").annotate(total=Sum(F("quantity") - F("filled_quantity"))).values("total")
+    )
+    positions = Position.objects.filter(instrument=OuterRef("pk"), organisation=organisation).exclude(quantity=0)
+    rows = instruments.filter(segment__in=HOURLY_SEGMENTS)
+    if only_active:
+        rows = rows.filter(Exists(orders) | Exists(positions))
+    rows = rows.annotate(
+        open_sell=Coalesce(Subquery(open_sell, output_field=IntegerField()), Value(0)),
+        net_position=Coalesce(Subquery(positions.values("quantity")[:1], output_field=IntegerField()), Value(0)),
+    )
+    return [
+        InstrumentCommitment(*row)
+        for row in rows.order_by().values_list(
+            "pk", "gpu_class_id", "delivery_start", "zone__code", "open_sell", "net_position"
+        )
+    ]
+
+
+def capacity_by_state(
+    *, organisation: Organisation, gpu_class_ids: list[int] | None = None
+) -> dict[int, dict[str, int]]:
+    """GPUs per class id and state over the organisation's sites (one query)."""
+    rows = SiteCapacity.objects.filter(site__organisation=organisation, gpus__gt=0)
+    if gpu_class_ids is not None:
+        rows = rows.filter(gpu_class_id__in=gpu_class_ids)
+    result: dict[int, dict[str, int]] = defaultdict(dict)
+    for gpu_class_id, state, gpus in (
+        rows.order_by().values("gpu_class_id", "site__state").annotate(total=Sum("gpus"))
+        .values_list("gpu_class_id", "site__state", "total")
+    ):
+        result[gpu_class_id][state] = gpus
+    return dict(result)
+
+
+def commitments_by_hour(
+    rows: list[InstrumentCommitment],
+) -> dict[tuple[int, datetime], dict[str, int]]:
+    """Commitments per (class id, delivery start) and zone."""
+    result: dict[tuple[int, datetime], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        result[row.gpu_class_id, row.delivery_start][row.zone] += row.committed
+    return result
+
+
+def as_commitments(by_zone: dict[str, int]) -> Commitments:
+    return Commitments(de=by_zone.get(DE, 0), states={zone: q for zone, q in by_zone.items() if zone != DE and q})
+
+
+# --- the pre-trade check ----------------------------------------------------------------
+
+
+def capacity_check(*, organisation: Organisation, instrument: Instrument, quantity: int) -> None:
+    """Refuse (``insufficient_capacity``) a new sell of ``quantity`` GPUs in
+    ``instrument`` that the organisation's sites could not deliver together
+    with everything it has already sold or offered in that hour.
+
+    For the order service, inside its transaction, after it has locked the
+    instrument row and then the seller's organisation row; reads only (two
+    queries). Call it before the new order is saved, with the order's whole
+    quantity (an amend: with the increase): the resale of capacity bought
+    earlier in this instrument is accounted for here, from the position.
+    Futures are cash-settled and need no capacity.
+    """
+    if instrument.segment not in HOURLY_SEGMENTS:
+        return
+    if quantity <= 0:
+        raise ExchangeError("invalid", _("The quantity must be at least 1."),
+                            {"quantity": [_("The quantity must be at least 1.")]})
+    rows = instrument_commitments(
+        organisation=organisation,
+        instruments=Instrument.objects.filter(
+            gpu_class_id=instrument.gpu_class_id, delivery_start=instrument.delivery_start
+        ),
+        only_active=False,  # this instrument's row is needed even when idle: it names the zone
+    )
+    this = next(row for row in rows if row.instrument_id == instrument.pk)
+    others: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.instrument_id != instrument.pk:
+            others[row.zone] += row.committed
+    capacity = capacity_by_state(organisation=organisation, gpu_class_ids=[instrument.gpu_class_id]).get(
+        instrument.gpu_class_id, {}
+    )
+    result = check_sell(
+        capacity, as_commitments(others), zone=this.zone,
+        open_sell=this.open_sell, net_position=this.net_position, quantity=quantity,
+    )
+    if result.accepted:
+        return
+    names = {"sellable": result.sellable, "symbol": instrument.symbol, "zone": this.zone}
+    if not capacity and result.sellable == 0:
+        detail = _(
+            "Your organisation has no registered capacity of this GPU class, so it can sell in %(symbol)s "
+            "only what it bought there before. Register sites and capacity on the provider page."
+        ) % names
+    else:
+        detail = _(
+            "Not enough free capacity: your organisation can sell at most %(sellable)d GPUs in %(symbol)s "
+            "(free capacity for zone %(zone)s plus capacity bought in this instrument before)."
+        ) % names
+    raise ExchangeError(
+        "insufficient_capacity", detail,
+        {"quantity": [_("At most %(sellable)d GPUs can be sold here now.") % names]},
+    )
+
+
+# --- sites -------------------------------------------------------------------------------
+
+
+def _lock_organisation(organisation_id: int) -> None:
+    Organisation.objects.select_for_update().filter(pk=organisation_id).values_list("pk").first()
+
+
+def _own_site(membership: Membership, site: Site) -> Site:
+    """The site, locked and re-read, if it belongs to the member's
+    organisation; to anyone else it does not exist."""
+    found = Site.objects.select_for_update().filter(pk=site.pk, organisation_id=membership.organisation_id).first()
+    if found is None:
+        raise ExchangeError("not_found", _("This site does not exist."))
+    return found
+
+
+def _invalid(fields: dict[str, list[str]]) -> ExchangeError:
+    return ExchangeError("invalid", _("Please correct the marked fields."), fields)
+
+
+def _validated(site: Site) -> None:
+    fields: dict[str, list[str]] = {}
+    try:
+        site.full_clean(exclude=["organisation"], validate_constraints=False)
+    except ValidationError as error:
+        for name, messages in error.message_dict.items():
+            fields.setdefault("non_field_errors" if name == "__all__" else name, []).extend(messages)
+    if site.name and "name" not in fields:
+        taken = Site.objects.filter(organisation_id=site.organisation_id, name__iexact=site.name)
+        if site.pk is not None:
+            taken = taken.exclude(pk=site.pk)
+        if taken.exists():
+            fields["name"] = [_("Your organisation already has a site with this name.")]
+    if fields:
+        raise _invalid(fields)
+
+
+def _site_state(site: Site) -> dict[str, Any]:
+    return {"name": site.name, "state": site.state, "energy_source": site.energy_source, "pue": str(site.pue)}
+
+
+def _save_site(site: Site) -> None:
+    try:
+        with transaction.atomic():
+            site.save()
+    except IntegrityError:
+        # A colleague saved a site of the same name a moment ago.
+        raise _invalid({"name": [_("Your organisation already has a site with this name.")]}) from None
+
+
+@transaction.atomic(durable=True)
+def site_create(*, user: User, name: str, state: str, energy_source: str, pue: Decimal | str) -> Site:
+    """A new site of the user's organisation (provider role), without capacity."""
+    membership = trading_gate(user=user, role="provider")
+    _lock_organisation(membership.organisation_id)
+    site = Site(
+        organisation_id=membership.organisation_id, name=(name or "").strip(), state=state,
+        energy_source=energy_source, pue=pue,
+    )
+    _validated(site)
+    _save_site(site)
+    audit_record(actor=user, action="site.create", organisation=membership.organisation, obj=site,
+                 before={}, after=_site_state(site))
+    return site
+
+
+@transaction.atomic(durable=True)
+def site_update(
+    *, user: User, site: Site, name: str, state: str, energy_source: str, pue: Decimal | str
+) -> Site:
+    """Change a site's details. Moving it to another state moves its capacity
+    there, which is refused (``insufficient_capacity``) while what is sold or
+    offered for a delivery hour that has not ended needs it where it is."""
+    membership = trading_gate(user=user, role="provider")
+    _lock_organisation(membership.organisation_id)
+    current = _own_site(membership, site)
+    before = _site_state(current)
+    current.name, current.state, current.energy_source, current.pue = (
+        (name or "").strip(), state, energy_source, pue
+    )
+    _validated(current)
+    if current.state != before["state"]:
+        _refuse_move(organisation=membership.organisation, site=current, source=before["state"])
+    _save_site(current)
+    audit_record(actor=user, action="site.update", organisation=membership.organisation, obj=current,
+                 before=before, after=_site_state(current))
+    return current
+
+
+@transaction.atomic(durable=True)
+def site_capacity_set(*, user: User, site: Site, gpu_class: GpuClass, gpus: int) -> SiteCapacity:
+    """Set how many GPUs of ``gpu_class`` the site offers; 0 removes the class
+    from the site (the returned object is then unsaved, with 0 GPUs).
+
+    A reduction is refused (``insufficient_capacity``, at ``gpus``) when the
+    organisation's sites could then no longer deliver what it has sold or
+    offered for a delivery hour that has not ended: cancel sell orders first.
+    Raising capacity is always allowed.
+    """
+    membership = trading_gate(user=user, role="provider")
+    _lock_organisation(membership.organisation_id)
+    current = _own_site(membership, site)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= MAX_GPUS_PER_SITE_AND_CLASS:
+        raise _invalid({"gpus": [_("Enter a whole number of GPUs from 0 to %(max)s.")
+                                 % {"max": formats.number_format(MAX_GPUS_PER_SITE_AND_CLASS, force_grouping=True)}]})
+    if gpus and not gpu_class.active:
+        raise _invalid({"gpu_class": [_("This GPU class is no longer traded.")]})
+    row = SiteCapacity.objects.select_for_update().filter(site=current, gpu_class=gpu_class).first()
+    old = row.gpus if row is not None else 0
+    if gpus < old:
+        _refuse_reduction(organisation=membership.organisation, site=current, gpu_class=gpu_class, old=old, new=gpus)
+    if gpus == 0:
+        if row is not None:
+            row.delete()
+        result = SiteCapacity(site=current, gpu_class=gpu_class, gpus=0)
+    elif row is None:
+        result = SiteCapacity.objects.create(site=current, gpu_class=gpu_class, gpus=gpus)
+    else:
+        row.gpus = gpus
+        row.save(update_fields=["gpus"])
+        result = row
+    if gpus != old:
+        audit_record(actor=user, action="site_capacity.set", organisation=membership.organisation, obj=current,
+                     before={"gpu_class": gpu_class.code, "gpus": old},
+                     after={"gpu_class": gpu_class.code, "gpus": gpus})
+    return result
+
+
+def _open_hours(*, organisation: Organisation, class_ids: list[int], now: datetime | None = None
+                ) -> dict[tuple[int, datetime], dict[str, int]]:
+    """The organisation's commitments per (class, hour) in hours whose delivery has not ended."""
+    rows = instrument_commitments(
+        organisation=organisation,
+        instruments=Instrument.objects.filter(gpu_class_id__in=class_ids, delivery_end__gt=now or timezone.now()),
+    )
+    return dict(sorted(commitments_by_hour(rows).items(), key=lambda item: (item[0][1], item[0][0])))
+
+
+def _overcommitted(capacity: dict[int, dict[str, int]], hours: dict[tuple[int, datetime], dict[str, int]]
+                   ) -> tuple[int, datetime, dict[str, int]] | None:
+    """The first hour whose commitments ``capacity`` could not deliver."""
+    for (class_id, start), by_zone in hours.items():
+        if not is_feasible(capacity.get(class_id, {}), as_commitments(by_zone)):
+            return class_id, start, by_zone
+    return None
+
+
+def _hour_names(class_id: int, start: datetime, by_zone: dict[str, int]) -> dict[str, Any]:
+    hour = calendar.hour_at(start)
+    return {
+        "gpu_class": GpuClass.objects.get(pk=class_id).code,
+        "day": formats.date_format(hour.day, "SHORT_DATE_FORMAT"),
+        "hour": hour.label,
+        "committed": sum(by_zone.values()),
+    }
+
+
+def _refuse_reduction(*, organisation: Organisation, site: Site, gpu_class: GpuClass, old: int, new: int) -> None:
+    """Refuse (``insufficient_capacity``, at ``gpus``) to lower the site's
+    capacity of the class from ``old`` to ``new`` if some hour whose delivery
+    has not ended could then no longer be delivered; name the smallest
+    capacity of this site that still works."""
+    hours = _open_hours(organisation=organisation, class_ids=[gpu_class.pk])
+    others = capacity_by_state(organisation=organisation, gpu_class_ids=[gpu_class.pk]).get(gpu_class.pk, {})
+    others[site.state] = others.get(site.state, 0) - old  # the rest of the organisation's capacity
+
+    def first_failure(gpus: int) -> tuple[int, datetime, dict[str, int]] | None:
+        capacity = dict(others)
+        capacity[site.state] += gpus
+        return _overcommitted({gpu_class.pk: capacity}, hours)
+
+    failure = first_failure(new)
+    if failure is None:
+        return
+    # Feasibility only grows with capacity: bisect for the smallest that works
+    # (the current one, if even that does not).
+    low, high = new, old
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if first_failure(middle) is None else (middle, high)
+    names = {**_hour_names(*failure), "minimum": high}
+    message = _(
+        "At least %(minimum)d GPUs are needed here: for hour %(hour)s on %(day)s your organisation has sold or "
+        "offered %(committed)d GPUs of %(gpu_class)s. Cancel sell orders first to go lower."
+    ) % names
+    raise ExchangeError("insufficient_capacity", message, {"gpus": [message]})
+
+
+def _refuse_move(*, organisation: Organisation, site: Site, source: str) -> None:
+    """Refuse (``insufficient_capacity``, at ``state``) to move the site, with
+    its capacity, from state ``source`` to ``site.state`` if some hour whose
+    delivery has not ended could then no longer be delivered."""
+    moved = dict(site.capacities.values_list("gpu_class_id", "gpus"))
+    if not moved:
+        return
+    capacity = capacity_by_state(organisation=organisation, gpu_class_ids=list(moved))
+    for class_id, gpus in moved.items():
+        by_state = capacity.setdefault(class_id, {})
+        by_state[source] = by_state.get(source, 0) - gpus
+        by_state[site.state] = by_state.get(site.state, 0) + gpus
+    failure = _overcommitted(capacity, _open_hours(organisation=organisation, class_ids=list(moved)))
+    if failure is None:
+        return
+    names = {**_hour_names(*failure), "state": source}
+    message = _(
+        "The site's capacity is needed in %(state)s: for hour %(hour)s on %(day)s your organisation has sold or "
+        "offered %(committed)d GPUs of %(gpu_class)s that could not be delivered otherwise."
+    ) % names
+    raise ExchangeError("insufficient_capacity", message, {"state": [message]})

@@ -1,0 +1,806 @@
+"""Order entry of the continuous segments: submit, cancel, amend, expire.
+
+The design is docs/architecture.md, "Continuous trading ... (issue 3)".
+``market.matching`` (pure) decides; this module checks, locks, persists and
+posts. The database is the book: an order rests while its status is open or
+partially filled, and every write to an instrument's orders, trades and
+positions happens while its ``Instrument`` row is locked.
+
+One transaction per request (``@transaction.atomic(durable=True)`` on the
+``_*_tx`` functions), retried as a whole up to ``MAX_RETRIES`` times when
+PostgreSQL aborts it for a deadlock or a serialization failure. Lock order,
+always: instrument row -> seller organisation row -> ledger account rows (in
+pk order within each posting, ``clearing.services.ledger_post``).
+
+Decisions (beyond the design):
+
+* A refused request writes nothing, no order row either. That includes a FOK
+  order that cannot fill (``fok_not_fillable``) and a post-only order that
+  would trade (``post_only_would_trade``): they are answered as errors and
+  the transaction is rolled back, so ``rejected`` is never stored in v1. An
+  IOC or market remainder, or a remainder stopped by self-trade prevention,
+  is an ordinary cancellation of an order that was created (and may have
+  traded): status ``cancelled`` with the reason.
+* Only the intraday segment trades in this issue; futures orders are refused
+  with ``not_permitted`` until margining exists (the futures issue).
+* Sell prices are at least the taker fee rate rounded up to the tick
+  (``clearing.fees.min_sell_price``, 0.02 EUR/GPUh at 0.015): the seller's
+  fee comes out of the proceeds, and below that price it could exceed them.
+  A lower sell price is ``price_out_of_bounds``.
+* A market order's protection price is the reference price (last trade, else
+  the mid of best bid and ask, else the middle of the price bounds) +50 %
+  for a buy, rounded down to the tick, or -50 % for a sell, rounded up, then
+  clipped to the bounds (and the sell floor). A market buy reserves cash at
+  that price; what it does not use is released with its remainder.
+* Cancel is allowed while the instrument is halted or closed (it only ever
+  takes risk out); submit and amend are not.
+* Amending an order that is no longer resting (filled, cancelled, expired,
+  or a GTD order past its expiry that the job has not reached yet) or
+  cancelling one answers ``order_not_open`` (409).
+* Sell capacity: ``capacity_check`` (``market.services.capacity``) gets the
+  order's whole quantity (an amend: the increase) and accounts for resale
+  of a long position itself; this module only skips the call when the
+  long position covers the whole sell (nothing more to deliver from sites).
+* Fee rates: ``clearing.fees.INTRADAY_FEE_RATES`` unless the setting
+  ``FEE_RATES_INTRADAY`` overrides them; issue 4 brings the effective-dated
+  schedule.
+* Broadcasts run after commit (``transaction.on_commit``, robust: a channel
+  layer failure is logged and never turns a committed order into an error).
+  Two transactions of one instrument commit in sequence order, but their
+  after-commit callbacks run in their own threads, so a client may receive
+  update N+1 before N; the sequence numbers let it notice and re-snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F, Max, Min, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from psycopg import errors as pg_errors
+
+from accounts.models import Organisation
+from accounts.services import trading_gate
+from clearing import fees
+from clearing.services import cash_release, cash_reserve, trade_book
+from exchange.errors import ExchangeError
+from market import broadcast, matching
+from market.models import (
+    RESTING_STATUSES,
+    Instrument,
+    InstrumentStatus,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Segment,
+    Side,
+    StpMode,
+    TimeInForce,
+    Trade,
+)
+from market.selectors.orders import (
+    fill_payload,
+    order_payload,
+    orders_with_fills,
+    own_fill,
+    public_trade_payload,
+)
+from market.services import capacity
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 3
+MAX_BATCH = 100
+# Far above any member's GPUs of one class in one hour; keeps every sum in its column.
+MAX_ORDER_QUANTITY = 1_000_000
+PROTECTION_BAND = Decimal("0.5")
+CLIENT_ORDER_ID_MAX_LENGTH = 64
+
+# Reasons stored on orders this module ends (besides matching.Reason values).
+REASON_CANCELLED = "cancelled_by_member"
+REASON_EXPIRED = matching.Reason.EXPIRED.value
+REASON_INSTRUMENT_CLOSED = "instrument_closed"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool
+
+
+# --- seams -------------------------------------------------------------------------------
+# The concurrency tests' control twins replace these to show the races they
+# prevent (tests/market/test_orders_concurrency.py). Nothing else should.
+
+
+def _lock_instrument(instrument_id: int) -> Instrument:
+    """Lock and re-read the instrument: every write to its book waits here."""
+    return Instrument.objects.select_for_update().get(pk=instrument_id)
+
+
+def _lock_organisation(organisation_id: int) -> None:
+    """Serialise the organisation's sell-side commitments across instruments."""
+    Organisation.objects.select_for_update().filter(pk=organisation_id).values_list("pk").first()
+
+
+def _reserve_cash(*, organisation: Organisation, amount: Decimal, reference: str, actor: User | None) -> None:
+    cash_reserve(organisation=organisation, amount=amount, reference=reference, actor=actor)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def fee_rates() -> fees.FeeRates:
+    """The intraday fee rates in force (see the module docstring)."""
+    override: Mapping[str, Any] | None = getattr(settings, "FEE_RATES_INTRADAY", None)
+    if not override:
+        return fees.INTRADAY_FEE_RATES
+    return fees.FeeRates(maker=Decimal(str(override["maker"])), taker=Decimal(str(override["taker"])))
+
+
+def _is_transient(error: OperationalError) -> bool:
+    return isinstance(error.__cause__, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure))
+
+
+def _with_retries(work: Callable[[], T]) -> T:
+    """Run a whole transaction again when PostgreSQL aborted it for a
+    deadlock or a serialization failure (see the lock order above)."""
+    attempt = 0
+    while True:
+        try:
+            return work()
+        except OperationalError as error:
+            if attempt >= MAX_RETRIES or not _is_transient(error):
+                raise
+            attempt += 1
+            log.warning("order transaction aborted (%s); retry %d of %d", error.__cause__, attempt, MAX_RETRIES)
+            # A little random back-off so two retried transactions do not collide again.
+            time.sleep(random.uniform(0, 0.02 * attempt))  # noqa: S311 (jitter, not security)
+
+
+def _invalid(fields: dict[str, list[str]]) -> ExchangeError:
+    return ExchangeError("invalid", _("The order is invalid."), fields)
+
+
+def _not_open(order: Order) -> ExchangeError:
+    return ExchangeError(
+        "order_not_open",
+        _("The order is %(status)s and no longer in the book.") % {"status": OrderStatus(order.status).label},
+        status=409,
+    )
+
+
+def _to_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
+    return ((value / tick).to_integral_value(rounding=rounding) * tick).quantize(fees.CENT)
+
+
+def _core(order: Order) -> matching.Order:
+    """The order as the matching core sees it."""
+    return matching.Order(
+        id=order.pk,
+        side=matching.Side(order.side),
+        price=order.price,
+        quantity=order.quantity,
+        priority=order.priority,
+        organisation=order.organisation_id,
+        type=matching.OrderType(order.type),
+        tif=matching.TimeInForce(order.time_in_force),
+        expires_at=order.expires_at,
+        post_only=order.post_only,
+        stp=matching.StpMode(order.stp_mode),
+        filled=order.filled_quantity,
+    )
+
+
+def _reservation(order: Order, hours: int, rates: fees.FeeRates) -> Decimal:
+    """What a buy order's open quantity needs reserved (0.00 for sells and for nothing open)."""
+    if order.side != Side.BUY:
+        return Decimal("0.00")
+    return fees.open_buy_reservation(order.price, order.quantity - order.filled_quantity, hours, rates.taker)
+
+
+def _check_segment(instrument: Instrument) -> None:
+    if instrument.segment == Segment.FUTURES:
+        # Left for the futures issue: orders need the initial-margin check first.
+        raise ExchangeError("not_permitted", _("Futures trading opens with margining."))
+    if instrument.segment != Segment.INTRADAY:
+        raise ExchangeError("not_permitted", _("Only instruments of continuous trading take orders."))
+
+
+def _check_open(instrument: Instrument, now: datetime) -> None:
+    if instrument.accepts_orders_at(now):
+        return
+    if instrument.status == InstrumentStatus.HALTED:
+        raise ExchangeError("market_halted", _("Trading in %(symbol)s is halted.") % {"symbol": instrument.symbol})
+    raise ExchangeError("instrument_closed",
+                        _("%(symbol)s does not take orders now.") % {"symbol": instrument.symbol})
+
+
+def _check_quantity(instrument: Instrument, quantity: Any) -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_ORDER_QUANTITY:
+        raise _invalid({"quantity": [_("Enter a whole number of GPUs from 1 to %(max)d.")
+                                     % {"max": MAX_ORDER_QUANTITY}]})
+    if quantity % instrument.lot_size:
+        raise _invalid({"quantity": [_("The quantity must be a multiple of the lot size %(lot)d.")
+                                     % {"lot": instrument.lot_size}]})
+
+
+def _check_price(instrument: Instrument, side: str, price: Any, rates: fees.FeeRates) -> Decimal:
+    if not isinstance(price, Decimal) or not price.is_finite():
+        raise _invalid({"price": [_("Enter the price as a decimal number of euros.")]})
+    tick = instrument.tick_size
+    if price % tick:
+        message = _("The price must be a multiple of the tick size %(tick)s EUR/GPUh.") % {"tick": tick}
+        raise ExchangeError("tick_size", message, {"price": [message]})
+    low, high = instrument.min_price, instrument.max_price
+    if not low <= price <= high:
+        message = _("The price must be between %(min)s and %(max)s EUR/GPUh.") % {"min": low, "max": high}
+        raise ExchangeError("price_out_of_bounds", message, {"price": [message]})
+    floor = fees.min_sell_price(rates.taker, tick)
+    if side == Side.SELL and price < floor:
+        message = _("A sell price must be at least %(floor)s EUR/GPUh, or the fee would exceed the proceeds.") % {
+            "floor": floor}
+        raise ExchangeError("price_out_of_bounds", message, {"price": [message]})
+    return price.quantize(fees.CENT)
+
+
+def _check_request(
+    *, side: str, type: str, price: Any, time_in_force: str, expires_at: datetime | None, post_only: bool,
+    client_order_id: str | None, stp_mode: str, now: datetime,
+) -> None:
+    """The rules that need no instrument state; all field errors at once."""
+    fields: dict[str, list[str]] = {}
+    if side not in Side.values:
+        fields["side"] = [_('Choose "buy" or "sell".')]
+    if type not in OrderType.values:
+        fields["type"] = [_('Choose "limit" or "market".')]
+    elif type == OrderType.LIMIT and price is None:
+        fields["price"] = [_("A limit order needs a price.")]
+    elif type == OrderType.MARKET and price is not None:
+        fields["price"] = [_("A market order takes no price: it trades up to its protection price.")]
+    if time_in_force not in TimeInForce.values:
+        fields["time_in_force"] = [_("Choose GTC, GTD, IOC or FOK.")]
+    elif time_in_force == TimeInForce.GTD:
+        if expires_at is None:
+            fields["expires_at"] = [_("A GTD order needs an expiry time.")]
+        elif timezone.is_naive(expires_at):
+            fields["expires_at"] = [_("Give the expiry time with its UTC offset.")]
+        elif expires_at <= now:
+            fields["expires_at"] = [_("The expiry time must be in the future.")]
+    elif expires_at is not None:
+        fields["expires_at"] = [_("Only GTD orders have an expiry time.")]
+    if post_only and (type != OrderType.LIMIT or time_in_force not in (TimeInForce.GTC, TimeInForce.GTD)):
+        fields["post_only"] = [_("Post-only is for limit orders that may rest (GTC or GTD).")]
+    if client_order_id is not None and not 1 <= len(client_order_id) <= CLIENT_ORDER_ID_MAX_LENGTH:
+        fields["client_order_id"] = [_("Use 1 to %(max)d characters.") % {"max": CLIENT_ORDER_ID_MAX_LENGTH}]
+    if stp_mode not in StpMode.values:
+        fields["stp_mode"] = [_('Choose "cancel_incoming" or "cancel_resting".')]
+    if fields:
+        raise _invalid(fields)
+
+
+def _protection_price(instrument: Instrument, side: str, rates: fees.FeeRates) -> Decimal:
+    """A market order's limit: the reference price +/-50 %, within the bounds (see the module docstring)."""
+    tick = instrument.tick_size
+    reference = Trade.objects.filter(instrument=instrument).order_by("-id").values_list("price", flat=True).first()
+    if reference is None:
+        best = Order.objects.filter(instrument=instrument, status__in=RESTING_STATUSES).aggregate(
+            bid=Max("price", filter=Q(side=Side.BUY)), ask=Min("price", filter=Q(side=Side.SELL)))
+        if best["bid"] is not None and best["ask"] is not None:
+            reference = _to_tick((best["bid"] + best["ask"]) / 2, tick, ROUND_HALF_UP)
+        else:
+            reference = _to_tick((instrument.min_price + instrument.max_price) / 2, tick, ROUND_HALF_UP)
+    if side == Side.BUY:
+        return max(instrument.min_price, min(instrument.max_price,
+                                             _to_tick(reference * (1 + PROTECTION_BAND), tick, ROUND_DOWN)))
+    floor = max(instrument.min_price, fees.min_sell_price(rates.taker, tick))
+    return min(instrument.max_price, max(floor, _to_tick(reference * (1 - PROTECTION_BAND), tick, ROUND_UP)))
+
+
+def _check_sell_capacity(*, organisation: Organisation, instrument: Instrument, extra: int) -> None:
+    """Refuse a sell (or a sell amend adding ``extra`` GPUs) that the
+    organisation's sites could not deliver. Only the part beyond its long
+    position needs sites; when the position covers it all, no check."""
+    _lock_organisation(organisation.pk)
+    position = (Position.objects.filter(organisation=organisation, instrument=instrument)
+                .values_list("quantity", flat=True).first()) or 0
+    open_sell = Order.objects.filter(
+        organisation=organisation, instrument=instrument, side=Side.SELL, status__in=RESTING_STATUSES,
+    ).aggregate(open=Sum(F("quantity") - F("filled_quantity")))["open"] or 0
+    committed_before = max(0, open_sell - position)
+    committed_after = max(0, open_sell + extra - position)
+    if committed_after > committed_before:
+        # capacity_check takes the whole new quantity and nets the position itself.
+        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=extra)
+
+
+def _existing(organisation: Organisation, client_order_id: str | None) -> Order | None:
+    if client_order_id is None:
+        return None
+    return Order.objects.select_related("instrument").filter(
+        organisation=organisation, client_order_id=client_order_id).first()
+
+
+def _own_order(organisation: Organisation, order_id: Any) -> Order:
+    order = None
+    if isinstance(order_id, int) and not isinstance(order_id, bool):
+        order = Order.objects.filter(pk=order_id, organisation=organisation).only("pk", "instrument_id").first()
+    if order is None:
+        # Another organisation's order does not exist for this one (404, never 403).
+        raise ExchangeError("not_found", _("This order does not exist."))
+    return order
+
+
+# --- what one transaction changed ---------------------------------------------------------
+
+
+@dataclass
+class _PositionDelta:
+    quantity: int = 0
+    bought: int = 0
+    sold: int = 0
+    buy_cost: Decimal = Decimal("0.00")
+    sell_proceeds: Decimal = Decimal("0.00")
+
+
+@dataclass
+class _Changes:
+    """Collects what one transaction did to one instrument's book, for the
+    positions, the book sequence and the broadcasts at the end."""
+
+    instrument: Instrument
+    now: datetime
+    rates: fees.FeeRates
+    actor: User | None
+    touched: dict[str, set[Decimal]] = field(default_factory=lambda: {Side.BUY: set(), Side.SELL: set()})
+    changed_orders: dict[int, None] = field(default_factory=dict)  # ordered set
+    trades: list[Trade] = field(default_factory=list)
+    positions: dict[int, _PositionDelta] = field(default_factory=lambda: defaultdict(_PositionDelta))
+    order_sequence: int | None = None
+
+    def touch(self, side: str, price: Decimal) -> None:
+        self.touched[side].add(price)
+
+    def changed(self, order: Order) -> None:
+        self.changed_orders[order.pk] = None
+
+    def next_priority(self) -> int:
+        self.order_sequence = (self.order_sequence or self.instrument.order_sequence) + 1
+        return self.order_sequence
+
+
+def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str) -> None:
+    """Take a resting order off the book (cancel, STP, expiry) and release its reservation."""
+    if order.reserved_amount > 0:
+        cash_release(organisation=order.organisation, amount=order.reserved_amount, reference=f"order:{order.pk}",
+                     actor=changes.actor)
+    updated = Order.objects.filter(pk=order.pk, status__in=RESTING_STATUSES).update(
+        status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=timezone.now())
+    if updated != 1:
+        raise RuntimeError(f"order {order.pk} was not resting: the instrument lock was not held")
+    order.status, order.reason, order.reserved_amount = status, reason, Decimal("0.00")
+    changes.touch(order.side, order.price)
+    changes.changed(order)
+
+
+def _apply_match(
+    changes: _Changes, taker: Order, result: matching.MatchResult, resting: Mapping[Hashable, Order]
+) -> None:
+    """Persist one match: trades, the resting orders' fills, STP cancels and
+    expiries, the taker's new state, the ledger entries, position deltas."""
+    instrument, rates, now = changes.instrument, changes.rates, changes.now
+    hours = instrument.hours
+    booked: list[tuple[Trade, Decimal]] = []
+    for fill in result.fills:
+        maker = resting[fill.maker_order_id]
+        quantity = fill.quantity
+        buy, sell = (taker, maker) if taker.side == Side.BUY else (maker, taker)
+        taker.filled_quantity += quantity
+        maker.filled_quantity += quantity
+        # The share of the buy order's reservation this fill uses: whatever
+        # the reservation holds beyond what the quantity still open needs.
+        needed = min(buy.reserved_amount, _reservation(buy, hours, rates))
+        share = buy.reserved_amount - needed
+        buy.reserved_amount = needed
+        trade = Trade(
+            instrument=instrument, buy_order=buy, sell_order=sell, buyer=buy.organisation, seller=sell.organisation,
+            price=fill.price, quantity=quantity, aggressor=taker.side,
+            buyer_fee=fees.fee_for(rates.taker if buy is taker else rates.maker, quantity, hours),
+            seller_fee=fees.fee_for(rates.taker if sell is taker else rates.maker, quantity, hours),
+            executed_at=now,
+        )
+        booked.append((trade, share))
+        maker.status = OrderStatus.PARTIALLY_FILLED if fill.maker_remaining else OrderStatus.FILLED
+        # Database arithmetic for the fill: the check constraint
+        # filled_quantity <= quantity is the last line of defence.
+        Order.objects.filter(pk=maker.pk).update(
+            filled_quantity=F("filled_quantity") + quantity, status=maker.status,
+            reserved_amount=maker.reserved_amount, updated_at=timezone.now())
+        changes.touch(maker.side, maker.price)
+        changes.changed(maker)
+        value = fill.price * quantity
+        for organisation_id, sign in ((buy.organisation_id, 1), (sell.organisation_id, -1)):
+            delta = changes.positions[organisation_id]
+            delta.quantity += sign * quantity
+            if sign > 0:
+                delta.bought += quantity
+                delta.buy_cost += value
+            else:
+                delta.sold += quantity
+                delta.sell_proceeds += value
+    if booked:
+        trades = Trade.objects.bulk_create([trade for trade, _share in booked])
+        for trade, (_trade, share) in zip(trades, booked, strict=True):
+            trade_book(trade=trade, reservation=share)
+        changes.trades.extend(trades)
+
+    for order_id in result.stp_cancelled:
+        _end_resting(changes, resting[order_id], status=OrderStatus.CANCELLED,
+                     reason=matching.Reason.SELF_TRADE_PREVENTION.value)
+    for order_id in result.expired:
+        _end_resting(changes, resting[order_id], status=OrderStatus.EXPIRED, reason=REASON_EXPIRED)
+
+    taker.status = result.status.value
+    taker.reason = result.reason.value if result.reason is not None else ""
+    if result.rests:
+        changes.touch(taker.side, taker.price)
+    elif taker.reserved_amount > 0:
+        # An IOC, market or STP remainder: its reservation goes back.
+        cash_release(organisation=taker.organisation, amount=taker.reserved_amount,
+                     reference=f"order:{taker.pk}", actor=changes.actor)
+        taker.reserved_amount = Decimal("0.00")
+    taker.save(update_fields=["price", "quantity", "priority", "filled_quantity", "status", "reason",
+                              "reserved_amount", "updated_at"])
+    changes.changed(taker)
+
+
+def _load_crossing(instrument: Instrument, side: str, limit: Decimal) -> list[Order]:
+    """The other side's resting orders that cross ``limit``, in price-time priority."""
+    rows = Order.objects.filter(
+        instrument=instrument, side=Side.SELL if side == Side.BUY else Side.BUY, status__in=RESTING_STATUSES,
+    ).select_related("organisation")
+    if side == Side.BUY:
+        return list(rows.filter(price__lte=limit).order_by("price", "priority"))
+    return list(rows.filter(price__gte=limit).order_by("-price", "priority"))
+
+
+def _match(changes: _Changes, taker: Order) -> matching.MatchResult:
+    resting = _load_crossing(changes.instrument, taker.side, taker.price)
+    result = matching.match(_core(taker), [_core(order) for order in resting], now=changes.now)
+    if result.status == matching.OrderStatus.REJECTED:
+        # Rolled back by the caller's transaction: a rejected order leaves nothing.
+        if result.reason == matching.Reason.FOK_NOT_FILLABLE:
+            raise ExchangeError("fok_not_fillable",
+                                _("The whole quantity cannot be filled at once at this price: nothing traded."))
+        if result.reason == matching.Reason.POST_ONLY_WOULD_TRADE:
+            raise ExchangeError("post_only_would_trade",
+                                _("A post-only order must not trade on entry, and this price would trade."),
+                                {"price": [_("This price crosses the other side of the book.")]})
+        raise _invalid({"expires_at": [_("The expiry time must be in the future.")]})
+    _apply_match(changes, taker, result, {order.pk: order for order in resting})
+    return result
+
+
+def _finish(changes: _Changes) -> None:
+    """Positions, the instrument's counters, and the broadcasts after commit."""
+    instrument = changes.instrument
+    for organisation_id, delta in changes.positions.items():
+        position, _created = Position.objects.get_or_create(organisation_id=organisation_id, instrument=instrument)
+        Position.objects.filter(pk=position.pk).update(
+            quantity=F("quantity") + delta.quantity, bought=F("bought") + delta.bought, sold=F("sold") + delta.sold,
+            buy_cost=F("buy_cost") + delta.buy_cost, sell_proceeds=F("sell_proceeds") + delta.sell_proceeds)
+
+    counters: dict[str, int] = {}
+    if changes.order_sequence is not None:
+        counters["order_sequence"] = instrument.order_sequence = changes.order_sequence
+    bids: list[broadcast.Level] = []
+    asks: list[broadcast.Level] = []
+    publish_book = bool(changes.touched[Side.BUY] or changes.touched[Side.SELL])
+    if publish_book:
+        bids, asks = _levels(instrument, changes.touched)
+        counters["book_sequence"] = instrument.book_sequence = instrument.book_sequence + 1
+    if counters:
+        Instrument.objects.filter(pk=instrument.pk).update(**counters)
+
+    symbol, sequence = instrument.symbol, instrument.book_sequence
+    private: list[tuple[int, dict[str, Any]]] = []
+    if changes.changed_orders:
+        orders = Order.objects.select_related("instrument").filter(pk__in=changes.changed_orders)
+        by_id = {view.order.pk: view for view in orders_with_fills(orders)}
+        for order_id in changes.changed_orders:
+            view = by_id[order_id]
+            private.append((view.order.organisation_id, {"type": "order", "order": order_payload(view)}))
+    public = []
+    for trade in changes.trades:
+        public.append(public_trade_payload(id=trade.pk, price=trade.price, quantity=trade.quantity,
+                                           executed_at=trade.executed_at, aggressor=trade.aggressor))
+        for organisation_id in (trade.buyer_id, trade.seller_id):
+            fill = own_fill(trade, organisation_id=organisation_id, symbol=symbol)
+            private.append((organisation_id, {"type": "fill", "fill": fill_payload(fill)}))
+
+    def publish() -> None:
+        if publish_book:
+            broadcast.publish_book(symbol, sequence, bids, asks)
+        for trade_event in public:
+            broadcast.publish_trade(symbol, trade_event)
+        for organisation_id, event in private:
+            broadcast.publish_private(organisation_id, event)
+
+    transaction.on_commit(publish, robust=True)
+
+
+def _levels(
+    instrument: Instrument, touched: dict[str, set[Decimal]]
+) -> tuple[list[broadcast.Level], list[broadcast.Level]]:
+    """The open quantity now at every touched price level (0: the level is gone), best first. One query."""
+    prices = touched[Side.BUY] | touched[Side.SELL]
+    rows = (
+        Order.objects.filter(instrument=instrument, status__in=RESTING_STATUSES, price__in=prices)
+        .order_by()
+        .values("side", "price")
+        .annotate(open=Sum(F("quantity") - F("filled_quantity")))
+    )
+    open_at = {(row["side"], row["price"]): int(row["open"]) for row in rows}
+    bids = sorted(((p, open_at.get((Side.BUY, p), 0)) for p in touched[Side.BUY]), reverse=True)
+    asks = sorted((p, open_at.get((Side.SELL, p), 0)) for p in touched[Side.SELL])
+    return bids, asks
+
+
+# --- submit ------------------------------------------------------------------------------
+
+
+def order_submit(
+    *,
+    user: User,
+    instrument: Instrument,
+    side: str,
+    type: str = OrderType.LIMIT,
+    quantity: int,
+    price: Decimal | None = None,
+    time_in_force: str = TimeInForce.GTC,
+    expires_at: datetime | None = None,
+    post_only: bool = False,
+    client_order_id: str | None = None,
+    stp_mode: str = StpMode.CANCEL_INCOMING,
+    now: datetime | None = None,
+) -> SubmitResult:
+    """Enter an order: check it, reserve cash (buy) or check capacity (sell),
+    match it, and persist everything in one transaction.
+
+    Answers ``SubmitResult(order, created=True)``; with a ``client_order_id``
+    the organisation used before, the existing order and ``created=False``
+    (nothing written). Raises ``ExchangeError`` with the contract's codes.
+    """
+    now = now or timezone.now()
+    membership = trading_gate(user=user, role="trader")
+    organisation = membership.organisation
+    existing = _existing(organisation, client_order_id)
+    if existing is not None:
+        return SubmitResult(existing, created=False)
+    _check_segment(instrument)
+    _check_request(side=side, type=type, price=price, time_in_force=time_in_force, expires_at=expires_at,
+                   post_only=post_only, client_order_id=client_order_id, stp_mode=stp_mode, now=now)
+    _check_quantity(instrument, quantity)
+    try:
+        return _with_retries(lambda: _submit_tx(
+            user=user, organisation=organisation, instrument_id=instrument.pk, side=side, type=type,
+            quantity=quantity, price=price, time_in_force=time_in_force, expires_at=expires_at, post_only=post_only,
+            client_order_id=client_order_id, stp_mode=stp_mode, now=now))
+    except IntegrityError:
+        # Two identical submits at once in different instruments' locks: the
+        # unique index let the other one win; answer as for a resend.
+        existing = _existing(organisation, client_order_id)
+        if existing is None:
+            raise
+        return SubmitResult(existing, created=False)
+
+
+@transaction.atomic(durable=True)
+def _submit_tx(
+    *, user: User, organisation: Organisation, instrument_id: int, side: str, type: str, quantity: int,
+    price: Decimal | None, time_in_force: str, expires_at: datetime | None, post_only: bool,
+    client_order_id: str | None, stp_mode: str, now: datetime,
+) -> SubmitResult:
+    instrument = _lock_instrument(instrument_id)
+    # The same client_order_id submitted twice at once in this instrument:
+    # the second waited for the lock and finds the first.
+    existing = _existing(organisation, client_order_id)
+    if existing is not None:
+        return SubmitResult(existing, created=False)
+    _check_open(instrument, now)
+    rates = fee_rates()
+    if type == OrderType.MARKET:
+        limit = _protection_price(instrument, side, rates)
+    else:
+        limit = _check_price(instrument, side, price, rates)
+    if side == Side.SELL:
+        _check_sell_capacity(organisation=organisation, instrument=instrument, extra=quantity)
+
+    changes = _Changes(instrument=instrument, now=now, rates=rates, actor=user)
+    order = Order.objects.create(
+        instrument=instrument, organisation=organisation, placed_by=user, client_order_id=client_order_id,
+        side=side, type=type, price=limit, quantity=quantity, time_in_force=time_in_force, expires_at=expires_at,
+        post_only=post_only, stp_mode=stp_mode, status=OrderStatus.OPEN, priority=changes.next_priority(),
+    )
+    if side == Side.BUY:
+        order.reserved_amount = fees.buy_reservation(limit, quantity, instrument.hours, rates.taker)
+        _reserve_cash(organisation=organisation, amount=order.reserved_amount, reference=f"order:{order.pk}",
+                      actor=user)
+    _match(changes, order)
+    _finish(changes)
+    return SubmitResult(order, created=True)
+
+
+def orders_submit_batch(*, user: User, orders: Sequence[Mapping[str, Any]]) -> list[SubmitResult | ExchangeError]:
+    """Submit up to ``MAX_BATCH`` orders, each in its own transaction, in
+    the given order. Each item holds ``order_submit``'s keyword arguments
+    (without ``user``); its result is a ``SubmitResult`` or the
+    ``ExchangeError`` that refused it. A user who may not trade at all is
+    refused once for the whole batch."""
+    if not orders or len(orders) > MAX_BATCH:
+        raise _invalid({"orders": [_("Send 1 to %(max)d orders.") % {"max": MAX_BATCH}]})
+    trading_gate(user=user, role="trader")
+    results: list[SubmitResult | ExchangeError] = []
+    for spec in orders:
+        try:
+            results.append(order_submit(user=user, **spec))
+        except ExchangeError as error:
+            results.append(error)
+    return results
+
+
+# --- cancel ------------------------------------------------------------------------------
+
+
+def order_cancel(*, user: User, order_id: int, now: datetime | None = None) -> Order:
+    """Cancel a resting order of the user's organisation and release its reservation."""
+    now = now or timezone.now()
+    organisation = trading_gate(user=user, role="trader").organisation
+    order = _own_order(organisation, order_id)
+    return _with_retries(lambda: _cancel_tx(user=user, order_id=order.pk, instrument_id=order.instrument_id, now=now))
+
+
+@transaction.atomic(durable=True)
+def _cancel_tx(*, user: User, order_id: int, instrument_id: int, now: datetime) -> Order:
+    instrument = _lock_instrument(instrument_id)
+    order = Order.objects.select_related("organisation").get(pk=order_id)
+    if order.status not in RESTING_STATUSES:
+        raise _not_open(order)
+    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(), actor=user)
+    _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=REASON_CANCELLED)
+    _finish(changes)
+    order.instrument = instrument
+    return order
+
+
+# --- amend -------------------------------------------------------------------------------
+
+
+def order_amend(
+    *, user: User, order_id: int, quantity: int | None = None, price: Decimal | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Change a resting order's total quantity and/or price.
+
+    Lowering the quantity keeps time priority; any other change loses it:
+    the order gets a new priority and is matched again like a new order (so
+    it may trade, and a post-only order is refused if it would). A buy's
+    reservation follows the new price and open quantity; a sell's increase
+    needs capacity. Nothing changes when nothing would.
+    """
+    now = now or timezone.now()
+    organisation = trading_gate(user=user, role="trader").organisation
+    order = _own_order(organisation, order_id)
+    if quantity is None and price is None:
+        raise _invalid({"non_field_errors": [_("Send a new quantity, a new price, or both.")]})
+    return _with_retries(lambda: _amend_tx(user=user, order_id=order.pk, instrument_id=order.instrument_id,
+                                           quantity=quantity, price=price, now=now))
+
+
+@transaction.atomic(durable=True)
+def _amend_tx(
+    *, user: User, order_id: int, instrument_id: int, quantity: int | None, price: Decimal | None, now: datetime
+) -> Order:
+    instrument = _lock_instrument(instrument_id)
+    order = Order.objects.select_related("organisation").get(pk=order_id)
+    if order.status not in RESTING_STATUSES:
+        raise _not_open(order)
+    if order.expires_at is not None and order.expires_at <= now:
+        raise ExchangeError("order_not_open", _("The order has expired."), status=409)
+    _check_open(instrument, now)
+    rates = fee_rates()
+    if price is not None:
+        price = _check_price(instrument, order.side, price, rates)
+    if quantity is not None:
+        _check_quantity(instrument, quantity)
+    changes = _Changes(instrument=instrument, now=now, rates=rates, actor=user)
+    decision = matching.amend(_core(order), new_price=price, new_quantity=quantity,
+                              new_priority=instrument.order_sequence + 1)
+    if decision.order is None:
+        raise _invalid({"quantity": [
+            _("The new quantity must be above the filled quantity (%(filled)d); to stop the order, cancel it.")
+            % {"filled": order.filled_quantity}]})
+    amended = decision.order
+    if amended.price == order.price and amended.quantity == order.quantity:
+        order.instrument = instrument
+        return order  # nothing to change, nothing written
+
+    old_price, old_quantity = order.price, order.quantity
+    if order.side == Side.SELL and amended.quantity > old_quantity:
+        _check_sell_capacity(organisation=order.organisation, instrument=instrument,
+                             extra=amended.quantity - old_quantity)
+    order.price, order.quantity = amended.price, amended.quantity
+    if order.side == Side.BUY:
+        needed = _reservation(order, instrument.hours, rates)
+        if needed > order.reserved_amount:
+            _reserve_cash(organisation=order.organisation, amount=needed - order.reserved_amount,
+                          reference=f"order:{order.pk}", actor=user)
+        elif needed < order.reserved_amount:
+            cash_release(organisation=order.organisation, amount=order.reserved_amount - needed,
+                         reference=f"order:{order.pk}", actor=user)
+        order.reserved_amount = needed
+    changes.touch(order.side, old_price)
+    if decision.keeps_priority:
+        order.save(update_fields=["quantity", "reserved_amount", "updated_at"])
+        changes.changed(order)
+    else:
+        order.priority = changes.next_priority()
+        _match(changes, order)
+    _finish(changes)
+    order.instrument = instrument
+    return order
+
+
+# --- expiry ------------------------------------------------------------------------------
+
+
+def orders_expire(*, now: datetime | None = None) -> int:
+    """Expire resting GTD orders whose time has come, and every resting
+    order of an instrument whose trading has closed, releasing their
+    reservations. One transaction per instrument; idempotent (a second run
+    finds nothing). Answers the number of orders expired."""
+    now = now or timezone.now()
+    instrument_ids = list(
+        Order.objects.filter(status__in=RESTING_STATUSES)
+        .filter(Q(expires_at__lte=now) | Q(instrument__closes_at__lte=now))
+        .order_by("instrument_id").values_list("instrument_id", flat=True).distinct()
+    )
+    expired = 0
+    for instrument_id in instrument_ids:
+        expired += _with_retries(partial(_expire_tx, instrument_id=instrument_id, now=now))
+    return expired
+
+
+@transaction.atomic(durable=True)
+def _expire_tx(*, instrument_id: int, now: datetime) -> int:
+    instrument = _lock_instrument(instrument_id)
+    closed = instrument.closes_at <= now
+    due = Order.objects.filter(instrument=instrument, status__in=RESTING_STATUSES).select_related("organisation")
+    if not closed:
+        due = due.filter(expires_at__lte=now)
+    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(), actor=None)
+    orders = list(due.order_by("priority"))
+    for order in orders:
+        gtd_due = order.expires_at is not None and order.expires_at <= now
+        _end_resting(changes, order, status=OrderStatus.EXPIRED,
+                     reason=REASON_EXPIRED if gtd_due else REASON_INSTRUMENT_CLOSED)
+    _finish(changes)
+    return len(orders)
