@@ -1,17 +1,35 @@
 """Operator views of the books. Everything is read-only except booking a bank
 deposit, which goes through ``clearing.services.cash_deposit_book``."""
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clearing.models import Account, CashDeposit, JournalEntry, JournalLine
+from clearing.models import (
+    Account,
+    CashDeposit,
+    Invoice,
+    InvoiceLine,
+    JournalEntry,
+    JournalLine,
+    ReconciliationRun,
+    StatementOrganisation,
+)
+from clearing.reconcile import run_checks
 from clearing.services import cash_deposit_book
+from clearing.statements import local_today, statement_for
 from exchange.admin import ReadOnlyAdminMixin
 from exchange.errors import ExchangeError, add_error_to_form
 
@@ -126,3 +144,115 @@ class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     inlines = (JournalLineInline,)
     actions = None
+
+
+# --- Reconciliation, statements and invoices (issue 4) ------------------------------------
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The "Abstimmung" page: every check run now, green or red, above the
+    history of the scheduled runs (clearing.reconcile)."""
+
+    list_display = ("started_at", "ok", "broken_checks_display", "alert_sent")
+    date_hierarchy = "started_at"
+    fields = ("started_at", "finished_at", "ok", "checks", "breaches_display", "alert_sent")
+    readonly_fields = fields
+    actions = None
+
+    @admin.display(description=_("broken checks"))
+    def broken_checks_display(self, run: ReconciliationRun) -> str:
+        return ", ".join(run.broken_checks) or "–"
+
+    @admin.display(description=_("breaches"))
+    def breaches_display(self, run: ReconciliationRun) -> str:
+        if not run.breaches:
+            return "–"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html("".join(
+                format_html("<li><code>{}</code>: {}</li>", breach["check"], breach["detail"])
+                for breach in run.breaches
+            )),
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        results = run_checks()
+        extra_context = {
+            **(extra_context or {}),
+            "title": gettext("Reconciliation"),
+            "check_results": results,
+            "all_ok": all(result.ok for result in results),
+        }
+        return super().changelist_view(request, extra_context)
+
+
+class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = InvoiceLine
+    fields = ("position", "description", "quantity", "unit", "unit_price", "amount")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("number", "issued_at", "organisation", "reference", "net_total", "vat_amount", "gross_total")
+    list_filter = ("year",)
+    list_select_related = ("organisation",)
+    search_fields = ("number", "reference", "organisation__legal_name")
+    date_hierarchy = "issued_at"
+    fields = ("number", "issued_at", "organisation", "recipient", "reference", "net_total", "vat_rate",
+              "vat_amount", "gross_total", "vat_note", "entry")
+    readonly_fields = fields
+    inlines = (InvoiceLineInline,)
+    actions = None
+
+
+@admin.register(StatementOrganisation)
+class StatementOrganisationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Operators' way to any organisation's statement: pick the organisation,
+    then the day. The same statement the members see, in the admin."""
+
+    list_display = ("legal_name", "kind", "statement_link")
+    list_display_links = None
+    list_filter = ("kind",)
+    search_fields = ("legal_name", "vat_id")
+    ordering = ("legal_name",)
+    actions = None
+
+    @admin.display(description=_("statement"))
+    def statement_link(self, organisation: StatementOrganisation) -> str:
+        url = reverse("admin:clearing_statementorganisation_statement", args=[organisation.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Statement of today"))
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path("<int:pk>/statement/", self.admin_site.admin_view(self.statement_view),
+                 name="clearing_statementorganisation_statement"),
+        ]
+        return custom + super().get_urls()
+
+    def statement_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        # Imported here: the views module is the members' side of the same pages.
+        from clearing.views import parse_day, statement_csv_response
+
+        organisation = get_object_or_404(StatementOrganisation, pk=pk)
+        today = local_today()
+        day = parse_day(request.GET["day"]) if request.GET.get("day") else today
+        if request.GET.get("format") == "csv":
+            return statement_csv_response(request, organisation, day)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Statement of %(organisation)s") % {"organisation": organisation.legal_name},
+            "statement": statement_for(organisation=organisation, day=day),
+            "today": today,
+            "previous_day": day - timedelta(days=1),
+            "next_day": day + timedelta(days=1) if day < today else None,
+        }
+        return TemplateResponse(request, "admin/clearing/statementorganisation/statement.html", context)

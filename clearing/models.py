@@ -14,13 +14,16 @@ entry): the models refuse it, and on PostgreSQL so do triggers
 (migration 0002).
 """
 
+from decimal import Decimal
 from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Organisation
 
 BANK_REFERENCE_MAX_LENGTH = 100
 
@@ -248,3 +251,137 @@ class CashDeposit(ImmutableModel):
 
     def __str__(self) -> str:
         return f"{self.bank_reference}: {self.amount} EUR"
+
+
+# --- Reconciliation, statements and invoices (issue 4; docs/architecture.md) -------------
+
+
+class ReconciliationRun(models.Model):
+    """One scheduled run of the invariant checks (clearing.reconcile)."""
+
+    started_at = models.DateTimeField(_("started at"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    ok = models.BooleanField(_("all checks passed"), default=False)
+    # The names of the checks that ran, and [{"check": name, "detail": text}] of those that broke.
+    checks = models.JSONField(_("checks"), default=list, blank=True)
+    breaches = models.JSONField(_("breaches"), default=list, blank=True)
+    # None: no alert was due; True: the operators were mailed; False: the
+    # mail failed, and the next run alerts again.
+    alert_sent = models.BooleanField(_("alert sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation run")
+        # The admin page of the runs is the reconciliation page itself.
+        verbose_name_plural = _("reconciliation")
+        ordering = ("-started_at", "-id")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'broken'}"
+
+    @property
+    def broken_checks(self) -> list[str]:
+        return sorted({breach["check"] for breach in self.breaches})
+
+
+class InvoiceSequence(models.Model):
+    """The last invoice number given out in a calendar year (Europe/Berlin).
+
+    Advanced only by ``clearing.invoicing`` with one conditional UPDATE in
+    the transaction that inserts the invoice, so a rollback returns the number.
+    """
+
+    year = models.PositiveSmallIntegerField(_("year"), unique=True)
+    last_number = models.PositiveIntegerField(_("last number"), default=0)
+
+    class Meta:
+        verbose_name = _("invoice number sequence")
+        verbose_name_plural = _("invoice number sequences")
+        ordering = ("year",)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
+
+
+class Invoice(ImmutableModel):
+    """A fee invoice. Issued once by ``clearing.invoicing.invoice_issue``, never changed."""
+
+    number = models.CharField(_("invoice number"), max_length=20, unique=True)
+    year = models.PositiveSmallIntegerField(_("year"))
+    sequence = models.PositiveIntegerField(_("sequence number"))
+    organisation = models.ForeignKey(
+        "accounts.Organisation", verbose_name=_("organisation"), on_delete=models.PROTECT, related_name="invoices",
+    )
+    issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    reference = models.CharField(
+        _("reference"), max_length=100, unique=True,
+        help_text=_('What is invoiced, e.g. "delivery:123:buyer"; one invoice per reference.'),
+    )
+    # The recipient as it was at issue: an organisation may be renamed or move.
+    recipient = models.JSONField(_("recipient"), default=dict)
+    net_total = models.DecimalField(_("net total (EUR)"), max_digits=18, decimal_places=2)
+    vat_rate = models.DecimalField(_("VAT rate (%)"), max_digits=5, decimal_places=2)
+    vat_amount = models.DecimalField(_("VAT (EUR)"), max_digits=18, decimal_places=2)
+    gross_total = models.DecimalField(_("gross total (EUR)"), max_digits=18, decimal_places=2)
+    vat_note = models.CharField(_("VAT note"), max_length=255, blank=True)
+    entry = models.ForeignKey(
+        JournalEntry, verbose_name=_("journal entry"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="invoices", help_text=_("The entry that charged what is invoiced, if one."),
+    )
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        ordering = ("-year", "-sequence")
+        constraints = [
+            models.UniqueConstraint(fields=("year", "sequence"), name="clearing_invoice_one_number_per_year"),
+            models.CheckConstraint(condition=Q(sequence__gt=0), name="clearing_invoice_sequence_positive"),
+            models.CheckConstraint(condition=Q(gross_total=F("net_total") + F("vat_amount")),
+                                   name="clearing_invoice_gross_is_net_plus_vat"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(ImmutableModel):
+    invoice = models.ForeignKey(Invoice, verbose_name=_("invoice"), on_delete=models.PROTECT, related_name="lines")
+    position = models.PositiveSmallIntegerField(_("position"))
+    description = models.CharField(_("description"), max_length=255)
+    quantity = models.DecimalField(_("quantity"), max_digits=18, decimal_places=3)
+    unit = models.CharField(_("unit"), max_length=16)
+    unit_price = models.DecimalField(_("unit price (EUR)"), max_digits=18, decimal_places=6, null=True, blank=True)
+    amount = models.DecimalField(_("net amount (EUR)"), max_digits=18, decimal_places=2)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
+        ordering = ("invoice", "position")
+        constraints = [
+            models.UniqueConstraint(fields=("invoice", "position"), name="clearing_invoiceline_one_per_position"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="clearing_invoiceline_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}/{self.position}: {self.amount}"
+
+    @property
+    def unit_price_shown(self) -> Decimal | None:
+        """The unit price without trailing zeros, at least to the cent: 0.015, 1.50."""
+        if self.unit_price is None:
+            return None
+        trimmed = self.unit_price.normalize()
+        exponent = trimmed.as_tuple().exponent
+        return trimmed if isinstance(exponent, int) and exponent < -2 else self.unit_price.quantize(Decimal("0.01"))
+
+
+class StatementOrganisation(Organisation):
+    """The operators' admin entry to any organisation's statements (no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("statement")
+        verbose_name_plural = _("statements")

@@ -1,3 +1,16 @@
-from django.urls import URLPattern, URLResolver
+"""Member pages of the clearing house (included at the site root)."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path, re_path
+
+from clearing import views
+
+_DAY = r"(?P<day>\d{4}-\d{2}-\d{2})"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("statements/", views.statement, name="statements"),
+    re_path(rf"^statements/{_DAY}/$", views.statement, name="statement_day"),
+    re_path(rf"^statements/{_DAY}\.csv$", views.statement_csv, name="statement_csv"),
+    path("invoices/", views.invoice_list, name="invoices"),
+    path("invoices.csv", views.invoice_list_csv, name="invoices_csv"),
+    path("invoices/<str:number>/", views.invoice_detail, name="invoice_detail"),
+]

@@ -21,6 +21,10 @@ app.conf.beat_schedule = {
     "market-list-and-schedule-instruments": {
         "task": "market.list_and_schedule_instruments", "schedule": crontab(minute="*"),
     },
+    # GTD expiry and the orders of closed instruments; idempotent.
+    "market-expire-orders": {"task": "market.expire_orders", "schedule": crontab(minute="*")},
+    # Every clearing invariant; records the run and alerts operators on a new break.
+    "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
 }
 
 

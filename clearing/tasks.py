@@ -1,0 +1,22 @@
+"""Celery jobs of the clearing house. They call the services and retry on
+transient database errors; the services hold the rules."""
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from clearing.reconcile import reconciliation_record
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="clearing.reconcile", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def reconcile() -> dict[str, object]:
+    """Check every invariant, record the run, alert the operators on a new break
+    (beat: every 15 minutes)."""
+    run = reconciliation_record()
+    if run.ok:
+        log.info("reconciliation run %s: ok", run.pk)
+    return {"run": run.pk, "ok": run.ok, "broken": run.broken_checks}

@@ -1,0 +1,422 @@
+"""Reconciliation: every invariant holds on a clean ledger, and each one is
+reported when it is broken on purpose (raw SQL past the ORM's and the
+database's guards, inside the test's transaction, which is rolled back)."""
+
+import smtplib
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.urls import reverse
+from django.utils import translation
+
+from accounts.models import User
+from clearing import reconcile as reconcile_module
+from clearing.invoicing import invoice_issue
+from clearing.management.commands.reconcile import Command as ReconcileCommand
+from clearing.models import Account, ReconciliationRun
+from clearing.reconcile import MAX_DETAILS_PER_CHECK, Breach, reconcile, registered_checks, run_checks
+from clearing.services import accounts_for, cash_reserve, house_account
+from clearing.tasks import reconcile as reconcile_task
+from exchange.celery import app as celery_app
+from market.models import OrderStatus, Side
+from tests.clearing.conftest import deposit
+from tests.factories import BuyOrderRowFactory, fee_line
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+CHECK_NAMES = [
+    "entries_balance",
+    "trial_balance",
+    "balances_match_lines",
+    "reserved_matches_orders",
+    "no_negative_balances",
+    "invoice_numbers_consecutive",
+]
+
+
+@pytest.fixture
+def ledger(operator, alice_org, alice, charlie_org):
+    """Deposits for Alice and Charlie; Alice has two resting buy orders
+    whose reservations are in the ledger, plus a cancelled and a sell order
+    that reserve nothing."""
+    deposit(operator, alice_org, "1000.00")
+    deposit(operator, charlie_org, "500.00")
+    first = BuyOrderRowFactory(organisation=alice_org, placed_by=alice, reserved_amount=D("25.00"))
+    second = BuyOrderRowFactory(organisation=alice_org, placed_by=alice, reserved_amount=D("70.50"),
+                                status=OrderStatus.PARTIALLY_FILLED, instrument=first.instrument)
+    cash_reserve(organisation=alice_org, amount=D("25.00"), reference=f"order:{first.pk}")
+    cash_reserve(organisation=alice_org, amount=D("70.50"), reference=f"order:{second.pk}")
+    BuyOrderRowFactory(organisation=alice_org, placed_by=alice, status=OrderStatus.CANCELLED,
+                       reserved_amount=D("0.00"), instrument=first.instrument)
+    BuyOrderRowFactory(organisation=alice_org, placed_by=alice, side=Side.SELL, reserved_amount=D("0.00"),
+                       instrument=first.instrument)
+    invoice_issue(organisation=alice_org, reference="delivery:1:buyer", lines=[fee_line("0.02")])
+    return {"order": first}
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """Details in English with 95.50; the site's default (German) has its own test."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+def broken(breaches: list[Breach]) -> set[str]:
+    return {breach.check for breach in breaches}
+
+
+def details(breaches: list[Breach], check: str) -> list[str]:
+    return [breach.detail for breach in breaches if breach.check == check]
+
+
+def sql(statement: str, params: list[object] | None = None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def test_the_registry_holds_every_invariant_in_order():
+    assert [check.name for check in registered_checks()] == CHECK_NAMES
+
+
+def test_a_clean_ledger_reconciles(ledger, alice_org):
+    assert accounts_for(organisation=alice_org)["cash_reserved"].balance == D("95.50")
+    results = run_checks()
+    assert [result.check.name for result in results] == CHECK_NAMES
+    assert all(result.ok for result in results)
+    assert reconcile() == []
+
+
+def test_an_unbalanced_entry_is_reported(ledger, alice_org):
+    entry = accounts_for(organisation=alice_org)["cash_available"].lines.first().entry
+    bank = house_account("bank")
+    # The append-only and balanced-entry triggers would refuse this; the
+    # ALTER is rolled back with the test's transaction. The fixture's entries
+    # are checked first (PostgreSQL won't alter a table with pending checks).
+    sql("SET CONSTRAINTS ALL IMMEDIATE")
+    sql("ALTER TABLE clearing_journalline DISABLE TRIGGER USER")
+    sql("INSERT INTO clearing_journalline (entry_id, account_id, amount) VALUES (%s, %s, 1.00)", [entry.pk, bank.pk])
+
+    breaches = reconcile()
+
+    assert details(breaches, "entries_balance") == [
+        f"Journal entry #{entry.pk} ({entry.reference}): its lines sum to 1.00."
+    ]
+    # The bank's stored balance no longer matches its lines either.
+    assert broken(breaches) == {"entries_balance", "balances_match_lines"}
+
+
+def test_accounts_not_summing_to_zero_are_reported(ledger):
+    ccp = house_account("ccp")
+    sql("UPDATE clearing_account SET balance = balance + 5 WHERE id = %s", [ccp.pk])
+
+    breaches = reconcile()
+
+    assert details(breaches, "trial_balance") == ["The balances of all accounts sum to 5.00 instead of 0.00."]
+    assert details(breaches, "balances_match_lines") == [
+        f"Account #{ccp.pk} (central counterparty (clearing house)): balance 5.00, its lines sum to 0.00."
+    ]
+    assert broken(breaches) == {"trial_balance", "balances_match_lines"}
+
+
+def test_a_balance_that_differs_from_its_lines_is_reported(ledger, alice_org):
+    available = accounts_for(organisation=alice_org)["cash_available"]
+    bank = house_account("bank")
+    # Moved in both, so the trial balance still holds: only the lines disagree.
+    sql("UPDATE clearing_account SET balance = balance + 1 WHERE id = %s", [available.pk])
+    sql("UPDATE clearing_account SET balance = balance - 1 WHERE id = %s", [bank.pk])
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"balances_match_lines"}
+    assert details(breaches, "balances_match_lines") == [
+        f"Account #{available.pk} (cash available – Alice Compute GmbH): balance 905.50, its lines sum to 904.50.",
+        f"Account #{bank.pk} (bank (clearing house)): balance -1501.00, its lines sum to -1500.00.",
+    ]
+
+
+def test_reserved_cash_that_differs_from_the_open_buy_orders_is_reported(ledger, alice_org, alice, charlie_org,
+                                                                         charlie):
+    # Alice's book says 30.00 more than her ledger; Charlie reserves in the
+    # book without any reservation in the ledger (no account even).
+    BuyOrderRowFactory(organisation=alice_org, placed_by=alice, reserved_amount=D("30.00"),
+                       instrument=ledger["order"].instrument)
+    BuyOrderRowFactory(organisation=charlie_org, placed_by=charlie, reserved_amount=D("12.34"),
+                       instrument=ledger["order"].instrument)
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"reserved_matches_orders"}
+    assert details(breaches, "reserved_matches_orders") == [
+        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders reserve 125.50.",
+        f"Charlie Cloud AG (#{charlie_org.pk}): cash reserved 0.00, open buy orders reserve 12.34.",
+    ]
+
+
+def test_reserved_cash_without_open_orders_is_reported(ledger, alice_org):
+    # The order was cancelled but its reservation never released.
+    order = ledger["order"]
+    type(order).objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+
+    assert details(reconcile(), "reserved_matches_orders") == [
+        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders reserve 70.50."
+    ]
+
+
+def test_a_negative_member_account_is_reported(ledger, alice_org):
+    pending = accounts_for(organisation=alice_org)["settlement_pending"]
+    sql("SET CONSTRAINTS ALL IMMEDIATE")
+    sql("ALTER TABLE clearing_account DROP CONSTRAINT clearing_account_guarded_not_negative")
+    sql("UPDATE clearing_account SET balance = -5 WHERE id = %s", [pending.pk])
+
+    breaches = reconcile()
+
+    assert details(breaches, "no_negative_balances") == [
+        f"Account #{pending.pk} (settlement pending – Alice Compute GmbH) is negative: -5.00."
+    ]
+    assert "reserved_matches_orders" not in broken(breaches)
+
+
+def test_a_gap_in_the_invoice_numbers_is_reported(ledger, alice_org):
+    sql("UPDATE clearing_invoicesequence SET last_number = last_number + 1")
+    invoice_issue(organisation=alice_org, reference="delivery:2:buyer", lines=[fee_line("0.02")])
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"invoice_numbers_consecutive"}
+    [detail] = details(breaches, "invoice_numbers_consecutive")
+    assert "2 issued, numbers 1 to 3, the sequence stands at 3" in detail
+
+
+def test_a_check_that_fails_is_a_breach_not_a_pass(ledger, monkeypatch):
+    def exploding() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table")
+        return []
+
+    monkeypatch.setitem(reconcile_module._REGISTRY, "exploding",
+                        reconcile_module.Check("exploding", "Exploding", exploding))
+
+    results = {result.check.name: result for result in run_checks()}
+
+    [breach] = results["exploding"].breaches
+    assert breach.detail.startswith("The check failed: ") and "no_such_table" in breach.detail
+    # The failed query did not poison the snapshot: the checks after it ran.
+    assert results["invoice_numbers_consecutive"].ok
+
+
+def test_details_are_capped_per_check(monkeypatch):
+    monkeypatch.setitem(reconcile_module._REGISTRY, "noisy",
+                        reconcile_module.Check("noisy", "Noisy", lambda: (f"detail {i}" for i in range(60))))
+
+    noisy = details(reconcile(), "noisy")
+
+    assert len(noisy) == MAX_DETAILS_PER_CHECK + 1
+    assert noisy[:2] == ["detail 0", "detail 1"] and noisy[-1] == "… and 10 more."
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_the_command_prints_ok_per_check_and_exits_zero(ledger, capsys):
+    call_command("reconcile")
+    assert capsys.readouterr().out.splitlines() == [f"OK: {name}" for name in CHECK_NAMES]
+
+
+def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, capsys):
+    BuyOrderRowFactory(organisation=alice_org, placed_by=alice, reserved_amount=D("30.00"),
+                       instrument=ledger["order"].instrument)
+
+    with pytest.raises(SystemExit) as exit_info:
+        ReconcileCommand().run_from_argv(["manage.py", "reconcile"])
+
+    assert exit_info.value.code == 1
+    output = capsys.readouterr()
+    assert output.out.splitlines() == [
+        "OK: entries_balance",
+        "OK: trial_balance",
+        "OK: balances_match_lines",
+        f"BROKEN: reserved_matches_orders: Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, "
+        "open buy orders reserve 125.50.",
+        "OK: no_negative_balances",
+        "OK: invoice_numbers_consecutive",
+    ]
+    assert "1 reconciliation check(s) broken." in output.err
+
+
+def test_the_command_speaks_the_site_language(ledger, alice_org, alice, settings, capsys):
+    settings.LANGUAGE_CODE = "de"
+    break_reservations(ledger, alice_org, alice)
+    with pytest.raises(CommandError):
+        call_command("reconcile")
+    broken_line = capsys.readouterr().out.splitlines()[3]
+    assert broken_line.startswith("BROKEN: reserved_matches_orders: Alice Compute GmbH")
+    assert "95,50" in broken_line and "125,50" in broken_line
+
+
+def test_call_command_raises_with_return_code_one(ledger, alice_org, alice):
+    BuyOrderRowFactory(organisation=alice_org, placed_by=alice, instrument=ledger["order"].instrument)
+    with pytest.raises(CommandError) as error:
+        call_command("reconcile")
+    assert error.value.returncode == 1
+
+
+# --- the scheduled job ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def operators(settings):
+    settings.OPERATOR_EMAILS = ["ops@rechenboerse.test", "Root@Clearing.test"]
+    User.objects.create_superuser(email="root@clearing.test", password="correct horse battery")
+    User.objects.create(email="former@clearing.test", is_staff=True, is_active=False)
+    User.objects.create(email="", is_staff=True)
+    # Each address once, case-insensitively (as first written); sorted.
+    return ["Root@Clearing.test", "operator@clearing.test", "ops@rechenboerse.test"]
+
+
+def break_reservations(ledger, organisation, user, amount: str = "30.00"):
+    return BuyOrderRowFactory(organisation=organisation, placed_by=user, reserved_amount=D(amount),
+                              instrument=ledger["order"].instrument)
+
+
+def test_the_job_is_on_the_beat_every_fifteen_minutes():
+    entry = celery_app.conf.beat_schedule["clearing-reconcile"]
+    assert entry["task"] == "clearing.reconcile" == reconcile_task.name
+    assert entry["schedule"].minute == {0, 15, 30, 45}
+
+
+def test_the_job_records_a_clean_run_and_mails_nobody(ledger, operators, mailoutbox):
+    result = reconcile_task.apply().get()
+
+    run = ReconciliationRun.objects.get()
+    assert result == {"run": run.pk, "ok": True, "broken": []}
+    assert run.ok and run.breaches == [] and run.checks == CHECK_NAMES
+    assert run.finished_at >= run.started_at
+    assert run.alert_sent is None
+    assert mailoutbox == []
+
+
+def test_the_job_mails_the_operators_when_a_check_breaks_and_not_again_while_it_stays_broken(
+    ledger, operators, alice_org, alice, mailoutbox
+):
+    reconcile_task.apply()  # ok
+    extra = break_reservations(ledger, alice_org, alice)
+
+    reconcile_task.apply()  # ok -> broken: one mail
+    reconcile_task.apply()  # still broken: no mail
+
+    first_broken, still_broken = ReconciliationRun.objects.order_by("id")[1:]
+    assert not first_broken.ok and first_broken.broken_checks == ["reserved_matches_orders"]
+    assert first_broken.breaches == [{
+        "check": "reserved_matches_orders",
+        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders reserve 125.50.",
+    }]
+    assert first_broken.alert_sent is True and still_broken.alert_sent is None
+    [mail] = mailoutbox
+    assert sorted(mail.to) == operators  # settings, active staff with an address; each once
+    assert mail.subject == "[Rechenbörse] Reconciliation: 1 check broken"
+    assert "reserved_matches_orders" in mail.body and "open buy orders reserve 125.50" in mail.body
+    assert reverse("admin:clearing_reconciliationrun_changelist") in mail.body
+
+    # Repaired, then broken again: a new ok -> broken transition mails again.
+    type(extra).objects.filter(pk=extra.pk).update(status=OrderStatus.CANCELLED)
+    reconcile_task.apply()
+    break_reservations(ledger, alice_org, alice, "1.00")
+    reconcile_task.apply()
+    assert len(mailoutbox) == 2
+    assert [run.ok for run in ReconciliationRun.objects.order_by("id")] == [True, False, False, True, False]
+
+
+def test_another_check_breaking_while_one_is_broken_mails_again(ledger, operators, alice_org, alice, mailoutbox):
+    break_reservations(ledger, alice_org, alice)
+    reconcile_task.apply()
+    ccp = house_account("ccp")
+    sql("UPDATE clearing_account SET balance = balance + 5 WHERE id = %s", [ccp.pk])
+    reconcile_task.apply()
+
+    assert len(mailoutbox) == 2
+    assert "trial_balance" in mailoutbox[1].body
+
+
+def test_an_alert_that_could_not_be_sent_is_sent_at_the_next_run(ledger, operators, alice_org, alice, mailoutbox,
+                                                                 monkeypatch):
+    break_reservations(ledger, alice_org, alice)
+
+    def refuse(*args, **kwargs):
+        raise smtplib.SMTPServerDisconnected("mail server away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("django.core.mail.EmailMessage.send", refuse)
+        reconcile_task.apply()
+    reconcile_task.apply()
+    reconcile_task.apply()
+
+    assert [run.alert_sent for run in ReconciliationRun.objects.order_by("id")] == [False, True, None]
+    assert len(mailoutbox) == 1
+
+
+def test_the_cash_account_kinds_the_checks_guard():
+    # The negative-balance check covers exactly the kinds the database guards.
+    guarded = {"cash_available", "cash_reserved", "settlement_pending", "margin", "incentive_fund", "rnd_fund"}
+    assert {kind for kind in Account.Kind.values if kind in reconcile_module.GUARDED_KINDS} == guarded
+
+
+# --- the admin page -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, operators):
+    client.force_login(User.objects.get(email="root@clearing.test"))
+    return client
+
+
+def test_the_admin_page_runs_the_checks_and_lists_the_runs(ledger, admin_client, alice_org, alice, settings):
+    reconcile_task.apply()
+    settings.LANGUAGE_CODE = "de"  # the page speaks the operator's language, German by default
+    break_reservations(ledger, alice_org, alice)
+
+    response = admin_client.get(reverse("admin:clearing_reconciliationrun_changelist"))
+
+    assert response.status_code == 200
+    results = {result.check.name: result.ok for result in response.context["check_results"]}
+    assert results == dict.fromkeys(CHECK_NAMES, True) | {"reserved_matches_orders": False}
+    assert response.context["all_ok"] is False
+    page = response.content.decode()
+    assert page.count('<tr class="rb-row-broken">') == 1 and page.count('<tr class="rb-row-ok">') == 5
+    assert "125,50" in page  # the detail, in German
+    assert "Abstimmung" in page
+    assert len(response.context["cl"].result_list) == 1  # the one recorded run
+
+
+def test_the_admin_page_is_for_operators_only(client, alice, ledger):
+    client.force_login(alice)
+    response = client.get(reverse("admin:clearing_reconciliationrun_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_all_checks_share_one_repeatable_read_snapshot(monkeypatch):
+    seen: list[tuple[object, ...]] = []
+
+    def isolation() -> list[str]:
+        with connection.cursor() as cursor:
+            # transaction_timestamp() is the start of the current transaction:
+            # equal in both checks means one transaction, hence one snapshot.
+            cursor.execute("SELECT current_setting('transaction_isolation'), "
+                           "current_setting('transaction_read_only'), transaction_timestamp()")
+            seen.append(cursor.fetchone())
+        return []
+
+    monkeypatch.setitem(reconcile_module._REGISTRY, "isolation_a",
+                        reconcile_module.Check("isolation_a", "A", isolation))
+    monkeypatch.setitem(reconcile_module._REGISTRY, "isolation_b",
+                        reconcile_module.Check("isolation_b", "B", isolation))
+
+    assert reconcile() == []
+    [first, second] = seen
+    assert first[:2] == ("repeatable read", "on")
+    assert first == second
