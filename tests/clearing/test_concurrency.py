@@ -13,10 +13,10 @@ from decimal import Decimal
 import pytest
 from django.db import OperationalError, connection, transaction
 
-from clearing import services
 from clearing.models import Account, CashDeposit
 from clearing.selectors import account_summary, trial_balance, unbalanced_entries, unreconciled_accounts
 from clearing.services import accounts_for, cash_deposit_book, cash_reserve, house_account, ledger_post
+from clearing.services import ledger as services
 from exchange.errors import ExchangeError
 from tests.clearing.conftest import make_organisation, make_user
 
