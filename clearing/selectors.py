@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db.models import DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 
 from clearing.models import MEMBER_KINDS, Account, JournalEntry, JournalLine
 
@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from accounts.models import Organisation
 
 ZERO = Decimal("0.00")
+# Sums are rounded to the cent in SQL: on PostgreSQL that changes nothing
+# (numeric is exact), on the embedded SQLite default, which adds decimals in
+# floating point, it keeps 0.1 + 0.2 from reading as a broken invariant.
 _MONEY: "DecimalField[Decimal, Decimal]" = DecimalField(max_digits=18, decimal_places=2)
 
 
@@ -31,7 +34,7 @@ def ledger_balance_from_lines(account: Account) -> Decimal:
 
 def trial_balance() -> Decimal:
     """The sum of every account's balance, house accounts included. Always 0.00."""
-    total = Account.objects.aggregate(total=Sum("balance"))["total"]
+    total = Account.objects.aggregate(total=Round(Sum("balance"), 2, output_field=_MONEY))["total"]
     return total if total is not None else ZERO
 
 
@@ -45,9 +48,11 @@ def unreconciled_accounts() -> QuerySet[Account]:
         .values("total")
     )
     return (
-        Account.objects.annotate(from_lines=Coalesce(Subquery(line_sum, output_field=_MONEY), Value(ZERO),
-                                                     output_field=_MONEY))
-        .exclude(balance=F("from_lines"))
+        Account.objects.annotate(
+            from_lines=Round(Coalesce(Subquery(line_sum, output_field=_MONEY), Value(ZERO), output_field=_MONEY), 2),
+            rounded_balance=Round(F("balance"), 2, output_field=_MONEY),
+        )
+        .exclude(rounded_balance=F("from_lines"))
         .order_by("pk")
     )
 
@@ -55,7 +60,9 @@ def unreconciled_accounts() -> QuerySet[Account]:
 def unbalanced_entries() -> QuerySet[JournalEntry]:
     """Journal entries whose lines do not sum to zero (none, ever)."""
     return (
-        JournalEntry.objects.annotate(total=Coalesce(Sum("lines__amount"), Value(ZERO), output_field=_MONEY))
+        JournalEntry.objects.annotate(
+            total=Round(Coalesce(Sum("lines__amount"), Value(ZERO), output_field=_MONEY), 2, output_field=_MONEY)
+        )
         .filter(~Q(total=0))
         .order_by("pk")
     )
