@@ -48,7 +48,8 @@ def test_an_anonymous_visitor_can_sign_in_or_up_but_sees_no_operations_link(clie
     assert f'href="{reverse("account_signup")}"' in html
     assert ADMIN_LINK not in html
     links = nav(html)
-    assert ">Start<" in links and ">Dashboards<" in links and ">API-Doku<" in links
+    assert ">Dashboards<" in links and ">API-Doku<" in links
+    assert 'class="brand" href="/"' in html or 'href="/" class="brand"' in html  # the wordmark links home
     assert ">Handel<" not in links and ">Organisation<" not in links
 
 
