@@ -45,7 +45,8 @@ async def subscriber(url: str, ready: asyncio.Event, counter: list[int], total: 
                 received.setdefault(event["sequence"], []).append(now)
 
 
-async def run(url: str, symbol: str, token: str, subscribers: int, updates: int, reference: bool) -> list[float]:
+async def run(url: str, symbol: str, token: str, subscribers: int, updates: int, reference: bool,
+              base_sequence: int = 0) -> list[float]:
     import requests
 
     ws_url = url.replace("http://", "ws://") + f"/ws/book/{symbol}/"
@@ -56,20 +57,21 @@ async def run(url: str, symbol: str, token: str, subscribers: int, updates: int,
              for _ in range(subscribers)]
     await asyncio.wait_for(ready.wait(), timeout=120)
     sent: dict[int, float] = {}
-    from django.db import connection
-
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
     for n in range(updates):
         await asyncio.sleep(0.05)
         if reference:
-            from asgiref.sync import sync_to_async
+            from channels.layers import get_channel_layer
 
             from market import broadcast
 
-            sequence = 1_000_000 + n
+            # Consecutive after the book's own sequence, or the consumer sees a gap.
+            sequence = base_sequence + 1 + n
             sent[sequence] = time.perf_counter()
-            await sync_to_async(broadcast.publish_book)(symbol, sequence, [], [])
+            # What publish_book sends, straight from this event loop.
+            event = {"type": "update", "sequence": sequence, "bids": [], "asks": []}
+            await get_channel_layer().group_send(broadcast.book_group(symbol), {"type": "market.event", "event": event})
         else:
             began = time.perf_counter()
             # A resting buy far below the market: exactly one book update each.
@@ -82,7 +84,6 @@ async def run(url: str, symbol: str, token: str, subscribers: int, updates: int,
     await asyncio.sleep(2)
     done.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    connection.close()
     latencies = []
     if reference:
         for sequence, began in sent.items():
@@ -112,7 +113,11 @@ def main() -> None:
     symbol, members = common.seed(1)
     print(f"machine: {common.machine()}; server: uvicorn --workers {args.workers}; Redis channel layer")
     with common.server(env, workers=args.workers) as url:
-        reference = asyncio.run(run(url, symbol, members[0].token, args.subscribers, args.updates, reference=True))
+        from market.models import Instrument
+
+        base = Instrument.objects.get(symbol=symbol).book_sequence
+        reference = asyncio.run(run(url, symbol, members[0].token, args.subscribers, args.updates, reference=True,
+                                    base_sequence=base))
         orders = asyncio.run(run(url, symbol, members[0].token, args.subscribers, args.updates, reference=False))
     expected = args.subscribers * args.updates
     print(describe("reference: bare group_send", reference, expected))

@@ -52,6 +52,7 @@ def setup_django(*, fresh_database: bool = True) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "exchange.settings",
     }
     os.environ.update(env)
+    _forget_old_subscribers(env["REDIS_URL"], env["REDIS_PREFIX"])
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -60,6 +61,18 @@ def setup_django(*, fresh_database: bool = True) -> dict[str, str]:
 
     call_command("migrate", verbosity=0)
     return env
+
+
+def _forget_old_subscribers(redis_url: str, prefix: str) -> None:
+    """Drop the bench's keys in Redis: group memberships of the subscribers of
+    an earlier run would otherwise live on (channels_redis keeps them for a
+    day) and every publish would fan out to them."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @dataclass

@@ -38,23 +38,48 @@ def levels_json(levels: list[Level]) -> list[list[Any]]:
     return [[f"{price:.2f}", quantity] for price, quantity in levels]
 
 
-def _send(group: str, event: dict[str, Any]) -> None:
+def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send in order, in one trip into the event loop: each async_to_sync call
+    from a request thread costs a loop and a channel-layer connection, so one
+    commit's events (book, trades, private) go together."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
-    async_to_sync(layer.group_send)(group, {"type": "market.event", "event": event})
+
+    async def send() -> None:
+        for group, event in messages:
+            await layer.group_send(group, {"type": "market.event", "event": event})
+
+    async_to_sync(send)()
+
+
+def book_message(symbol: str, sequence: int, bids: list[Level], asks: list[Level]) -> tuple[str, dict[str, Any]]:
+    return book_group(symbol), {"type": "update", "sequence": sequence,
+                                "bids": levels_json(bids), "asks": levels_json(asks)}
+
+
+def trade_message(symbol: str, trade: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``trade`` in the public trades shape of the API contract."""
+    return trades_group(symbol), {"type": "trade", **trade}
+
+
+def private_message(organisation_id: int, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``event`` is ``{"type": "order", "order": {...}}`` or ``{"type": "fill", ...}``."""
+    return member_group(organisation_id), event
+
+
+def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish a commit's messages (made with the *_message helpers), in order."""
+    _send_all(messages)
 
 
 def publish_book(symbol: str, sequence: int, bids: list[Level], asks: list[Level]) -> None:
-    _send(book_group(symbol), {"type": "update", "sequence": sequence,
-                               "bids": levels_json(bids), "asks": levels_json(asks)})
+    _send_all([book_message(symbol, sequence, bids, asks)])
 
 
 def publish_trade(symbol: str, trade: dict[str, Any]) -> None:
-    """``trade`` in the public trades shape of the API contract."""
-    _send(trades_group(symbol), {"type": "trade", **trade})
+    _send_all([trade_message(symbol, trade)])
 
 
 def publish_private(organisation_id: int, event: dict[str, Any]) -> None:
-    """``event`` is ``{"type": "order", "order": {...}}`` or ``{"type": "fill", ...}``."""
-    _send(member_group(organisation_id), event)
+    _send_all([private_message(organisation_id, event)])

@@ -472,18 +472,41 @@ def _apply_match(
     changes.changed(taker)
 
 
-def _load_crossing(instrument: Instrument, side: str, limit: Decimal) -> list[Order]:
-    """The other side's resting orders that cross ``limit``, in price-time priority."""
+# Crossing orders are read in pages of this many, best first.
+CROSSING_PAGE = 50
+
+
+def _load_crossing(taker: Order, now: datetime) -> list[Order]:
+    """The other side's resting orders that cross the taker's limit, in
+    price-time priority, as far as the taker can use them.
+
+    Reading stops once the orders read hold enough quantity to fill the taker
+    whole. Orders of the taker's own organisation and expired ones do not count
+    towards that, so self-trade prevention and FOK still see every order they
+    may need; the matching core ignores what lies beyond.
+    """
     rows = Order.objects.filter(
-        instrument=instrument, side=Side.SELL if side == Side.BUY else Side.BUY, status__in=RESTING_STATUSES,
+        instrument_id=taker.instrument_id, side=Side.SELL if taker.side == Side.BUY else Side.BUY,
+        status__in=RESTING_STATUSES,
     ).select_related("organisation")
-    if side == Side.BUY:
-        return list(rows.filter(price__lte=limit).order_by("price", "priority"))
-    return list(rows.filter(price__gte=limit).order_by("-price", "priority"))
+    if taker.side == Side.BUY:
+        rows = rows.filter(price__lte=taker.price).order_by("price", "priority")
+    else:
+        rows = rows.filter(price__gte=taker.price).order_by("-price", "priority")
+    need = taker.quantity - taker.filled_quantity
+    loaded: list[Order] = []
+    usable = 0
+    for order in rows.iterator(chunk_size=CROSSING_PAGE):
+        loaded.append(order)
+        if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
+            usable += order.quantity - order.filled_quantity
+            if usable >= need:
+                break
+    return loaded
 
 
 def _match(changes: _Changes, taker: Order) -> matching.MatchResult:
-    resting = _load_crossing(changes.instrument, taker.side, taker.price)
+    resting = _load_crossing(taker, changes.now)
     result = matching.match(_core(taker), [_core(order) for order in resting], now=changes.now)
     if result.status == matching.OrderStatus.REJECTED:
         # Rolled back by the caller's transaction: a rejected order leaves nothing.
@@ -537,12 +560,10 @@ def _finish(changes: _Changes) -> None:
             private.append((organisation_id, {"type": "fill", "fill": fill_payload(fill)}))
 
     def publish() -> None:
-        if publish_book:
-            broadcast.publish_book(symbol, sequence, bids, asks)
-        for trade_event in public:
-            broadcast.publish_trade(symbol, trade_event)
-        for organisation_id, event in private:
-            broadcast.publish_private(organisation_id, event)
+        messages = [broadcast.book_message(symbol, sequence, bids, asks)] if publish_book else []
+        messages += [broadcast.trade_message(symbol, trade_event) for trade_event in public]
+        messages += [broadcast.private_message(organisation_id, event) for organisation_id, event in private]
+        broadcast.publish(messages)
 
     transaction.on_commit(publish, robust=True)
 

@@ -602,12 +602,31 @@ def test_batch_limits(world):
 # --- broadcasts -----------------------------------------------------------------------------
 
 
+def capture_broadcasts(monkeypatch) -> list[tuple]:
+    """What one commit publishes, decoded from the channel-layer messages:
+    ("book", symbol, sequence, bids, asks), ("trade", symbol, trade),
+    ("private", organisation id, event)."""
+    sent: list[tuple] = []
+
+    def publish(messages):
+        for group, event in messages:
+            kind, _, key = group.partition(".")
+            if kind == "book":
+                sent.append(("book", key, event["sequence"], [(D(p), q) for p, q in event["bids"]],
+                             [(D(p), q) for p, q in event["asks"]]))
+            elif kind == "trades":
+                sent.append(("trade", key, {k: v for k, v in event.items() if k != "type"}))
+            else:
+                sent.append(("private", int(key), event))
+
+    monkeypatch.setattr(broadcast, "publish", publish)
+    return sent
+
+
+
 def test_after_commit_the_book_delta_the_trade_and_each_sides_private_events_are_published(
         world, monkeypatch, django_capture_on_commit_callbacks):
-    sent: list[tuple] = []
-    monkeypatch.setattr(broadcast, "publish_book", lambda *args: sent.append(("book", *args)))
-    monkeypatch.setattr(broadcast, "publish_trade", lambda *args: sent.append(("trade", *args)))
-    monkeypatch.setattr(broadcast, "publish_private", lambda *args: sent.append(("private", *args)))
+    sent = capture_broadcasts(monkeypatch)
     symbol = world.instrument.symbol
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -644,8 +663,7 @@ def test_after_commit_the_book_delta_the_trade_and_each_sides_private_events_are
 
 
 def test_nothing_is_published_for_a_refused_order(world, monkeypatch, django_capture_on_commit_callbacks):
-    sent: list[tuple] = []
-    monkeypatch.setattr(broadcast, "publish_book", lambda *args: sent.append(args))
+    sent = capture_broadcasts(monkeypatch)
     with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(ExchangeError):
         buy(world, price=D("12.00"), quantity=1, time_in_force="FOK")
     assert callbacks == [] and sent == []
