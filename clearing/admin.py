@@ -256,3 +256,176 @@ class StatementOrganisationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "next_day": day + timedelta(days=1) if day < today else None,
         }
         return TemplateResponse(request, "admin/clearing/statementorganisation/statement.html", context)
+
+
+# --- Fees, funds and withdrawals (issue 4) ---------------------------------------------------
+
+from django.contrib import messages  # noqa: E402
+from django.contrib.admin import helpers  # noqa: E402
+
+from clearing.models import FeeSchedule, WithdrawalRequest  # noqa: E402
+from clearing.services import withdrawal_approve, withdrawal_reject  # noqa: E402
+from clearing.services.cash import four_eyes_refusal  # noqa: E402
+
+
+@admin.register(FeeSchedule)
+class FeeScheduleAdmin(admin.ModelAdmin):
+    """Operators add a schedule that starts in the future (FeeSchedule.clean);
+    one in effect opens read-only and cannot be deleted (the model refuses too)."""
+
+    list_display = ("valid_from", "in_effect_display", "day_ahead_per_side", "intraday_maker", "intraday_taker",
+                    "futures_per_side", "incentive_fund_share", "rnd_fund_share", "created_by", "note")
+    list_select_related = ("created_by",)
+    fields = ("valid_from", "day_ahead_per_side", "intraday_maker", "intraday_taker", "futures_per_side",
+              "incentive_fund_share", "rnd_fund_share", "note", "created_by", "created_at")
+    readonly_fields = ("created_by", "created_at")
+    # The bulk delete would refuse rows in effect; a future row is deleted on its own page.
+    actions = None
+
+    @admin.display(description=_("in effect"), boolean=True)
+    def in_effect_display(self, schedule: FeeSchedule) -> bool:
+        return schedule.in_effect
+
+    def has_change_permission(self, request: HttpRequest, obj: FeeSchedule | None = None) -> bool:
+        if obj is not None and obj.in_effect:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: FeeSchedule | None = None) -> bool:
+        if obj is not None and obj.in_effect:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: FeeSchedule, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+class WithdrawalActionForm(helpers.ActionForm):
+    reason = forms.CharField(label=_("reason (for a rejection)"), required=False, max_length=255)
+
+
+@admin.register(WithdrawalRequest)
+class WithdrawalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Requests are decided by the actions, which call the services; the
+    four-eyes refusal is shown as a message and nothing is written."""
+
+    list_display = ("id", "requested_at", "organisation", "amount", "iban", "requested_by", "entered_by", "status",
+                    "decided_by", "decided_at")
+    list_filter = ("status",)
+    list_select_related = ("organisation", "requested_by", "entered_by", "decided_by")
+    search_fields = ("organisation__legal_name", "iban")
+    date_hierarchy = "requested_at"
+    fields = ("organisation", "amount", "iban", "requested_by", "entered_by", "requested_at", "status",
+              "decided_by", "decided_at", "reason", "hold_entry", "entry")
+    readonly_fields = fields
+    action_form = WithdrawalActionForm
+    actions = ("approve_selected", "reject_selected")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Tell the viewing operator up front when the four-eyes rule bars them.
+        row = self.get_object(request, object_id)
+        if row is not None and row.status == WithdrawalRequest.Status.REQUESTED and request.method == "GET":
+            refusal = four_eyes_refusal(operator=request.user, request=row)  # type: ignore[arg-type]
+            if refusal:
+                self.message_user(request, refusal, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The actions need the change permission; the form itself stays read-only (readonly_fields).
+        return bool(request.user.is_staff and request.user.is_active)
+
+    @admin.action(description=_("Approve (pay out) the selected requests"))
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalRequest]) -> None:
+        for row in queryset.select_related("organisation").order_by("pk"):
+            try:
+                withdrawal_approve(operator=request.user, request=row)  # type: ignore[arg-type]
+            except ExchangeError as error:
+                self.message_user(request, gettext("Request #%(id)s not approved: %(detail)s")
+                                  % {"id": row.pk, "detail": error.detail}, messages.ERROR)
+            else:
+                self.message_user(request, gettext("Request #%(id)s approved: %(amount)s EUR paid out.")
+                                  % {"id": row.pk, "amount": row.amount}, messages.SUCCESS)
+
+    @admin.action(description=_("Reject the selected requests (give a reason)"))
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalRequest]) -> None:
+        reason = request.POST.get("reason", "")
+        for row in queryset.select_related("organisation").order_by("pk"):
+            try:
+                withdrawal_reject(operator=request.user, request=row, reason=reason)  # type: ignore[arg-type]
+            except ExchangeError as error:
+                self.message_user(request, gettext("Request #%(id)s not rejected: %(detail)s")
+                                  % {"id": row.pk, "detail": error.detail}, messages.ERROR)
+            else:
+                self.message_user(request, gettext("Request #%(id)s rejected: the amount is available again.")
+                                  % {"id": row.pk}, messages.SUCCESS)
+
+
+# --- Delivery tickets and dispute resolution (issue 4) -------------------------------------------
+
+from django.shortcuts import redirect  # noqa: E402
+
+from clearing.models import DeliveryTicket  # noqa: E402
+from clearing.services import dispute_resolve  # noqa: E402
+
+
+class DisputeResolveForm(forms.Form):
+    refund_amount = forms.DecimalField(label=_("refund to the buyer (EUR)"), min_value=Decimal("0"),
+                                       max_digits=18, decimal_places=2)
+    reason = forms.CharField(label=_("reason (goes into the audit log)"), widget=forms.Textarea(attrs={"rows": 4}))
+
+
+@admin.register(DeliveryTicket)
+class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only tickets; a disputed one gets a "resolve dispute" page that
+    calls ``dispute_resolve`` (refund, audit, settlement in one transaction)."""
+
+    list_display = ("id", "trade", "seller", "buyer", "gpus", "value", "status", "delivery_start", "settled_at")
+    list_filter = ("status",)
+    search_fields = ("=id", "=trade__id", "seller__legal_name", "buyer__legal_name")
+    actions = ["resolve_dispute"]
+
+    @admin.action(description=_("Resolve dispute"))
+    def resolve_dispute(self, request: HttpRequest, queryset: QuerySet[DeliveryTicket]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, gettext("Resolve one dispute at a time."), messages.WARNING)
+            return None
+        return redirect("admin:clearing_deliveryticket_resolve", pk=queryset.get().pk)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
+                 name="clearing_deliveryticket_resolve"),
+        ]
+        return custom + super().get_urls()
+
+    def resolve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not (self.has_view_permission(request) and request.user.is_staff):
+            raise PermissionDenied
+        ticket = get_object_or_404(DeliveryTicket, pk=pk)
+        form = DisputeResolveForm(request.POST or None, initial={"refund_amount": ticket.value})
+        if request.method == "POST" and form.is_valid():
+            try:
+                dispute_resolve(operator=request.user, ticket=ticket,
+                                refund_amount=form.cleaned_data["refund_amount"], reason=form.cleaned_data["reason"])
+            except ExchangeError as error:
+                add_error_to_form(form, error)
+            else:
+                self.message_user(request, gettext("Dispute of ticket #%(id)s resolved and settled.")
+                                  % {"id": ticket.pk}, messages.SUCCESS)
+                return redirect("admin:clearing_deliveryticket_change", ticket.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Resolve the dispute of delivery ticket #%(id)s") % {"id": ticket.pk},
+            "ticket": ticket,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/clearing/deliveryticket/resolve.html", context)

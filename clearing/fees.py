@@ -140,3 +140,55 @@ def min_sell_price(taker_rate: Decimal, tick: Decimal = CENT) -> Decimal:
     never owe more fee than the trade brings in."""
     _require_rate(taker_rate)
     return (taker_rate / tick).to_integral_value(rounding=ROUND_UP) * tick
+
+
+# --- fee schedule and fund shares (issue 4) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeeTerms:
+    """What one fee schedule says: the rates of every segment (EUR/GPUh per
+    side) and the fractions of fee revenue that go to the two funds."""
+
+    day_ahead_per_side: Decimal
+    intraday: FeeRates
+    futures_per_side: Decimal
+    incentive_fund_share: Decimal
+    rnd_fund_share: Decimal
+
+    def __post_init__(self) -> None:
+        _require_rate(self.day_ahead_per_side)
+        _require_rate(self.futures_per_side)
+        for share in (self.incentive_fund_share, self.rnd_fund_share):
+            _require_decimal(share, "share")
+            if share < 0:
+                raise ValueError(f"a fund share cannot be negative, not {share}")
+        if self.incentive_fund_share + self.rnd_fund_share > 1:
+            raise ValueError("the fund shares together cannot exceed the fee revenue")
+
+
+# Market rules §3 and §6; the same values the data migration seeds from
+# 2026-01-01. They apply before the first schedule row and wherever the seed
+# is missing (test databases flushed between transactional tests).
+DEFAULT_FEE_TERMS = FeeTerms(
+    day_ahead_per_side=Decimal("0.01"),
+    intraday=INTRADAY_FEE_RATES,
+    futures_per_side=Decimal("0.002"),
+    incentive_fund_share=Decimal("0.20"),
+    rnd_fund_share=Decimal("0.10"),
+)
+
+
+def fund_split(fee: Decimal, incentive_share: Decimal, rnd_share: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    """Split one trade's fee revenue into (fee revenue kept, incentive fund, R&D fund).
+
+    Each fund's share is rounded HALF_UP to the cent; the remainder stays in
+    fee revenue. The R&D share is capped at what the incentive share leaves,
+    so the kept part is never negative (0.01 at 0.5/0.5 is 0.00, 0.01, 0.00).
+    """
+    _require_decimal(fee, "fee")
+    if fee < 0 or not is_cents(fee):
+        raise ValueError(f"a fee is a non-negative amount in cents, not {fee}")
+    incentive = min(to_cents(fee * incentive_share), fee)
+    rnd = min(to_cents(fee * rnd_share), fee - incentive)
+    return fee - incentive - rnd, incentive, rnd

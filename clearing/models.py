@@ -14,6 +14,7 @@ entry): the models refuse it, and on PostgreSQL so do triggers
 (migration 0002).
 """
 
+import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -64,6 +65,9 @@ class Account(models.Model):
         CASH_RESERVED = "cash_reserved", _("cash reserved")
         SETTLEMENT_PENDING = "settlement_pending", _("settlement pending")
         MARGIN = "margin", _("margin")
+        # Opened on first use: money a member asked to withdraw, until an
+        # operator pays it out or returns it (issue 4, "Withdrawals").
+        WITHDRAWAL_PENDING = "withdrawal_pending", _("withdrawal pending")
         # The clearing house's own accounts (no organisation).
         BANK = "bank", _("bank")
         CCP = "ccp", _("central counterparty")
@@ -100,7 +104,8 @@ class Account(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(organisation__isnull=False, kind__in=("cash_available", "cash_reserved",
-                                                                  "settlement_pending", "margin"))
+                                                                  "settlement_pending", "margin",
+                                                                  "withdrawal_pending"))
                 | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund")),
                 name="clearing_account_kind_matches_owner",
             ),
@@ -109,7 +114,7 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(balance__gte=0)
                 | ~Q(kind__in=("cash_available", "cash_reserved", "settlement_pending", "margin",
-                               "incentive_fund", "rnd_fund")),
+                               "withdrawal_pending", "incentive_fund", "rnd_fund")),
                 name="clearing_account_guarded_not_negative",
             ),
         ]
@@ -139,6 +144,9 @@ MEMBER_KINDS: tuple[str, ...] = (
     Account.Kind.SETTLEMENT_PENDING,
     Account.Kind.MARGIN,
 )
+# Member accounts opened only when first used, outside the four every member
+# has (and outside GET /api/v1/account/): see "Withdrawals" in the docs.
+MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING,)
 HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.BANK,
     Account.Kind.CCP,
@@ -151,7 +159,7 @@ HOUSE_KINDS: tuple[str, ...] = (
 # which cannot grant more than they hold. The bank, the CCP and fee revenue
 # are not guarded: the CCP's balance swings both ways with open trades.
 GUARDED_KINDS: frozenset[str] = frozenset(
-    (*MEMBER_KINDS, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
+    (*MEMBER_KINDS, *MEMBER_EXTRA_KINDS, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
 )
 
 
@@ -385,3 +393,283 @@ class StatementOrganisation(Organisation):
         proxy = True
         verbose_name = _("statement")
         verbose_name_plural = _("statements")
+
+
+# --- Delivery tickets (issue 4, docs/architecture.md "Delivery and settlement") -----------------
+
+# market-rules §3/§4: the buyer confirms or disputes until 24 h after delivery
+# end; an undisputed ticket is paid out automatically when this has passed.
+DELIVERY_CONFIRMATION_WINDOW = datetime.timedelta(hours=24)
+
+
+class DeliveryTicket(models.Model):
+    """One slice of one spot trade to deliver: GPUs of one seller site (or,
+    for resale, passed on from the seller's own inbound ticket) to one buyer.
+
+    The tickets of a trade add up to its quantity, value and fees exactly;
+    each ticket settles once (``settled_at`` and ``settlement_entry``).
+    """
+
+    class Status(models.TextChoices):
+        AWAITING_ACCESS = "awaiting_access", _("awaiting access details")
+        ACCESS_POSTED = "access_posted", _("access details posted")
+        CONFIRMED = "confirmed", _("confirmed")
+        DISPUTED = "disputed", _("disputed")
+        RESOLVED = "resolved", _("dispute resolved")
+        SETTLED = "settled", _("settled")
+
+    trade = models.ForeignKey("market.Trade", verbose_name=_("trade"), on_delete=models.PROTECT,
+                              related_name="delivery_tickets")
+    seller = models.ForeignKey(Organisation, verbose_name=_("seller"), on_delete=models.PROTECT,
+                               related_name="delivery_tickets_sold")
+    seller_site = models.ForeignKey("market.Site", verbose_name=_("seller site"), on_delete=models.PROTECT,
+                                    null=True, blank=True, related_name="delivery_tickets",
+                                    help_text=_("Empty when the GPUs are resold capacity."))
+    source_ticket = models.ForeignKey("self", verbose_name=_("resold from ticket"), on_delete=models.PROTECT,
+                                      null=True, blank=True, related_name="resold_tickets")
+    buyer = models.ForeignKey(Organisation, verbose_name=_("buyer"), on_delete=models.PROTECT,
+                              related_name="delivery_tickets_bought")
+    gpu_class = models.ForeignKey("market.GpuClass", verbose_name=_("GPU class"), on_delete=models.PROTECT,
+                                  related_name="+")
+    zone = models.ForeignKey("market.DeliveryZone", verbose_name=_("delivery zone"), on_delete=models.PROTECT,
+                             related_name="+")
+    delivery_start = models.DateTimeField(_("delivery start"))
+    delivery_end = models.DateTimeField(_("delivery end"))
+    gpus = models.PositiveIntegerField(_("GPUs"))
+    value = models.DecimalField(_("value (EUR)"), max_digits=18, decimal_places=2)
+    buyer_fee = models.DecimalField(_("buyer fee (EUR)"), max_digits=18, decimal_places=2)
+    seller_fee = models.DecimalField(_("seller fee (EUR)"), max_digits=18, decimal_places=2)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.AWAITING_ACCESS)
+    access_endpoint = models.CharField(_("access endpoint"), max_length=500, blank=True)
+    access_instructions = models.TextField(_("access instructions"), blank=True)
+    access_posted_at = models.DateTimeField(_("access posted at"), null=True, blank=True)
+    access_posted_late = models.BooleanField(_("access posted late"), default=False)
+    access_posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("access posted by"),
+                                         on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    disputed_at = models.DateTimeField(_("disputed at"), null=True, blank=True)
+    dispute_reason = models.TextField(_("dispute reason"), blank=True)
+    refund_amount = models.DecimalField(_("refund (EUR)"), max_digits=18, decimal_places=2, null=True, blank=True)
+    resolution_reason = models.TextField(_("resolution reason"), blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("resolved by"),
+                                    on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
+    settlement_entry = models.OneToOneField(JournalEntry, verbose_name=_("settlement entry"),
+                                            on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("delivery ticket")
+        verbose_name_plural = _("delivery tickets")
+        ordering = ("-delivery_start", "-pk")
+        indexes = [
+            models.Index(fields=("status", "delivery_end"), name="clearing_ticket_status_end"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(gpus__gt=0), name="clearing_ticket_gpus_positive"),
+            models.CheckConstraint(condition=Q(delivery_end__gt=F("delivery_start")),
+                                   name="clearing_ticket_period_positive"),
+            models.CheckConstraint(
+                condition=Q(value__gte=0) & Q(buyer_fee__gte=0) & Q(seller_fee__gte=0)
+                & Q(seller_fee__lte=F("value")),
+                name="clearing_ticket_amounts_valid"),
+            models.CheckConstraint(condition=~Q(seller=F("buyer")), name="clearing_ticket_two_parties"),
+            models.CheckConstraint(
+                condition=Q(refund_amount__isnull=True) | (Q(refund_amount__gte=0) & Q(refund_amount__lte=F("value"))),
+                name="clearing_ticket_refund_within_value"),
+            # Settled exactly when it has a settlement time (the claim sets
+            # both in one UPDATE; the entry follows in the same transaction).
+            models.CheckConstraint(
+                condition=(Q(status="settled") & Q(settled_at__isnull=False))
+                | (~Q(status="settled") & Q(settled_at__isnull=True) & Q(settlement_entry__isnull=True)),
+                name="clearing_ticket_settled_has_time"),
+            models.CheckConstraint(condition=~(Q(seller_site__isnull=False) & Q(source_ticket__isnull=False)),
+                                   name="clearing_ticket_site_or_resale"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.gpus} × {self.gpu_class_id} {self.delivery_start:%Y-%m-%d %H:%M}"
+
+    @property
+    def confirmation_deadline(self) -> datetime.datetime:
+        return self.delivery_end + DELIVERY_CONFIRMATION_WINDOW
+
+
+# --- Fees, funds and withdrawals (issue 4; docs/architecture.md) -------------------------
+
+
+def _rate_field(verbose_name: Any) -> "models.DecimalField[Decimal, Decimal]":
+    return models.DecimalField(verbose_name, max_digits=8, decimal_places=4,
+                               help_text=_("EUR per GPU-hour and side."))
+
+
+def _share_field(verbose_name: Any) -> "models.DecimalField[Decimal, Decimal]":
+    return models.DecimalField(verbose_name, max_digits=5, decimal_places=4,
+                               help_text=_("Fraction of fee revenue, e.g. 0.2000 for 20 %."))
+
+
+class FeeScheduleQuerySet(models.QuerySet["FeeSchedule"]):
+    def in_effect(self, when: datetime.datetime | None = None) -> "FeeScheduleQuerySet":
+        return self.filter(valid_from__lte=when or timezone.now())
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        # A bulk update could rewrite a schedule that trades were priced with.
+        raise ImmutableError("Fee schedules are changed one at a time, and only before they take effect.")
+
+    def delete(self) -> Any:
+        if self.in_effect().exists():
+            raise ImmutableError("A fee schedule that is in effect cannot be deleted.")
+        return super().delete()
+
+
+class FeeSchedule(models.Model):
+    """The fee rates and fund shares from ``valid_from`` until the next row's.
+
+    Read through ``clearing.selectors.fee_terms_at``. Immutable once in
+    effect: only a row whose ``valid_from`` is still in the future may be
+    changed or deleted (and only to another future time).
+    """
+
+    valid_from = models.DateTimeField(_("valid from"), unique=True)
+    day_ahead_per_side = _rate_field(_("day-ahead fee per side"))
+    intraday_maker = _rate_field(_("intraday maker fee"))
+    intraday_taker = _rate_field(_("intraday taker fee"))
+    futures_per_side = _rate_field(_("futures fee per side"))
+    incentive_fund_share = _share_field(_("incentive fund share"))
+    rnd_fund_share = _share_field(_("R&D fund share"))
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", help_text=_("Empty for the schedule seeded with the market rules."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    objects = FeeScheduleQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("fee schedule")
+        verbose_name_plural = _("fee schedules")
+        ordering = ("-valid_from",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(day_ahead_per_side__gte=0, intraday_maker__gte=0, intraday_taker__gte=0,
+                            futures_per_side__gte=0),
+                name="clearing_feeschedule_rates_not_negative",
+            ),
+            # The buy reservation covers fees at the taker rate.
+            models.CheckConstraint(condition=Q(intraday_maker__lte=F("intraday_taker")),
+                                   name="clearing_feeschedule_maker_le_taker"),
+            models.CheckConstraint(
+                condition=Q(incentive_fund_share__gte=0, rnd_fund_share__gte=0)
+                & Q(incentive_fund_share__lte=Decimal(1) - F("rnd_fund_share")),
+                name="clearing_feeschedule_shares_within_revenue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Fee schedule from %(when)s") % {
+            "when": timezone.localtime(self.valid_from).strftime("%Y-%m-%d %H:%M")})
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        now = timezone.now()
+        if self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        in_effect = ImmutableError("This fee schedule is in effect and can no longer be changed.")
+        if type(self)._base_manager.filter(pk=self.pk, valid_from__lte=now).exists():
+            raise in_effect
+        if self.valid_from <= now:
+            raise ImmutableError("A fee schedule cannot be moved to a time that has passed.")
+        # One conditional UPDATE: if the stored row took effect in the
+        # meantime, nothing is written (a trade may already use it).
+        fields = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields
+                  if not f.primary_key and f.name not in ("created_at", "created_by")}
+        changed = models.QuerySet.update(
+            type(self)._base_manager.filter(pk=self.pk, valid_from__gt=now), **fields)
+        if changed != 1:
+            raise in_effect
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        if type(self)._base_manager.filter(pk=self.pk, valid_from__lte=timezone.now()).exists():
+            raise ImmutableError("A fee schedule that is in effect cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def in_effect(self) -> bool:
+        return self.valid_from is not None and self.valid_from <= timezone.now()
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors: dict[str, Any] = {}
+        if self.valid_from is not None and self.valid_from <= timezone.now():
+            errors["valid_from"] = _("A fee schedule must start in the future.")
+        if (self.intraday_maker is not None and self.intraday_taker is not None
+                and self.intraday_maker > self.intraday_taker):
+            errors["intraday_maker"] = _("The maker fee must not exceed the taker fee.")
+        shares = (self.incentive_fund_share, self.rnd_fund_share)
+        if None not in shares and sum(shares) > 1:
+            errors["rnd_fund_share"] = _("The two fund shares together must not exceed 1.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class WithdrawalRequest(models.Model):
+    """A member's request to pay cash out to its bank account (four eyes).
+
+    Changed only by ``clearing.services.cash``: the status moves once from
+    ``requested`` by a conditional UPDATE.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("requested")
+        APPROVED = "approved", _("approved (paid out)")
+        REJECTED = "rejected", _("rejected")
+        CANCELLED = "cancelled", _("cancelled")
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation", verbose_name=_("organisation"), on_delete=models.PROTECT,
+        related_name="withdrawal_requests",
+    )
+    amount = models.DecimalField(_("amount (EUR)"), max_digits=18, decimal_places=2)
+    iban = models.CharField(_("IBAN"), max_length=34)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT, related_name="+",
+    )
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("entered by"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", help_text=_("The operator who entered the request on the member's behalf, if one."),
+    )
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now, db_index=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("decided by"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    hold_entry = models.ForeignKey(
+        JournalEntry, verbose_name=_("hold entry"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", help_text=_("The entry that moved the amount from cash available to pending."),
+    )
+    entry = models.ForeignKey(
+        JournalEntry, verbose_name=_("journal entry"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", help_text=_("The payout (approved) or the return (rejected, cancelled)."),
+    )
+
+    class Meta:
+        verbose_name = _("withdrawal request")
+        verbose_name_plural = _("withdrawal requests")
+        ordering = ("-requested_at", "-id")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="clearing_withdrawal_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status="requested", decided_by__isnull=True, decided_at__isnull=True)
+                | (~Q(status="requested") & Q(decided_at__isnull=False)),
+                name="clearing_withdrawal_decided_iff_not_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.amount} EUR {self.organisation}"

@@ -19,7 +19,8 @@ from itertools import islice
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count, F, Max, Min, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -224,6 +225,22 @@ def _invoice_numbers_consecutive() -> Iterator[str]:
             "year": year, "count": row["count"], "first": row["first"] or "-", "last": row["last"] or "-",
             "sequence": last_number,
         }
+
+
+@register_check("delivered_equals_traded", gettext_lazy("Delivered GPUs equal traded GPUs"))
+def _delivered_equals_traded() -> Iterator[str]:
+    from clearing.models import DeliveryTicket
+    from market.models import Segment, Trade
+
+    on_tickets = (DeliveryTicket.objects.filter(trade=OuterRef("pk")).order_by()
+                  .values("trade").annotate(total=Sum("gpus")).values("total"))
+    rows = (Trade.objects.filter(instrument__segment=Segment.INTRADAY)  # every spot trade
+            .annotate(delivered=Coalesce(Subquery(on_tickets), 0))
+            .exclude(delivered=F("quantity")).order_by("pk")
+            .values_list("pk", "quantity", "delivered"))
+    for pk, traded, delivered in rows:
+        yield _("Trade #%(trade)s: %(traded)s GPUs traded, %(delivered)s on delivery tickets.") % {
+            "trade": pk, "traded": traded, "delivered": delivered}
 
 
 # --- The scheduled run --------------------------------------------------------------------

@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING
 from django.db.models import DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Round
 
-from clearing.models import MEMBER_KINDS, Account, JournalEntry, JournalLine
+from clearing.fees import DEFAULT_FEE_TERMS, FeeRates, FeeTerms
+from clearing.models import MEMBER_KINDS, Account, FeeSchedule, JournalEntry, JournalLine, WithdrawalRequest
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from accounts.models import Organisation
 
 ZERO = Decimal("0.00")
@@ -21,7 +24,10 @@ _MONEY: "DecimalField[Decimal, Decimal]" = DecimalField(max_digits=18, decimal_p
 def account_summary(*, organisation: "Organisation") -> dict[str, Decimal]:
     """The organisation's balance per member account kind; 0.00 for accounts not yet opened."""
     summary = dict.fromkeys(MEMBER_KINDS, ZERO)
-    for kind, balance in Account.objects.filter(organisation=organisation).values_list("kind", "balance"):
+    # Only the four kinds every member has: the API's shape (a withdrawal
+    # account opened later does not add a key).
+    accounts = Account.objects.filter(organisation=organisation, kind__in=MEMBER_KINDS)
+    for kind, balance in accounts.values_list("kind", "balance"):
         summary[kind] = balance
     return summary
 
@@ -66,3 +72,33 @@ def unbalanced_entries() -> QuerySet[JournalEntry]:
         .filter(~Q(total=0))
         .order_by("pk")
     )
+
+
+# --- fee schedule (issue 4) ------------------------------------------------------------------
+
+
+def fee_terms_at(when: "datetime") -> FeeTerms:
+    """The fee rates and fund shares in effect at ``when``: the schedule row
+    with the latest ``valid_from <= when``, or the market-rules defaults
+    before the first row. One indexed query."""
+    row = FeeSchedule.objects.in_effect(when).order_by("-valid_from").first()
+    if row is None:
+        return DEFAULT_FEE_TERMS
+    return FeeTerms(
+        day_ahead_per_side=row.day_ahead_per_side,
+        intraday=FeeRates(maker=row.intraday_maker, taker=row.intraday_taker),
+        futures_per_side=row.futures_per_side,
+        incentive_fund_share=row.incentive_fund_share,
+        rnd_fund_share=row.rnd_fund_share,
+    )
+
+
+def fee_rates_at(when: "datetime") -> FeeRates:
+    """The intraday maker and taker rates in effect at ``when``."""
+    return fee_terms_at(when).intraday
+
+
+def withdrawals_of(*, organisation: "Organisation") -> QuerySet[WithdrawalRequest]:
+    """The organisation's withdrawal requests, newest first."""
+    return WithdrawalRequest.objects.filter(organisation=organisation).select_related(
+        "requested_by", "decided_by").order_by("-requested_at", "-id")

@@ -15,7 +15,7 @@ from django.utils import timezone, translation
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from clearing.models import MEMBER_KINDS, Account, JournalEntry, JournalLine
+from clearing.models import MEMBER_EXTRA_KINDS, MEMBER_KINDS, Account, JournalEntry, JournalLine
 from market.calendar import BERLIN, local_midnight
 
 if TYPE_CHECKING:
@@ -74,7 +74,10 @@ def statement_for(*, organisation: "Organisation", day: date) -> Statement:
     """The organisation's statement of ``day``. Three queries."""
     starts_at, ends_at = day_bounds(day)
     accounts = {account.pk: account.kind for account in Account.objects.filter(organisation=organisation)}
-    opening_by_kind = dict.fromkeys(MEMBER_KINDS, ZERO)
+    # The four accounts every member has, then those it opened later (a
+    # withdrawal account), in one fixed order.
+    kinds = [*MEMBER_KINDS, *(kind for kind in MEMBER_EXTRA_KINDS if kind in accounts.values())]
+    opening_by_kind = dict.fromkeys(kinds, ZERO)
     opening_rows = (
         JournalLine.objects.filter(account_id__in=accounts, entry__created_at__lt=starts_at)
         .order_by().values("account_id").annotate(total=Sum("amount")).values_list("account_id", "total")
@@ -111,7 +114,7 @@ def statement_for(*, organisation: "Organisation", day: date) -> Statement:
     summaries = [
         AccountSummary(kind=kind, label=str(Account.Kind(kind).label), opening=opening_by_kind[kind],
                        debits=debits[kind], credits=credits[kind], closing=running[kind])
-        for kind in MEMBER_KINDS
+        for kind in kinds
     ]
     return Statement(organisation=organisation, day=day, starts_at=starts_at, ends_at=ends_at,
                      accounts=summaries, lines=lines)

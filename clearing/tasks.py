@@ -20,3 +20,12 @@ def reconcile() -> dict[str, object]:
     if run.ok:
         log.info("reconciliation run %s: ok", run.pk)
     return {"run": run.pk, "ok": run.ok, "broken": run.broken_checks}
+
+
+@shared_task(name="clearing.settle_deliveries", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def settle_deliveries() -> dict[str, int]:
+    """Pay out every due delivery ticket exactly once (beat: every 5 minutes)."""
+    from clearing.services import deliveries_settle
+
+    return {"settled": deliveries_settle()}

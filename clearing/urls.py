@@ -13,4 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("invoices/", views.invoice_list, name="invoices"),
     path("invoices.csv", views.invoice_list_csv, name="invoices_csv"),
     path("invoices/<str:number>/", views.invoice_detail, name="invoice_detail"),
+    path("deliveries/", views.delivery_list, name="deliveries"),
+    path("deliveries/<int:pk>/", views.delivery_detail, name="delivery_detail"),
+    path("withdrawals/", views.withdrawals, name="withdrawals"),
 ]

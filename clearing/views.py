@@ -157,3 +157,138 @@ def invoice_detail(request: AuthedRequest, number: str) -> HttpResponse:
         raise Http404
     return render(request, "clearing/invoice_detail.html",
                   {"membership": membership, "invoice": invoice, "issuer": issuer()})
+
+
+# --- Delivery tickets (issue 4; docs/architecture.md "Delivery and settlement") ----------------
+
+from django.contrib import messages  # noqa: E402
+from django.db.models import Q  # noqa: E402
+from django.views.decorators.http import require_http_methods  # noqa: E402
+
+from clearing.models import DeliveryTicket  # noqa: E402
+from clearing.services import (  # noqa: E402
+    delivery_access_post,
+    delivery_confirm,
+    delivery_dispute,
+    may_read_access,
+    tickets_visible_to,
+)
+from exchange.errors import ExchangeError  # noqa: E402
+
+
+def _party_tickets(request: AuthedRequest, membership: Membership) -> Any:
+    org_id = membership.organisation_id
+    return tickets_visible_to(user=request.user).filter(Q(buyer_id=org_id) | Q(seller_id=org_id))
+
+
+@never_cache
+@login_required
+@require_GET
+def delivery_list(request: AuthedRequest) -> HttpResponse:
+    """The organisation's tickets, as buyer and as seller."""
+    membership = _membership_or_404(request)
+    tickets = list(_party_tickets(request, membership).order_by("-delivery_start", "-pk")[:500])
+    org_id = membership.organisation_id
+    return render(request, "clearing/deliveries/list.html", {
+        "membership": membership,
+        "bought": [t for t in tickets if t.buyer_id == org_id],
+        "sold": [t for t in tickets if t.seller_id == org_id],
+    })
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def delivery_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    """One ticket: the access form for the seller; the access details and
+    confirm/dispute for the buyer. Every action calls the service."""
+    membership = _membership_or_404(request)
+    ticket = _party_tickets(request, membership).filter(pk=pk).first()
+    if ticket is None:
+        raise Http404
+    error: ExchangeError | None = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "access":
+                delivery_access_post(user=request.user, ticket=ticket, endpoint=request.POST.get("endpoint", ""),
+                                     instructions=request.POST.get("instructions", ""))
+                messages.success(request, _("The access details are posted for the buyer."))
+            elif action == "confirm":
+                delivery_confirm(user=request.user, ticket=ticket)
+                messages.success(request, _("Delivery confirmed. The seller will be paid."))
+            elif action == "dispute":
+                delivery_dispute(user=request.user, ticket=ticket, reason=request.POST.get("reason", ""))
+                messages.success(request, _("Dispute filed. An operator will resolve it."))
+            else:
+                raise Http404
+            return redirect("delivery_detail", pk=ticket.pk)
+        except ExchangeError as refused:
+            error = refused
+    is_buyer = ticket.buyer_id == membership.organisation_id
+    return render(request, "clearing/deliveries/detail.html", {
+        "membership": membership,
+        "ticket": ticket,
+        "is_buyer": is_buyer,
+        "is_seller": ticket.seller_id == membership.organisation_id,
+        "show_access": may_read_access(user=request.user, ticket=ticket) and is_buyer,
+        "open": ticket.status in (DeliveryTicket.Status.AWAITING_ACCESS, DeliveryTicket.Status.ACCESS_POSTED),
+        "error": error,
+        "form_data": request.POST if error else {},
+    }, status=400 if error else 200)
+
+
+# --- withdrawals (issue 4; docs/architecture.md, "Fees, funds and withdrawals") ----------
+
+from decimal import Decimal  # noqa: E402
+
+from django import forms  # noqa: E402
+from django.contrib import messages as flash  # noqa: E402
+from django.shortcuts import get_object_or_404  # noqa: E402
+
+from clearing.models import WithdrawalRequest  # noqa: E402
+from clearing.selectors import account_summary, withdrawals_of  # noqa: E402
+from clearing.services import withdrawal_cancel, withdrawal_request  # noqa: E402
+from exchange.errors import add_error_to_form  # noqa: E402
+
+
+class WithdrawalForm(forms.Form):
+    amount = forms.DecimalField(label=_("Amount (EUR)"), min_value=Decimal("0.01"), max_digits=18,
+                                decimal_places=2)
+    iban = forms.CharField(label=_("IBAN"), max_length=42,
+                           help_text=_("The organisation's bank account, e.g. DE89 3704 0044 0532 0130 00."))
+
+
+@login_required
+@never_cache
+def withdrawals(request: AuthedRequest) -> HttpResponse:
+    """Any member sees the organisation's requests; owners request and cancel."""
+    membership = _membership_or_404(request)
+    organisation = membership.organisation
+    form = WithdrawalForm()
+    status = 200
+    if request.method == "POST":
+        if not membership.is_owner:
+            raise Http404
+        try:
+            if request.POST.get("action") == "cancel":
+                row = get_object_or_404(WithdrawalRequest, pk=request.POST.get("request") or 0,
+                                        organisation=organisation)
+                withdrawal_cancel(user=request.user, request=row)
+                flash.success(request, _("The withdrawal request is cancelled; the amount is available again."))
+                return redirect("withdrawals")
+            form = WithdrawalForm(request.POST)
+            if form.is_valid():
+                withdrawal_request(user=request.user, amount=form.cleaned_data["amount"],
+                                   iban=form.cleaned_data["iban"])
+                flash.success(request, _("Withdrawal requested. An operator will pay it out after review."))
+                return redirect("withdrawals")
+        except ExchangeError as error:
+            add_error_to_form(form, error)
+        status = 400 if form.errors else 200
+    return render(request, "clearing/withdrawals.html", {
+        "membership": membership,
+        "form": form,
+        "available": account_summary(organisation=organisation)["cash_available"],
+        "requests": withdrawals_of(organisation=organisation),
+    }, status=status)

@@ -25,6 +25,8 @@ app.conf.beat_schedule = {
     "market-expire-orders": {"task": "market.expire_orders", "schedule": crontab(minute="*")},
     # Every clearing invariant; records the run and alerts operators on a new break.
     "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
+    # Payouts of confirmed, resolved and undisputed deliveries; exactly once per ticket.
+    "clearing-settle-deliveries": {"task": "clearing.settle_deliveries", "schedule": crontab(minute="*/5")},
 }
 
 

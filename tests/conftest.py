@@ -14,6 +14,13 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit("The suite runs on Redis: use `make test`, or set REDIS_URL.", 2)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Browser journeys last: Playwright's sync API keeps an event loop in the
+    # main thread while its session-wide browser lives, and async_to_sync
+    # (channel-layer broadcasts) refuses to run in a thread with a loop.
+    items.sort(key=lambda item: "tests/browser/" in str(item.path))
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings):  # type: ignore[no-untyped-def]
     # Fast hashing for tests only.

@@ -311,3 +311,20 @@ def fee_line(amount: str, *, gpu_hours: str = "1", rate: str | None = None,
              description: str = "Intraday taker fee") -> InvoiceLineData:
     return InvoiceLineData(description=description, amount=Decimal(amount), quantity=Decimal(gpu_hours),
                            unit="GPUh", unit_price=Decimal(rate) if rate is not None else None)
+
+
+# --- clearing delivery and settlement ------------------------------------------------------------
+# A spot trade made the only way the exchange makes one: a resting sell and a
+# crossing buy through the order service (which books it and cuts its
+# delivery tickets).
+
+
+from market.models import Trade  # noqa: E402
+from market.services.orders import order_submit  # noqa: E402
+
+
+def spot_trade(*, seller: User, buyer: User, instrument: Instrument, quantity: int,
+               price: Decimal = Decimal("12.30")) -> Trade:
+    order_submit(user=seller, instrument=instrument, side="sell", price=price, quantity=quantity)
+    order_submit(user=buyer, instrument=instrument, side="buy", price=price, quantity=quantity)
+    return Trade.objects.filter(instrument=instrument).latest("pk")

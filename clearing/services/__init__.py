@@ -26,3 +26,47 @@ __all__ = [
     "ledger_post",
     "trade_book",
 ]
+
+# --- delivery and settlement (issue 4) ---
+from clearing.services.delivery import (  # noqa: E402
+    deliveries_settle,
+    delivery_access_post,
+    delivery_confirm,
+    delivery_dispute,
+    delivery_tickets_for_trade,
+    dispute_resolve,
+    may_read_access,
+    ticket_settle,
+    tickets_visible_to,
+)
+
+__all__ += [
+    "deliveries_settle",
+    "delivery_access_post",
+    "delivery_confirm",
+    "delivery_dispute",
+    "delivery_tickets_for_trade",
+    "dispute_resolve",
+    "may_read_access",
+    "ticket_settle",
+    "tickets_visible_to",
+]
+
+# --- withdrawals (issue 4) ---
+from clearing.services.cash import (  # noqa: E402
+    four_eyes_refusal,
+    withdrawal_approve,
+    withdrawal_cancel,
+    withdrawal_pending_account,
+    withdrawal_reject,
+    withdrawal_request,
+)
+
+__all__ += [
+    "four_eyes_refusal",
+    "withdrawal_approve",
+    "withdrawal_cancel",
+    "withdrawal_pending_account",
+    "withdrawal_reject",
+    "withdrawal_request",
+]

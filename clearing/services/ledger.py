@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from clearing.fees import CENT, is_cents, trade_value
+from clearing.fees import CENT, fund_split, is_cents, trade_value
 from clearing.models import (
     BANK_REFERENCE_MAX_LENGTH,
     GUARDED_KINDS,
@@ -24,6 +24,7 @@ from clearing.models import (
     JournalEntry,
     JournalLine,
 )
+from clearing.selectors import fee_terms_at
 from exchange.errors import ExchangeError
 
 if TYPE_CHECKING:
@@ -241,8 +242,14 @@ def trade_book(*, trade: "Trade", reservation: Decimal) -> JournalEntry:
         buyer  cash_available      +(R - V - Fb)   the unused part of the limit and the fee
         buyer  settlement_pending  +V
         seller settlement_pending  +(V - Fs)
-        house  fee_revenue         +(Fb + Fs)
+        house  fee_revenue         +(Fb + Fs - Si - Sr)
+        house  incentive_fund      +Si
+        house  rnd_fund            +Sr
         house  ccp                 -V
+
+    ``Si`` and ``Sr`` are the fund shares of the fee schedule in effect at
+    ``trade.executed_at``, each HALF_UP to the cent, the remainder kept as
+    fee revenue (``clearing.fees.fund_split``).
 
     Lines that come to 0.00 are left out (the ledger refuses zero lines).
     ``R - V - Fb`` is never negative when the order service reserved at the
@@ -261,6 +268,8 @@ def trade_book(*, trade: "Trade", reservation: Decimal) -> JournalEntry:
         raise ValueError("trade fees are non-negative amounts in cents")
     if seller_fee > value:
         raise ValueError(f"trade {trade.pk}: the seller fee {seller_fee} exceeds the value {value}")
+    terms = fee_terms_at(trade.executed_at)
+    kept, incentive, rnd = fund_split(buyer_fee + seller_fee, terms.incentive_fund_share, terms.rnd_fund_share)
     buyer = accounts_for(organisation=trade.buyer)
     seller = accounts_for(organisation=trade.seller)
     candidates = [
@@ -268,7 +277,9 @@ def trade_book(*, trade: "Trade", reservation: Decimal) -> JournalEntry:
         (buyer[Account.Kind.CASH_AVAILABLE], reservation - value - buyer_fee),
         (buyer[Account.Kind.SETTLEMENT_PENDING], value),
         (seller[Account.Kind.SETTLEMENT_PENDING], value - seller_fee),
-        (house_account(Account.Kind.FEE_REVENUE), buyer_fee + seller_fee),
+        (house_account(Account.Kind.FEE_REVENUE), kept),
+        (house_account(Account.Kind.INCENTIVE_FUND), incentive),
+        (house_account(Account.Kind.RND_FUND), rnd),
         (house_account(Account.Kind.CCP), -value),
     ]
     return ledger_post(

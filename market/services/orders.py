@@ -41,9 +41,10 @@ Decisions (beyond the design):
   order's whole quantity (an amend: the increase) and accounts for resale
   of a long position itself; this module only skips the call when the
   long position covers the whole sell (nothing more to deliver from sites).
-* Fee rates: ``clearing.fees.INTRADAY_FEE_RATES`` unless the setting
-  ``FEE_RATES_INTRADAY`` overrides them; issue 4 brings the effective-dated
-  schedule.
+* Fee rates: the effective-dated schedule in force at the transaction's
+  ``now`` (``clearing.selectors.fee_rates_at``: entry time for the
+  reservation, trade time for the fees) unless the setting
+  ``FEE_RATES_INTRADAY`` overrides them (tests).
 * Broadcasts run after commit (``transaction.on_commit``, robust: a channel
   layer failure is logged and never turns a committed order into an error).
   Two transactions of one instrument commit in sequence order, but their
@@ -74,7 +75,8 @@ from psycopg import errors as pg_errors
 from accounts.models import Organisation
 from accounts.services import trading_gate
 from clearing import fees
-from clearing.services import cash_release, cash_reserve, trade_book
+from clearing.selectors import fee_rates_at
+from clearing.services import cash_release, cash_reserve, delivery_tickets_for_trade, trade_book
 from exchange.errors import ExchangeError
 from market import broadcast, matching
 from market.models import (
@@ -148,11 +150,11 @@ def _reserve_cash(*, organisation: Organisation, amount: Decimal, reference: str
 # --- helpers -----------------------------------------------------------------------------
 
 
-def fee_rates() -> fees.FeeRates:
-    """The intraday fee rates in force (see the module docstring)."""
+def fee_rates(now: datetime) -> fees.FeeRates:
+    """The intraday fee rates in force at ``now`` (see the module docstring)."""
     override: Mapping[str, Any] | None = getattr(settings, "FEE_RATES_INTRADAY", None)
     if not override:
-        return fees.INTRADAY_FEE_RATES
+        return fee_rates_at(now)
     return fees.FeeRates(maker=Decimal(str(override["maker"])), taker=Decimal(str(override["taker"])))
 
 
@@ -450,6 +452,7 @@ def _apply_match(
         trades = Trade.objects.bulk_create([trade for trade, _share in booked])
         for trade, (_trade, share) in zip(trades, booked, strict=True):
             trade_book(trade=trade, reservation=share)
+            delivery_tickets_for_trade(trade=trade)
         changes.trades.extend(trades)
 
     for order_id in result.stp_cancelled:
@@ -647,7 +650,7 @@ def _submit_tx(
     if existing is not None:
         return SubmitResult(existing, created=False)
     _check_open(instrument, now)
-    rates = fee_rates()
+    rates = fee_rates(now)
     if type == OrderType.MARKET:
         limit = _protection_price(instrument, side, rates)
     else:
@@ -705,7 +708,7 @@ def _cancel_tx(*, user: User, order_id: int, instrument_id: int, now: datetime) 
     order = Order.objects.select_related("organisation").get(pk=order_id)
     if order.status not in RESTING_STATUSES:
         raise _not_open(order)
-    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(), actor=user)
+    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(now), actor=user)
     _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=REASON_CANCELLED)
     _finish(changes)
     order.instrument = instrument
@@ -747,7 +750,7 @@ def _amend_tx(
     if order.expires_at is not None and order.expires_at <= now:
         raise ExchangeError("order_not_open", _("The order has expired."), status=409)
     _check_open(instrument, now)
-    rates = fee_rates()
+    rates = fee_rates(now)
     if price is not None:
         price = _check_price(instrument, order.side, price, rates)
     if quantity is not None:
@@ -817,7 +820,7 @@ def _expire_tx(*, instrument_id: int, now: datetime) -> int:
     due = Order.objects.filter(instrument=instrument, status__in=RESTING_STATUSES).select_related("organisation")
     if not closed:
         due = due.filter(expires_at__lte=now)
-    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(), actor=None)
+    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(now), actor=None)
     orders = list(due.order_by("priority"))
     for order in orders:
         gtd_due = order.expires_at is not None and order.expires_at <= now

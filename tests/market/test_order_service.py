@@ -93,9 +93,12 @@ def test_a_crossing_sell_trades_at_the_resting_price_with_maker_and_taker_fees(w
     assert position(world.org_a, world.instrument) == (-4, 0, 4, D("0.00"), D("49.20"))
     entry = JournalEntry.objects.get(kind="trade")
     assert entry.reference == f"trade:{trade.pk}"
+    # Fees 0.02 + 0.06 = 0.08; the funds' shares of the seeded schedule:
+    # incentive 20 % = 0.016 -> 0.02, R&D 10 % = 0.008 -> 0.01; fee revenue keeps 0.05.
     assert sorted((line.account.kind, line.amount) for line in entry.lines.all()) == sorted([
         ("cash_reserved", D("-49.28")), ("cash_available", D("0.06")), ("settlement_pending", D("49.20")),
-        ("settlement_pending", D("49.14")), ("fee_revenue", D("0.08")), ("ccp", D("-49.20")),
+        ("settlement_pending", D("49.14")), ("fee_revenue", D("0.05")), ("incentive_fund", D("0.02")),
+        ("rnd_fund", D("0.01")), ("ccp", D("-49.20")),
     ])
     books_balance()
 

@@ -1,0 +1,410 @@
+"""Physical delivery of spot trades and their settlement (market-rules §3, §4;
+docs/architecture.md, "Delivery and settlement (issue 4)").
+
+``delivery_tickets_for_trade`` runs inside the order service's transaction;
+every other writer here owns a durable transaction. Settlement claims each
+ticket with one conditional UPDATE, so a ticket is paid exactly once however
+many runners race and whatever crashes half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from accounts.selectors import membership_for
+from accounts.services import audit_record
+from clearing.fees import CENT, is_cents
+from clearing.invoicing import InvoiceLineData, invoice_issue
+from clearing.models import DELIVERY_CONFIRMATION_WINDOW, Account, DeliveryTicket, JournalEntry
+from clearing.services.ledger import accounts_for, house_account, ledger_post
+from exchange.errors import ExchangeError
+
+if TYPE_CHECKING:
+    from accounts.models import Membership, User
+    from market.models import Site, Trade
+
+log = logging.getLogger(__name__)
+
+Status = DeliveryTicket.Status
+OPEN_STATUSES = (Status.AWAITING_ACCESS, Status.ACCESS_POSTED)
+ENDPOINT_MAX_LENGTH = 500
+INSTRUCTIONS_MAX_LENGTH = 5000
+REASON_MAX_LENGTH = 5000
+
+
+# --- allocation -------------------------------------------------------------------------------
+
+
+def split_cents(amount: Decimal, weights: Sequence[int]) -> list[Decimal]:
+    """``amount`` (whole cents) split in proportion to ``weights`` by largest
+    remainder: each part is the floor of its exact share in cents, and the
+    cents left over go one each to the largest remainders (ties: first
+    first). The parts sum to ``amount`` exactly."""
+    if not is_cents(amount) or amount < 0:
+        raise ValueError(f"can only split a non-negative amount in cents, not {amount!r}")
+    total = sum(weights)
+    if total <= 0 or any(weight <= 0 for weight in weights):
+        raise ValueError("weights must be positive")
+    cents = int((amount / CENT).to_integral_value())
+    floors = [cents * weight // total for weight in weights]
+    remainders = [cents * weight % total for weight in weights]
+    left = cents - sum(floors)
+    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
+        floors[index] += 1
+    return [(Decimal(part) * CENT).quantize(CENT) for part in floors]
+
+
+def _zone_sites(trade: Trade) -> list[tuple[Site, int]]:
+    """The seller's sites that may deliver this instrument, with their free
+    GPUs for its period, in allocation order (free descending, then id)."""
+    from market.models import Site
+
+    instrument = trade.instrument
+    sites = Site.objects.filter(organisation_id=trade.seller_id,
+                                capacities__gpu_class_id=instrument.gpu_class_id)
+    if instrument.zone.code != "DE":
+        sites = sites.filter(state=instrument.zone.code)
+    rows: list[tuple[Site, int]] = []
+    for site in sites.annotate(capacity=Sum("capacities__gpus")).order_by("pk"):
+        used = (DeliveryTicket.objects.filter(
+            seller_site=site, gpu_class_id=instrument.gpu_class_id,
+            delivery_start__lt=instrument.delivery_end, delivery_end__gt=instrument.delivery_start,
+        ).aggregate(total=Sum("gpus"))["total"] or 0)
+        rows.append((site, max(0, site.capacity - used)))
+    rows.sort(key=lambda row: (-row[1], row[0].pk))
+    return rows
+
+
+def _resale_sources(trade: Trade) -> list[tuple[DeliveryTicket, int]]:
+    """The seller's own inbound tickets in this instrument with GPUs not yet resold, oldest first."""
+    inbound = (DeliveryTicket.objects.filter(trade__instrument_id=trade.instrument_id, buyer_id=trade.seller_id)
+               .annotate(resold=Sum("resold_tickets__gpus")).order_by("pk"))
+    return [(ticket, ticket.gpus - (ticket.resold or 0)) for ticket in inbound
+            if ticket.gpus - (ticket.resold or 0) > 0]
+
+
+def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
+    """Allocate one spot trade to delivery tickets (resale first, then the
+    seller's sites) and split its value and fees over them.
+
+    For the order service, inside its transaction right after ``trade_book``
+    (the instrument row is locked, so allocations in one instrument are
+    serial). Never refuses: the trade has happened.
+    """
+    instrument = trade.instrument
+    remaining = trade.quantity
+    slices: list[dict[str, Any]] = []
+    for source, free in _resale_sources(trade):
+        if remaining == 0:
+            break
+        take = min(free, remaining)
+        slices.append({"source_ticket": source, "gpus": take})
+        remaining -= take
+    if remaining:
+        sites = _zone_sites(trade)
+        for site, free in sites:
+            if remaining == 0:
+                break
+            take = min(free, remaining)
+            if take:
+                slices.append({"seller_site": site, "gpus": take})
+                remaining -= take
+        if remaining:
+            # The pre-trade check holds in total, not per site (a DE sale may
+            # have used a state's capacity first): over-allocate, and say so.
+            log.warning("trade %s: %s GPUs over the free site capacity of organisation %s",
+                        trade.pk, remaining, trade.seller_id)
+            slices.append({"seller_site": sites[0][0] if sites else None, "gpus": remaining})
+    weights = [piece["gpus"] for piece in slices]
+    value = trade.price * trade.quantity * instrument.hours
+    shares = zip(split_cents(value.quantize(CENT), weights), split_cents(trade.buyer_fee, weights),
+                 split_cents(trade.seller_fee, weights), strict=True)
+    tickets = [
+        DeliveryTicket(
+            trade=trade, seller_id=trade.seller_id, buyer_id=trade.buyer_id,
+            gpu_class_id=instrument.gpu_class_id, zone_id=instrument.zone_id,
+            delivery_start=instrument.delivery_start, delivery_end=instrument.delivery_end,
+            value=v, buyer_fee=fb, seller_fee=fs, **piece,
+        )
+        for piece, (v, fb, fs) in zip(slices, shares, strict=True)
+    ]
+    # Largest remainder may give a ticket a seller fee cent above its value
+    # only if the trade's Fs > V, which trade_book refuses; the check
+    # constraint would catch it anyway.
+    return DeliveryTicket.objects.bulk_create(tickets)
+
+
+# --- who may do what ----------------------------------------------------------------------------
+
+
+def tickets_visible_to(*, user: Any) -> QuerySet[DeliveryTicket]:
+    """The tickets a user may see: operators all, a member its organisation's
+    (as buyer or seller), anyone else none."""
+    base = DeliveryTicket.objects.select_related(
+        "trade__instrument", "gpu_class", "zone", "seller", "buyer", "seller_site")
+    if not getattr(user, "is_authenticated", False):
+        return base.none()
+    if user.is_active and user.is_staff:
+        return base
+    membership = membership_for(user)
+    if membership is None:
+        return base.none()
+    org_id = membership.organisation_id
+    return base.filter(Q(buyer_id=org_id) | Q(seller_id=org_id))
+
+
+def may_read_access(*, user: Any, ticket: DeliveryTicket) -> bool:
+    """Access details: the buyer's members and operators only (market-rules §4).
+    The seller's members do not read them back (docs: "Who sees and does what")."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_active and user.is_staff:
+        return True
+    membership = membership_for(user)
+    return membership is not None and membership.organisation_id == ticket.buyer_id
+
+
+def _not_found() -> ExchangeError:
+    return ExchangeError("not_found", _("No such delivery ticket."))
+
+
+def _party(user: Any, ticket: DeliveryTicket, side: str) -> Membership:
+    """The user's membership if it is on ``side`` of the ticket with an acting
+    role; 404 when its organisation is no party at all."""
+    membership = membership_for(user)
+    if membership is None or membership.organisation_id not in (ticket.buyer_id, ticket.seller_id):
+        raise _not_found()
+    if side == "seller":
+        if membership.organisation_id != ticket.seller_id:
+            raise ExchangeError("not_permitted", _("Only the seller posts access details."))
+        if not (membership.is_owner or membership.is_trader or membership.is_provider):
+            raise ExchangeError("not_permitted", _("Posting access details needs the owner, trader or provider role."))
+    else:
+        if membership.organisation_id != ticket.buyer_id:
+            raise ExchangeError("not_permitted", _("Only the buyer confirms or disputes a delivery."))
+        if not (membership.is_owner or membership.is_trader):
+            raise ExchangeError("not_permitted", _("Confirming or disputing needs the owner or trader role."))
+    return membership
+
+
+def _locked(ticket: DeliveryTicket) -> DeliveryTicket:
+    return DeliveryTicket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
+
+
+def _conflict(detail: str) -> ExchangeError:
+    return ExchangeError("conflict", detail)
+
+
+# --- the parties' actions -----------------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def delivery_access_post(*, user: User, ticket: DeliveryTicket, endpoint: str, instructions: str,
+                         now: datetime | None = None) -> DeliveryTicket:
+    """The seller posts (or replaces) the access details. Allowed after
+    delivery start, but then flagged late."""
+    now = now or timezone.now()
+    _party(user, ticket, "seller")
+    endpoint = (endpoint or "").strip()
+    instructions = (instructions or "").strip()
+    fields: dict[str, list[str]] = {}
+    if not endpoint:
+        fields["endpoint"] = [_("Enter the access endpoint.")]
+    elif len(endpoint) > ENDPOINT_MAX_LENGTH:
+        fields["endpoint"] = [_("At most %(n)s characters.") % {"n": ENDPOINT_MAX_LENGTH}]
+    if len(instructions) > INSTRUCTIONS_MAX_LENGTH:
+        fields["instructions"] = [_("At most %(n)s characters.") % {"n": INSTRUCTIONS_MAX_LENGTH}]
+    if fields:
+        raise ExchangeError("invalid", _("The access details are invalid."), fields)
+    ticket = _locked(ticket)
+    if ticket.status not in OPEN_STATUSES:
+        raise _conflict(_("The buyer has already confirmed or disputed this delivery."))
+    ticket.access_endpoint = endpoint
+    ticket.access_instructions = instructions
+    ticket.access_posted_at = now
+    ticket.access_posted_late = now > ticket.delivery_start
+    ticket.access_posted_by = user
+    ticket.status = Status.ACCESS_POSTED
+    ticket.save(update_fields=["access_endpoint", "access_instructions", "access_posted_at",
+                               "access_posted_late", "access_posted_by", "status"])
+    return ticket
+
+
+def _buyer_action(user: User, ticket: DeliveryTicket, now: datetime) -> DeliveryTicket:
+    _party(user, ticket, "buyer")
+    ticket = _locked(ticket)
+    if ticket.status not in OPEN_STATUSES:
+        raise _conflict(_("This delivery has already been confirmed or disputed."))
+    if now > ticket.confirmation_deadline:
+        raise _conflict(_("The confirmation window of this delivery (24 hours after its end) has passed."))
+    return ticket
+
+
+@transaction.atomic(durable=True)
+def delivery_confirm(*, user: User, ticket: DeliveryTicket, now: datetime | None = None) -> DeliveryTicket:
+    """The buyer confirms the delivery; the next settlement run pays the seller."""
+    now = now or timezone.now()
+    ticket = _buyer_action(user, ticket, now)
+    ticket.status = Status.CONFIRMED
+    ticket.confirmed_at = now
+    ticket.save(update_fields=["status", "confirmed_at"])
+    return ticket
+
+
+@transaction.atomic(durable=True)
+def delivery_dispute(*, user: User, ticket: DeliveryTicket, reason: str,
+                     now: datetime | None = None) -> DeliveryTicket:
+    """The buyer disputes the delivery; the money stays pending until an operator resolves it."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise ExchangeError("invalid", _("Say what went wrong."), {"reason": [_("Enter a reason.")]})
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ExchangeError("invalid", _("Say what went wrong."),
+                            {"reason": [_("At most %(n)s characters.") % {"n": REASON_MAX_LENGTH}]})
+    ticket = _buyer_action(user, ticket, now)
+    ticket.status = Status.DISPUTED
+    ticket.disputed_at = now
+    ticket.dispute_reason = reason
+    ticket.save(update_fields=["status", "disputed_at", "dispute_reason"])
+    return ticket
+
+
+@transaction.atomic(durable=True)
+def dispute_resolve(*, operator: User, ticket: DeliveryTicket, refund_amount: Decimal, reason: str,
+                    now: datetime | None = None) -> DeliveryTicket:
+    """An operator resolves a dispute with a refund of 0..V_t to the buyer,
+    charged to the seller; audited, and settled in the same transaction."""
+    now = now or timezone.now()
+    if not (operator.is_active and operator.is_staff):
+        raise ExchangeError("not_permitted", _("Only operators resolve disputes."))
+    reason = (reason or "").strip()
+    fields: dict[str, list[str]] = {}
+    if not reason:
+        fields["reason"] = [_("Enter a reason.")]
+    if not is_cents(refund_amount) or refund_amount < 0 or refund_amount > ticket.value:
+        fields["refund_amount"] = [_("The refund is an amount in whole cents between 0.00 and the "
+                                     "ticket's value %(value)s.") % {"value": ticket.value}]
+    if fields:
+        raise ExchangeError("invalid", _("The resolution is invalid."), fields)
+    ticket = _locked(ticket)
+    if ticket.status != Status.DISPUTED:
+        raise _conflict(_("Only a disputed delivery can be resolved."))
+    before = {"status": ticket.status}
+    ticket.status = Status.RESOLVED
+    ticket.refund_amount = refund_amount.quantize(CENT)
+    ticket.resolution_reason = reason
+    ticket.resolved_by = operator
+    ticket.resolved_at = now
+    ticket.save(update_fields=["status", "refund_amount", "resolution_reason", "resolved_by", "resolved_at"])
+    audit_record(actor=operator, action="delivery.dispute_resolve", organisation=ticket.seller, obj=ticket,
+                 before=before, after={"status": Status.RESOLVED, "refund_amount": str(ticket.refund_amount),
+                                       "buyer": ticket.buyer_id},
+                 reason=reason)
+    if not _claim(ticket.pk, now):
+        raise _conflict(_("This delivery has already been settled."))
+    _settle_claimed(DeliveryTicket.objects.get(pk=ticket.pk), now)
+    ticket.refresh_from_db()
+    return ticket
+
+
+# --- settlement ---------------------------------------------------------------------------------
+
+
+def _due(now: datetime) -> Q:
+    return Q(settled_at__isnull=True) & (
+        Q(status__in=(Status.CONFIRMED, Status.RESOLVED))
+        | Q(status__in=OPEN_STATUSES, delivery_end__lte=now - DELIVERY_CONFIRMATION_WINDOW))
+
+
+def _claim(ticket_id: int, now: datetime) -> bool:
+    """Exactly one caller gets True per ticket: the conditional UPDATE waits
+    for a concurrent claimer's row lock and re-checks on its committed row."""
+    return DeliveryTicket.objects.filter(_due(now), pk=ticket_id).update(
+        status=Status.SETTLED, settled_at=now) == 1
+
+
+def _settlement_lines(ticket: DeliveryTicket) -> tuple[str, list[tuple[Account, Decimal]]]:
+    buyer = accounts_for(organisation=ticket.buyer)
+    seller = accounts_for(organisation=ticket.seller)
+    value, payout = ticket.value, ticket.value - ticket.seller_fee
+    refund = ticket.refund_amount or Decimal("0.00")
+    kind = JournalEntry.Kind.REFUND if refund else JournalEntry.Kind.SETTLEMENT
+    candidates = [
+        (buyer[Account.Kind.SETTLEMENT_PENDING], -value),
+        (buyer[Account.Kind.CASH_AVAILABLE], refund),
+        (house_account(Account.Kind.CCP), value),
+        (seller[Account.Kind.SETTLEMENT_PENDING], -payout),
+        (seller[Account.Kind.CASH_AVAILABLE], payout - refund),
+    ]
+    return kind, [(account, amount) for account, amount in candidates if amount != 0]
+
+
+def _fee_invoices(ticket: DeliveryTicket, now: datetime) -> None:
+    trade = ticket.trade
+    symbol = trade.instrument.symbol
+    gpu_hours = Decimal(ticket.gpus * trade.instrument.hours)
+    fee_entry = JournalEntry.objects.filter(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}").first()
+    buyer_role = "taker" if trade.aggressor == "buy" else "maker"
+    seller_role = "maker" if buyer_role == "taker" else "taker"
+    with translation.override(settings.LANGUAGE_CODE):  # invoices are German documents
+        labels = {"taker": _("Intraday taker fee"), "maker": _("Intraday maker fee")}
+        for side, organisation, fee, role in (("buyer", ticket.buyer, ticket.buyer_fee, buyer_role),
+                                              ("seller", ticket.seller, ticket.seller_fee, seller_role)):
+            if fee == 0:
+                continue
+            invoice_issue(
+                organisation=organisation, reference=f"delivery:{ticket.pk}:{side}", issued_at=now,
+                lines=[InvoiceLineData(
+                    description=_("%(fee)s, %(symbol)s, delivery ticket %(ticket)s")
+                    % {"fee": labels[role], "symbol": symbol, "ticket": ticket.pk},
+                    amount=fee, quantity=gpu_hours, unit="GPUh")],
+                entry=fee_entry,
+            )
+
+
+def _settle_claimed(ticket: DeliveryTicket, now: datetime) -> JournalEntry:
+    """Post the payout or refund of a claimed ticket and issue its fee invoices (last)."""
+    kind, lines = _settlement_lines(ticket)
+    entry = ledger_post(kind=kind, lines=lines, reference=f"delivery:{ticket.pk}",
+                        actor=ticket.resolved_by if ticket.refund_amount is not None else None)
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(settlement_entry=entry)
+    _fee_invoices(ticket, now)
+    return entry
+
+
+def ticket_settle(*, ticket_id: int, now: datetime) -> bool:
+    """Settle one ticket in its own durable transaction; False if it was not
+    due or somebody else settled it first."""
+    with transaction.atomic(durable=True):
+        if not _claim(ticket_id, now):
+            return False
+        ticket = DeliveryTicket.objects.select_related(
+            "trade__instrument", "buyer", "seller", "resolved_by").get(pk=ticket_id)
+        _settle_claimed(ticket, now)
+        return True
+
+
+def deliveries_settle(*, now: datetime | None = None) -> int:
+    """Pay out every due ticket (confirmed, resolved, or 24 h after delivery
+    end undisputed) exactly once; returns how many this run settled. A ticket
+    whose transaction fails is logged and left for the next run."""
+    now = now or timezone.now()
+    due = list(DeliveryTicket.objects.filter(_due(now)).order_by("pk").values_list("pk", flat=True))
+    settled = 0
+    for ticket_id in due:
+        try:
+            settled += ticket_settle(ticket_id=ticket_id, now=now)
+        except ExchangeError as error:
+            log.error("delivery ticket %s not settled: %s %s", ticket_id, error.code, error.detail)
+    return settled
