@@ -7,11 +7,10 @@ can see the race, so the service's passing is not luck."""
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 
 from clearing.models import Account, CashDeposit
 from clearing.selectors import account_summary, trial_balance, unbalanced_entries, unreconciled_accounts
@@ -19,6 +18,7 @@ from clearing.services import accounts_for, cash_deposit_book, cash_reserve, hou
 from clearing.services import ledger as services
 from exchange.errors import ExchangeError
 from tests.clearing.conftest import make_organisation, make_user
+from tests.concurrency import BalanceWatcher, run_at_once
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 
@@ -26,57 +26,6 @@ D = Decimal
 THREADS = 20
 FUNDS = D("1000.00")
 TENTH = D("100.00")
-
-
-def run_at_once(count: int, work: Callable[[int], str]) -> Counter[str]:
-    """Run work(i) in `count` threads released together; count the outcomes."""
-    barrier = threading.Barrier(count)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def thread(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcome = work(i)
-        except Exception as error:  # noqa: BLE001 - any failure is an outcome the test asserts on
-            outcome = f"{type(error).__name__}: {error}"
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=thread, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert len(outcomes) == count, "a thread hung"
-    return Counter(outcomes)
-
-
-class BalanceWatcher:
-    """Reads the balance over and over while a race runs, on its own connection."""
-
-    def __init__(self, account_pk: int) -> None:
-        self.account_pk = account_pk
-        self.seen: list[Decimal] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch)
-
-    def _watch(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.seen.append(Account.objects.values_list("balance", flat=True).get(pk=self.account_pk))
-        finally:
-            connection.close()
-
-    def __enter__(self) -> "BalanceWatcher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 @pytest.fixture

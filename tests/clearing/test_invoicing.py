@@ -16,7 +16,7 @@ from clearing.invoicing import VAT_NOTE, format_invoice_number, invoice_issue
 from clearing.models import ImmutableError, Invoice, InvoiceLine, InvoiceSequence
 from clearing.reconcile import reconcile
 from tests.clearing.conftest import make_organisation, make_user
-from tests.clearing.test_concurrency import run_at_once
+from tests.concurrency import run_at_once
 from tests.factories import MembershipFactory, UserFactory, fee_line
 
 D = Decimal

@@ -12,7 +12,7 @@ from clearing.models import DeliveryTicket, Invoice, JournalEntry
 from clearing.reconcile import reconcile
 from clearing.services import deliveries_settle, delivery_confirm
 from clearing.services import delivery as delivery_module
-from tests.clearing.test_concurrency import run_at_once
+from tests.concurrency import run_at_once
 from tests.factories import spot_trade
 from tests.market.orders_world import World, make_world
 

@@ -21,7 +21,7 @@ from clearing.services import (
 )
 from exchange.errors import ExchangeError
 from tests.clearing.conftest import deposit, make_organisation, make_user
-from tests.clearing.test_concurrency import run_at_once
+from tests.concurrency import run_at_once
 from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
 
 D = Decimal
