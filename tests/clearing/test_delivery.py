@@ -7,6 +7,7 @@ Bavarian site (100 H100), Charlie's buys; Dora's organisation is the third
 party that must see none of their tickets; Vera is Alice's viewer.
 """
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -403,6 +404,50 @@ def test_the_screens_post_access_confirm_and_hide_access_from_the_seller(world: 
     assert client.post(url, {"action": "confirm"}).status_code == 302
     ticket.refresh_from_db()
     assert ticket.status == "confirmed"
+
+
+def next_step(client, url: str) -> str:  # type: ignore[no-untyped-def]
+    """The label of the ticket's button in the /deliveries/ list: what the member has to do next."""
+    listing = client.get("/deliveries/").content.decode()
+    link = rf'<td class="ticket-action">\s*<a class="btn [^"]*" href="{re.escape(url)}">([^<]+)</a>'
+    found = re.search(link, listing)
+    assert found, listing
+    return found.group(1)
+
+
+def errors_at(page: str, name: str) -> list[str]:
+    """The errors shown in the form field that holds the input ``name``."""
+    for block in page.split('<div class="field')[1:]:
+        if f'name="{name}"' in block.split("</div>")[0]:
+            return re.findall(r'<p class="field-error">(.*?)</p>', block.split("</div>")[0])
+    raise AssertionError(f"no field {name}")
+
+
+def test_the_ticket_screens_say_what_to_do_next_and_show_refusals_at_the_fields(world: World, client, settings):
+    settings.LANGUAGE_CODE = "en"  # asserted in the msgids
+    ticket = ticket_of(spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=2))
+    url = f"/deliveries/{ticket.pk}/"
+
+    client.force_login(world.alice)
+    assert next_step(client, url) == "Post access details"
+    refused = client.post(url, {"action": "access", "endpoint": "  ", "instructions": "Schlüssel 42"})
+    page = refused.content.decode()
+    assert refused.status_code == 400
+    assert errors_at(page, "endpoint") == ["Enter the access endpoint."] and errors_at(page, "instructions") == []
+    assert ">Schlüssel 42</textarea>" in page  # what was typed stays
+    client.post(url, {"action": "access", "endpoint": "ssh geheim@by", "instructions": ""})
+    assert next_step(client, url) == "View"  # posted: the seller waits for the buyer
+    page = client.get(url).content.decode()
+    assert "ssh geheim@by" not in page and '<details class="access-replace">' in page  # replacing is folded away
+
+    client.force_login(world.charlie)
+    assert next_step(client, url) == "Confirm or dispute"
+    refused = client.post(url, {"action": "dispute", "reason": " "})
+    page = refused.content.decode()
+    assert refused.status_code == 400
+    assert '<details class="dispute" open>' in page and errors_at(page, "reason") == ["Enter a reason."]
+    delivery_confirm(user=world.charlie, ticket=ticket)
+    assert next_step(client, url) == "View"
 
 
 def test_operators_resolve_a_dispute_in_the_admin(world: World, operator, client):

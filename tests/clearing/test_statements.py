@@ -211,6 +211,16 @@ def test_members_have_the_nav_link(client, alice, settings):
     assert "Kontoauszüge" in client.get("/statements/").content.decode()
 
 
+def test_owners_find_the_withdrawals_from_the_statement(client, alice, alice_org):
+    client.force_login(alice)  # a trader, not an owner
+    assert 'href="/withdrawals/"' not in client.get("/statements/").content.decode()
+    owner = MembershipFactory(user=UserFactory(email="owner@clearing.test"), organisation=alice_org,
+                              is_owner=True).user
+    client.force_login(owner)
+    page = client.get("/statements/").content.decode()
+    assert f'href="{reverse("withdrawals")}"' in page and f'href="{reverse("invoices")}"' in page
+
+
 def test_operators_see_any_organisations_statement_in_the_admin(client, books, alice_org):
     client.force_login(User.objects.create_superuser(email="root@clearing.test", password="x" * 12))
     url = reverse("admin:clearing_statementorganisation_statement", args=[alice_org.pk])

@@ -313,6 +313,25 @@ def test_portfolio_shows_cash_and_positions(world: TradingWorld) -> None:
     assert '<span class="pos-short">-4</span>' in alice
 
 
+def portfolio_links(user: User) -> list[str]:
+    """The hrefs of the portfolio's "delivery and money" links (the header nav has no room for them)."""
+    html = client_for(user).get(reverse("portfolio")).content.decode()
+    block = re.search(r'<nav class="card portfolio-links".*?</nav>', html, re.S)
+    assert block, html
+    return re.findall(r'<a href="([^"]+)"', block.group(0))
+
+
+def test_portfolio_links_to_deliveries_and_statements_and_owners_to_invoices_and_withdrawals(
+        world: TradingWorld) -> None:
+    owner_links = portfolio_links(world.alice)
+    assert owner_links == [reverse("deliveries"), reverse("statements"), reverse("invoices"), reverse("withdrawals")]
+    # Bob trades but does not own: invoices are owners' pages (404 for him), and only owners request withdrawals.
+    assert portfolio_links(world.bob) == ["/deliveries/", "/statements/"]
+    assert client_for(world.bob).get(reverse("invoices")).status_code == 404
+    for href in owner_links:
+        assert client_for(world.alice).get(href).status_code == 200, href
+
+
 def test_portfolio_needs_a_member_organisation(db: None) -> None:
     loner = UserFactory(email="loner@example.com")
     assert client_for(loner).get(reverse("portfolio")).status_code == 403
