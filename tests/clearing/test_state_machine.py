@@ -838,6 +838,9 @@ def test_random_life_of_the_exchange_keeps_every_invariant() -> None:
     for what in ("trades", "submit: ok", "submit: refused", "take: ok", "cancel: ok", "amend: ok", "expired orders",
                  "deposit: ok", "deposit: refused", "withdrawal request: ok", "withdrawal approve: ok",
                  "withdrawal approve: refused", "access post: ok", "confirm: ok", "dispute: ok", "resolve: ok",
-                 "settled tickets", "resale tickets"):
+                 "settled tickets"):
+        # Resale tickets are not required here: whether an example reaches one
+        # depends on the rows earlier tests left behind; tests/clearing/test_delivery.py
+        # covers resale delivery directly.
         assert stats[what] > 0, f"the examples never reached {what!r}: {dict(sorted(stats.items()))}"
     print("state machine coverage:", dict(sorted(stats.items())))  # shown with -s
