@@ -28,12 +28,12 @@ __all__ = [
 ]
 
 # --- delivery and settlement (issue 4) ---
+from clearing.services.allocation import delivery_tickets_for_trade  # noqa: E402
 from clearing.services.delivery import (  # noqa: E402
     deliveries_settle,
     delivery_access_post,
     delivery_confirm,
     delivery_dispute,
-    delivery_tickets_for_trade,
     dispute_resolve,
     may_read_access,
     ticket_settle,

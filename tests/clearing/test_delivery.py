@@ -29,7 +29,7 @@ from clearing.services import (
     may_read_access,
     tickets_visible_to,
 )
-from clearing.services.delivery import split_cents
+from clearing.services.allocation import split_cents
 from clearing.statements import local_today, statement_for
 from exchange.errors import ExchangeError
 from market.services.orders import order_submit
