@@ -81,3 +81,18 @@ def test_no_api_route_answers_deeply_nested_json_with_a_server_error():
                 continue
             response = getattr(client, method)(path, NESTED, content_type="application/json")
             assert response.status_code < 500, (method, path, response.status_code)
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_the_delivery_date_filter_at_the_edge_of_the_calendar_finds_nothing_instead_of_failing(client, day):
+    world = make_world()
+    client.raise_request_exception = False
+    client.force_login(world.alice)
+
+    listed = client.get(f"/api/v1/instruments/?delivery_date={day}")
+    overview = client.get(f"/markets/?delivery_date={day}")
+
+    assert listed.status_code == 200, listed.content[:300]
+    assert listed.json() == [] or listed.json().get("results") == []
+    assert overview.status_code == 200
+    assert world.instrument.symbol not in overview.content.decode()
