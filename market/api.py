@@ -3,7 +3,9 @@ market data (public, no auth), and orders, fills and positions (members)."""
 
 from typing import Any, cast
 
+from django.utils.functional import lazy
 from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -21,10 +23,12 @@ from rest_framework.views import APIView
 from accounts.models import Organisation, User
 from accounts.selectors import membership_for
 from exchange.errors import ExchangeError, error_from_exception
+from exchange.fields import AwareDateTimeField
 from exchange.schema import ErrorSerializer
 from market import calendar, selectors
-from market.models import Instrument, Order, OrderStatus
+from market.models import RESTING_STATUSES, Instrument, Order, OrderStatus
 from market.services import orders as order_services
+from market.services.orders import MAX_ORDER_QUANTITY
 
 # A plain list is the contract's shape; the cap keeps a history query from
 # answering millions of rows. X-Total-Count tells the client it was cut.
@@ -111,6 +115,16 @@ MAX_ORDER_LIST = 1000
 MAX_FILL_LIST = 1000
 MAX_BOOK_DEPTH = 100
 MAX_PUBLIC_TRADES = 1000
+MAX_BATCH = 100
+
+
+def _quantity_message() -> str:
+    # The order service's own words, so the answer reads the same whichever refuses it.
+    return _("Enter a whole number of GPUs from 1 to %(max)d.") % {"max": MAX_ORDER_QUANTITY}
+
+
+_QUANTITY_MESSAGES: dict[str, Any] = {"min_value": lazy(_quantity_message, str)(),
+                                      "max_value": lazy(_quantity_message, str)()}
 
 _AUTH_ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="`not_authenticated` or `authentication_failed`."),
@@ -162,10 +176,13 @@ class OrderRequestSerializer(serializers.Serializer):
         help_text='Limit price in EUR/GPUh as a decimal string, e.g. "12.30". Required for limit orders; '
         "market orders take none (they trade up to the protection price: reference price +/-50 %).",
     )
-    quantity = serializers.IntegerField(help_text="Whole GPUs, a multiple of the lot size.")
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_ORDER_QUANTITY,
+                                        error_messages=_QUANTITY_MESSAGES,
+                                        help_text="Whole GPUs, a multiple of the lot size.")
     time_in_force = serializers.ChoiceField(choices=["GTC", "GTD", "IOC", "FOK"], default="GTC")
-    expires_at = serializers.DateTimeField(required=False, allow_null=True,
-                                           help_text="GTD only: when the order expires (ISO 8601 with offset).")
+    expires_at = AwareDateTimeField(required=False, allow_null=True,
+                                    help_text="GTD only: when the order expires (ISO 8601 with offset; a time "
+                                    "without one is refused).")
     post_only = serializers.BooleanField(required=False, default=False,
                                          help_text="Refuse the order (409) instead of letting it trade on entry.")
     client_order_id = serializers.CharField(
@@ -179,7 +196,11 @@ class OrderRequestSerializer(serializers.Serializer):
 
 
 class OrderAmendSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(required=False, help_text="New total quantity, including what is filled.")
+    """Send `quantity`, `price` or both; an empty body is refused (`invalid`)."""
+
+    quantity = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ORDER_QUANTITY,
+                                        error_messages=_QUANTITY_MESSAGES,
+                                        help_text="New total quantity, including what is filled.")
     price = serializers.DecimalField(max_digits=20, decimal_places=10, required=False,
                                      help_text="New limit price, EUR/GPUh.")
 
@@ -223,11 +244,33 @@ class OrderSerializer(serializers.Serializer):
 
 
 class BatchRequestSerializer(serializers.Serializer):
-    orders = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=100)
+    orders = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH)
 
 
 class BatchRequestSchemaSerializer(serializers.Serializer):
-    orders = OrderRequestSerializer(many=True, help_text="1 to 100 orders.")
+    orders = OrderRequestSerializer(many=True, help_text=f"1 to {MAX_BATCH} orders.")
+
+
+class _AtLeastOneField(OpenApiSerializerExtension):
+    """PATCH /orders/{id}/ needs quantity, price or both: an empty body is refused."""
+
+    target_class = "market.api.OrderAmendSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        return {**schema, "minProperties": 1}
+
+
+class _BatchSize(OpenApiSerializerExtension):
+    """The batch's bounds (BatchRequestSerializer checks them) as minItems and maxItems."""
+
+    target_class = "market.api.BatchRequestSchemaSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        orders = schema["properties"]["orders"]
+        orders.update({"minItems": 1, "maxItems": MAX_BATCH})
+        return schema
 
 
 _STATUS_CODE = {"type": "integer", "description": "The HTTP status this order alone would have had."}
@@ -319,6 +362,14 @@ def _submit_kwargs(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "instrument": _instrument(data["instrument"])}
 
 
+def _bounded(name: str, *, default: int | None, maximum: int, description: str) -> OpenApiParameter:
+    """A whole-number query parameter from 1 to ``maximum``, as _int_param reads it."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": maximum}
+    if default is not None:
+        schema["default"] = default
+    return OpenApiParameter(name, schema, description=description)
+
+
 def _int_param(request: Request, name: str, *, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -343,12 +394,14 @@ class OrderListView(APIView):
         operation_id="orders_list",
         summary="My organisation's orders",
         description="Newest first, at most `limit` (default and maximum 1000); `X-Total-Count` carries the number "
-        "of matching orders. `status` may be repeated or comma-separated: `status=open,partially_filled` lists "
-        "everything resting in the book.",
+        "of matching orders. `status` may be repeated or comma-separated. `status=open` lists every order resting "
+        "in the book, partially filled ones included (statuses `open` and `partially_filled`); "
+        "`status=partially_filled` lists only those.",
         parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, description="Order status(es)."),
+            OpenApiParameter("status", OpenApiTypes.STR,
+                             description="Order status(es); `open` means resting: open or partially filled."),
             OpenApiParameter("instrument", OpenApiTypes.STR, description="Instrument symbol."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_ORDER_LIST}."),
+            _bounded("limit", default=MAX_ORDER_LIST, maximum=MAX_ORDER_LIST, description=f"1 to {MAX_ORDER_LIST}."),
             OpenApiParameter("X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200]),
         ],
         responses={200: OrderSerializer(many=True), 400: ErrorSerializer, **_READ_ERRORS},
@@ -360,6 +413,9 @@ class OrderListView(APIView):
         if unknown:
             raise ExchangeError("invalid", _("The request is invalid."),
                                 {"status": [_("Unknown status: %(status)s.") % {"status": ", ".join(unknown)}]})
+        if OrderStatus.OPEN in statuses:
+            # "open" as API users mean it: in the book, partially filled or not.
+            statuses = list(dict.fromkeys([*statuses, *RESTING_STATUSES]))
         limit = _int_param(request, "limit", default=MAX_ORDER_LIST, maximum=MAX_ORDER_LIST)
         rows = selectors.orders_for(organisation=organisation, statuses=statuses)
         symbol = request.query_params.get("instrument")
@@ -473,7 +529,8 @@ class OwnTradesView(APIView):
         description="Newest first, at most `limit` (default and maximum 1000). Each fill is one trade seen from "
         "your side: your order, side, price, quantity, maker or taker, and your fee. Never the other party.",
         parameters=[OpenApiParameter("instrument", OpenApiTypes.STR, description="Instrument symbol."),
-                    OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_FILL_LIST}.")],
+                    _bounded("limit", default=MAX_FILL_LIST, maximum=MAX_FILL_LIST,
+                             description=f"1 to {MAX_FILL_LIST}.")],
         responses={200: OwnFillSerializer(many=True), 400: ErrorSerializer, **_READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
@@ -514,8 +571,8 @@ class BookView(APIView):
         summary="The order book of an instrument",
         description="Aggregated open quantity per price level, best first; no member identity. `sequence` is the "
         "book sequence the snapshot includes: apply WebSocket updates with a higher sequence on top.",
-        parameters=[OpenApiParameter("depth", OpenApiTypes.INT,
-                                     description=f"Levels per side, 1 to {MAX_BOOK_DEPTH} (default 20).")],
+        parameters=[_bounded("depth", default=20, maximum=MAX_BOOK_DEPTH,
+                             description=f"Levels per side, 1 to {MAX_BOOK_DEPTH} (default 20).")],
         responses={200: BookSerializer, 400: ErrorSerializer,
                    404: OpenApiResponse(ErrorSerializer, description="Unknown symbol."),
                    429: _AUTH_ERRORS[429]},
@@ -535,7 +592,8 @@ class PublicTradesView(APIView):
         operation_id="instruments_trades",
         summary="The latest trades of an instrument",
         description="Newest first, at most `limit` (default 100); no member identity.",
-        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_PUBLIC_TRADES}.")],
+        parameters=[_bounded("limit", default=100, maximum=MAX_PUBLIC_TRADES,
+                             description=f"1 to {MAX_PUBLIC_TRADES} (default 100).")],
         responses={200: PublicTradeSerializer(many=True), 400: ErrorSerializer,
                    404: OpenApiResponse(ErrorSerializer, description="Unknown symbol."),
                    429: _AUTH_ERRORS[429]},
