@@ -3,8 +3,9 @@
 No Django here: plain dataclasses in and out, no clock, no randomness, no I/O.
 The same input always gives the same output. ``market.services`` locks the
 instrument, loads the crossing resting orders in price-time order, calls
-:func:`match` and persists what it returns; :class:`OrderBook` is an in-memory
-book built on the same matching loop (benchmark, property tests, market data).
+:func:`match` and persists what it returns. There is no in-memory book: the
+book is the resting orders in the database (bench/bench_matching.py measures
+:func:`match` the way the service calls it).
 
 Rules (market rules §2.2, §2.3; API contract "Orders"):
 
@@ -59,15 +60,12 @@ result says how much); ``rejected`` when nothing was allowed to happen.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections import deque
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from itertools import chain
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 TICK = Decimal("0.01")
 
@@ -106,7 +104,7 @@ class OrderStatus(StrEnum):
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELLED = "cancelled"
-    EXPIRED = "expired"  # only ever for resting orders (MatchResult.expired, OrderBook.expire)
+    EXPIRED = "expired"  # only ever for resting orders (MatchResult.expired, expiry by the service)
     REJECTED = "rejected"
 
 
@@ -181,21 +179,6 @@ class Order:
     @property
     def remaining(self) -> int:
         return self.quantity - self.filled
-
-
-class RestingOrder(Protocol):
-    """What the matching loop reads from a resting order (an :class:`Order` or a book entry)."""
-
-    @property
-    def id(self) -> OrderId: ...
-    @property
-    def price(self) -> Decimal: ...
-    @property
-    def remaining(self) -> int: ...
-    @property
-    def organisation(self) -> OrganisationId: ...
-    @property
-    def expires_at(self) -> datetime | None: ...
 
 
 # Results are plain (not frozen) slotted dataclasses: one is built per fill and
@@ -365,12 +348,8 @@ def _check_resting(incoming_side: Side, book: list[Order]) -> None:
         previous = order
 
 
-def _match(incoming: Order, resting: Iterable[RestingOrder], now: datetime) -> MatchResult:
-    """The matching loop shared by :func:`match` and :class:`OrderBook` (inputs checked).
-
-    Resting orders with nothing open are skipped: the book leaves cancelled
-    entries in its queues and removes them lazily.
-    """
+def _match(incoming: Order, resting: list[Order], now: datetime) -> MatchResult:
+    """The matching loop of :func:`match` (inputs checked)."""
     taker_id = incoming.id
     is_buy = incoming.side is _BUY
     limit = incoming.price
@@ -384,8 +363,6 @@ def _match(incoming: Order, resting: Iterable[RestingOrder], now: datetime) -> M
 
     if incoming.post_only:
         for r in resting:
-            if r.remaining <= 0:
-                continue
             if (r.price > limit) if is_buy else (r.price < limit):
                 break
             if r.expires_at is not None and r.expires_at <= now:
@@ -399,11 +376,9 @@ def _match(incoming: Order, resting: Iterable[RestingOrder], now: datetime) -> M
     if tif is _FOK:
         # First pass: is the whole quantity there, counting only what STP lets
         # this order trade with? The second pass below then trades over `seen`.
-        seen: list[RestingOrder] = []
+        seen: list[Order] = []
         available = 0
         for r in resting:
-            if r.remaining <= 0:
-                continue
             if (r.price > limit) if is_buy else (r.price < limit):
                 break
             seen.append(r)
@@ -427,9 +402,7 @@ def _match(incoming: Order, resting: Iterable[RestingOrder], now: datetime) -> M
     left = need
     stp_stop = False
     for r in resting:
-        open_qty = r.remaining
-        if open_qty <= 0:
-            continue
+        open_qty = r.remaining  # at least 1: an Order is checked when it is made
         price = r.price
         if (price > limit) if is_buy else (price < limit):
             break
@@ -462,255 +435,3 @@ def _match(incoming: Order, resting: Iterable[RestingOrder], now: datetime) -> M
         status = _PARTIALLY_FILLED if filled or incoming.filled else _OPEN
         return MatchResult(taker_id, status, filled, left, 0, True, None, fills, stp_cancelled, expired)
     return MatchResult(taker_id, _CANCELLED, filled, 0, left, False, reason, fills, stp_cancelled, expired)
-
-
-class _Entry:
-    """A resting order inside :class:`OrderBook` (mutable; ``remaining == 0`` means removed)."""
-
-    __slots__ = ("order", "id", "price", "remaining", "filled", "organisation", "expires_at")
-
-    def __init__(self, order: Order, remaining: int, filled: int) -> None:
-        self.order = order
-        self.id: OrderId = order.id
-        self.price: Decimal = order.price
-        self.remaining: int = remaining
-        self.filled: int = filled
-        self.organisation: OrganisationId = order.organisation
-        self.expires_at: datetime | None = order.expires_at
-
-    def snapshot(self) -> Order:
-        o = self.order
-        return Order(
-            id=o.id,
-            side=o.side,
-            price=o.price,
-            quantity=self.filled + self.remaining,
-            priority=o.priority,
-            organisation=o.organisation,
-            type=o.type,
-            tif=o.tif,
-            expires_at=o.expires_at,
-            post_only=o.post_only,
-            stp=o.stp,
-            filled=self.filled,
-        )
-
-
-class _Level:
-    """One price level: a FIFO queue of entries and its open quantity."""
-
-    __slots__ = ("queue", "total")
-
-    def __init__(self) -> None:
-        self.queue: deque[_Entry] = deque()
-        self.total = 0
-
-
-class _BookSide:
-    __slots__ = ("is_buy", "levels", "prices")
-
-    def __init__(self, is_buy: bool) -> None:
-        self.is_buy = is_buy
-        self.levels: dict[Decimal, _Level] = {}
-        self.prices: list[Decimal] = []  # ascending: the best bid is last, the best ask first
-
-    def in_priority(self) -> Iterator[_Entry]:
-        """Every entry (removed ones included) in price-time priority, lazily."""
-        levels = self.levels
-        prices = reversed(self.prices) if self.is_buy else self.prices
-        return chain.from_iterable(levels[p].queue for p in prices)
-
-
-class OrderBook:
-    """An in-memory price-time order book for one instrument.
-
-    Levels live in a dict keyed by price beside a sorted price list (bisect);
-    each level is a deque in time priority. Cancelling marks the entry and
-    leaves it in its queue until it reaches the front or its level empties
-    (lazy removal, O(1) cancel). Matching is the loop behind :func:`match`,
-    fed with the other side's orders in priority order (or with nothing when
-    the best opposite price does not cross).
-
-    Priority keys are the caller's: an order that would rest at a price must
-    have a larger key than the last order resting there (``ValueError``,
-    raised before the book changes).
-    """
-
-    __slots__ = ("_bids", "_asks", "_entries")
-
-    def __init__(self) -> None:
-        self._bids = _BookSide(is_buy=True)
-        self._asks = _BookSide(is_buy=False)
-        self._entries: dict[OrderId, _Entry] = {}
-
-    # -- reading --------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, order_id: object) -> bool:
-        return order_id in self._entries
-
-    def best_bid(self) -> Decimal | None:
-        prices = self._bids.prices
-        return prices[-1] if prices else None
-
-    def best_ask(self) -> Decimal | None:
-        prices = self._asks.prices
-        return prices[0] if prices else None
-
-    def depth(self, side: Side, levels: int | None = None) -> list[tuple[Decimal, int]]:
-        """``[(price, open quantity), ...]`` best first, as for the public book."""
-        book = self._bids if side is Side.BUY else self._asks
-        prices = list(reversed(book.prices)) if side is Side.BUY else book.prices
-        return [(p, book.levels[p].total) for p in prices[:levels]]
-
-    def get(self, order_id: OrderId) -> Order | None:
-        """The resting order with its current open and filled quantity, or None."""
-        entry = self._entries.get(order_id)
-        return entry.snapshot() if entry is not None else None
-
-    def orders(self, side: Side) -> list[Order]:
-        """The resting orders of one side in priority order (what the service would load)."""
-        book = self._bids if side is Side.BUY else self._asks
-        return [e.snapshot() for e in book.in_priority() if e.remaining]
-
-    # -- writing --------------------------------------------------------------
-
-    def submit(self, order: Order, *, now: datetime) -> MatchResult:
-        """Match an incoming order against the book and rest what is left."""
-        if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
-        if order.id in self._entries:
-            raise ValueError(f"order {order.id!r} is already in the book")
-        return self._enter(order, now)
-
-    def cancel(self, order_id: OrderId) -> int | None:
-        """Remove a resting order; answers its cancelled open quantity, or None if it is not in the book."""
-        entry = self._entries.pop(order_id, None)
-        if entry is None:
-            return None
-        remaining = entry.remaining
-        self._drop(self._bids if entry.order.side is _BUY else self._asks, entry)
-        return remaining
-
-    def amend(
-        self,
-        order_id: OrderId,
-        *,
-        new_price: Decimal | None = None,
-        new_quantity: int | None = None,
-        new_priority: int,
-        now: datetime,
-    ) -> tuple[AmendDecision, MatchResult | None]:
-        """Amend a resting order (see :func:`amend`); ``KeyError`` if it is not in the book.
-
-        Answers the decision and, when the order lost priority and re-entered
-        matching, the match result. An invalid amend, or a re-entry that is
-        rejected (post-only into a crossing price), leaves the order as it was
-        (expired resting orders found on the way are removed either way). A
-        resting order that has itself expired by ``now`` is removed, and the
-        amend answers ``valid=False, reason=expired``.
-        """
-        _check_now(now)
-        entry = self._entries[order_id]
-        if entry.expires_at is not None and entry.expires_at <= now:
-            self.cancel(order_id)
-            return AmendDecision(valid=False, keeps_priority=False, order=None, reason=Reason.EXPIRED), None
-        decision = amend(entry.snapshot(), new_price=new_price, new_quantity=new_quantity, new_priority=new_priority)
-        amended = decision.order
-        if amended is None:
-            return decision, None
-        if decision.keeps_priority:
-            book = self._bids if amended.side is Side.BUY else self._asks
-            book.levels[entry.price].total -= entry.remaining - amended.remaining
-            entry.remaining = amended.remaining
-            return decision, None
-        return decision, self._enter(amended, now, replaces=entry)
-
-    def expire(self, now: datetime) -> list[OrderId]:
-        """Remove every resting order with ``expires_at <= now``; answers their ids by priority key."""
-        _check_now(now)
-        due = sorted(
-            (e for e in self._entries.values() if e.expires_at is not None and e.expires_at <= now),
-            key=lambda e: e.order.priority,
-        )
-        for e in due:
-            self.cancel(e.id)
-        return [e.id for e in due]
-
-    # -- internals ------------------------------------------------------------
-
-    def _enter(self, order: Order, now: datetime, replaces: _Entry | None = None) -> MatchResult:
-        """Match ``order``, then apply the result and rest what is left.
-
-        ``replaces`` is the book's entry of the same order when an amend
-        re-enters it: it comes off the book unless the re-entry is rejected.
-        """
-        price = order.price
-        if order.side is _BUY:
-            own, other = self._bids, self._asks
-            prices = other.prices
-            crossing = bool(prices) and prices[0] <= price
-        else:
-            own, other = self._asks, self._bids
-            prices = other.prices
-            crossing = bool(prices) and prices[-1] >= price
-        # Nothing on the other side crosses (the usual passive order): match against nothing.
-        result = _match(order, other.in_priority() if crossing else (), now)
-        level = None
-        if result.rests:
-            level = own.levels.get(price)
-            if level is not None and level.queue[-1].order.priority >= order.priority:
-                raise ValueError(f"order {order.id!r}: priority {order.priority} is not after the level's last order")
-        if replaces is not None and result.status is not _REJECTED:
-            del self._entries[replaces.id]
-            self._drop(own, replaces)
-            if level is not None and price not in own.levels:
-                level = None  # the replaced entry was the level's last
-        if result.fills or result.stp_cancelled or result.expired:
-            self._apply(other, result)
-        if level is None and result.rests:
-            level = own.levels[price] = _Level()
-            insort(own.prices, price)
-        if level is not None:
-            entry = _Entry(order, result.remaining, order.filled + result.filled)
-            level.queue.append(entry)
-            level.total += entry.remaining
-            self._entries[order.id] = entry
-        return result
-
-    def _apply(self, book: _BookSide, result: MatchResult) -> None:
-        """Apply a match result to the resting side it traded with."""
-        entries = self._entries
-        levels = book.levels
-        for f in result.fills:
-            entry = entries[f.maker_order_id]
-            qty = f.quantity
-            entry.filled += qty
-            if f.maker_remaining:
-                entry.remaining = f.maker_remaining
-                levels[entry.price].total -= qty
-            else:
-                del entries[entry.id]
-                self._drop(book, entry)
-        for order_id in result.stp_cancelled:
-            self._drop(book, entries.pop(order_id))
-        for order_id in result.expired:
-            self._drop(book, entries.pop(order_id))
-
-    @staticmethod
-    def _drop(book: _BookSide, entry: _Entry) -> None:
-        """Take an entry (already out of ``_entries``) off its level."""
-        price = entry.price
-        level = book.levels[price]
-        level.total -= entry.remaining
-        entry.remaining = 0
-        if not level.total:
-            del book.levels[price]
-            prices = book.prices
-            del prices[bisect_left(prices, price)]
-            return
-        queue = level.queue
-        while not queue[0].remaining:
-            queue.popleft()

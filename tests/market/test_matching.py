@@ -13,7 +13,6 @@ from market.matching import (
     Fill,
     MatchResult,
     Order,
-    OrderBook,
     OrderStatus,
     OrderType,
     Reason,
@@ -23,6 +22,7 @@ from market.matching import (
     amend,
     match,
 )
+from tests.market.matching_book import ServiceBook
 
 NOW = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
 ALICE, BOB, CHARLIE = "alice-gmbh", "bob-ag", "charlie-ug"
@@ -91,7 +91,7 @@ def test_time_priority_at_one_price_level():
 
 
 def test_the_book_fills_the_earlier_order_at_a_level_first_and_the_better_price_before_it():
-    book = OrderBook()
+    book = ServiceBook()
     early, late = sell("10.01", 2), sell("10.01", 2)
     better = sell("10.00", 1)
     for o in (early, late, better):
@@ -162,7 +162,7 @@ def test_ioc_remainder_is_cancelled():
 
 
 def test_ioc_without_liquidity_is_cancelled_whole_and_never_enters_the_book():
-    book = OrderBook()
+    book = ServiceBook()
     ioc = buy("10.00", 5, org=ALICE, tif=TimeInForce.IOC)
 
     result = book.submit(ioc, now=NOW)
@@ -198,7 +198,7 @@ def test_fok_one_gpu_short_trades_nothing_and_is_rejected():
 
 
 def test_rejected_fok_leaves_the_book_unchanged():
-    book = OrderBook()
+    book = ServiceBook()
     book.submit(sell("10.00", 2), now=NOW)
     before = book.orders(Side.SELL)
 
@@ -213,7 +213,7 @@ def test_rejected_fok_leaves_the_book_unchanged():
 
 
 def test_post_only_rests_when_it_does_not_cross():
-    book = OrderBook()
+    book = ServiceBook()
     book.submit(sell("10.00", 2), now=NOW)
 
     result = book.submit(buy("9.99", 3, org=ALICE, post_only=True), now=NOW)
@@ -223,7 +223,7 @@ def test_post_only_rests_when_it_does_not_cross():
 
 
 def test_post_only_that_would_trade_is_rejected_and_nothing_trades():
-    book = OrderBook()
+    book = ServiceBook()
     ask = sell("10.00", 2)
     book.submit(ask, now=NOW)
 
@@ -290,7 +290,7 @@ def test_stp_cancel_resting_cancels_the_own_order_and_matching_goes_on():
 
 
 def test_stp_in_the_book_removes_the_cancelled_resting_order():
-    book = OrderBook()
+    book = ServiceBook()
     bob, own, charlie = _stp_book()
     for o in (bob, own, charlie):
         book.submit(o, now=NOW)
@@ -356,7 +356,7 @@ def test_incoming_gtd_that_has_already_expired_is_rejected():
 
 
 def test_book_expire_removes_due_gtd_orders_and_the_book_skips_them_when_matching():
-    book = OrderBook()
+    book = ServiceBook()
     due = sell("10.00", 5, tif=TimeInForce.GTD, expires_at=NOW + timedelta(minutes=5))
     later = sell("10.00", 5, tif=TimeInForce.GTD, expires_at=NOW + timedelta(hours=1))
     book.submit(due, now=NOW)
@@ -418,7 +418,7 @@ def test_amend_to_no_open_quantity_is_invalid(new_quantity):
 
 
 def test_book_amend_down_keeps_the_place_in_the_queue_and_up_goes_to_the_back():
-    book = OrderBook()
+    book = ServiceBook()
     first, second, third = sell("10.00", 5), sell("10.00", 5), sell("10.00", 5)
     for o in (first, second, third):
         book.submit(o, now=NOW)
@@ -433,7 +433,7 @@ def test_book_amend_down_keeps_the_place_in_the_queue_and_up_goes_to_the_back():
 
 
 def test_amended_price_that_crosses_trades_as_a_new_incoming_order_at_the_resting_price():
-    book = OrderBook()
+    book = ServiceBook()
     ask = sell("10.00", 3, org=BOB)
     bid = buy("9.90", 5, org=ALICE)
     book.submit(ask, now=NOW)
@@ -473,7 +473,7 @@ def test_re_entered_order_with_earlier_fills_that_does_not_trade_is_partially_fi
 
 
 def test_post_only_amended_into_a_crossing_price_is_refused_and_the_order_stands():
-    book = OrderBook()
+    book = ServiceBook()
     book.submit(sell("10.00", 3), now=NOW)
     bid = buy("9.90", 5, org=ALICE, post_only=True)
     book.submit(bid, now=NOW)
@@ -486,7 +486,7 @@ def test_post_only_amended_into_a_crossing_price_is_refused_and_the_order_stands
 
 
 def test_book_amend_of_an_expired_gtd_order_removes_it():
-    book = OrderBook()
+    book = ServiceBook()
     gtd = buy("9.90", 5, org=ALICE, tif=TimeInForce.GTD, expires_at=NOW)
     book.submit(gtd, now=NOW - timedelta(hours=1))
 
@@ -500,7 +500,7 @@ def test_book_amend_of_an_expired_gtd_order_removes_it():
 
 
 def test_cancel_removes_the_order_and_answers_its_open_quantity():
-    book = OrderBook()
+    book = ServiceBook()
     a, b = buy("9.99", 2), buy("9.99", 3)
     book.submit(a, now=NOW)
     book.submit(b, now=NOW)
@@ -513,7 +513,7 @@ def test_cancel_removes_the_order_and_answers_its_open_quantity():
 
 
 def test_depth_is_best_first_on_both_sides():
-    book = OrderBook()
+    book = ServiceBook()
     for o in (buy("9.98", 1), buy("9.99", 2), buy("9.98", 3), sell("10.02", 4), sell("10.01", 5)):
         book.submit(o, now=NOW)
 
@@ -522,13 +522,16 @@ def test_depth_is_best_first_on_both_sides():
     assert (book.best_bid(), book.best_ask()) == (Decimal("9.99"), Decimal("10.01"))
 
 
-def test_book_and_match_give_the_same_result():
-    resting = [sell("10.00", 2), sell("10.00", 1, org=ALICE), sell("10.02", 4)]
-    book = OrderBook()
+def test_match_over_the_crossing_orders_the_service_reads_equals_match_over_the_whole_side():
+    # The service reads the crossing side only until other organisations' unexpired
+    # orders hold the taker's quantity; what lies beyond must not change the answer.
+    resting = [sell("10.00", 2), sell("10.00", 1, org=ALICE), sell("10.01", 3), sell("10.02", 4), sell("10.03", 9)]
+    book = ServiceBook()
     for o in resting:
         book.submit(o, now=NOW)
     incoming = buy("10.02", 5, org=ALICE, stp=StpMode.CANCEL_RESTING)
 
+    assert [o.id for o in book.crossing(incoming, NOW)] == [o.id for o in resting[:3]]
     assert book.submit(incoming, now=NOW) == match(incoming, resting, now=NOW)
 
 
@@ -576,13 +579,3 @@ def test_match_refuses_resting_orders_out_of_priority_order_or_on_the_wrong_side
     with pytest.raises(ValueError, match="timezone"):
         match(incoming, [], now=NOW.replace(tzinfo=None))
 
-
-def test_book_refuses_a_priority_key_that_would_rest_out_of_time_order_and_changes_nothing():
-    book = OrderBook()
-    book.submit(buy("9.99", 1, id=10, priority=10), now=NOW)
-
-    with pytest.raises(ValueError, match="priority"):
-        book.submit(buy("9.99", 1, id=11, priority=5), now=NOW)
-    with pytest.raises(ValueError, match="already in the book"):
-        book.submit(buy("9.98", 1, id=10, priority=20), now=NOW)
-    assert book.depth(Side.BUY) == [(Decimal("9.99"), 1)]

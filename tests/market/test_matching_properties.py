@@ -1,7 +1,9 @@
 """Properties of the matching core over random order flows (hypothesis, no database).
 
 A flow is a list of operations (submit, cancel, amend, clock tick) run through
-an OrderBook. Beside the book, the test keeps its own ledger of every order,
+``ServiceBook`` (tests/market/matching_book.py): resting orders kept as the
+order service keeps them, each incoming order matched by ``match()`` over the
+crossing orders read as ``_load_crossing`` reads them. Beside the book, the test keeps its own ledger of every order,
 built only from what the core answers, and checks after every operation:
 
 * conservation: for every order, filled + open + cancelled == entered, where
@@ -21,8 +23,8 @@ built only from what the core answers, and checks after every operation:
   organisation's orders skipped or stopping the count, as STP says): an order
   fills exactly min(quantity, that liquidity), FOK is rejected exactly when it
   is short, post-only exactly when anything unexpired crosses;
-* the book gives exactly what the stateless ``match()`` gives for the same
-  resting orders (the service's path);
+* ``match()`` over the crossing orders the service reads (only as far as the
+  taker can use them) gives exactly what it gives over the whole other side;
 * determinism: the same flow gives the same answers.
 """
 
@@ -40,7 +42,6 @@ from hypothesis import strategies as st
 from market.matching import (
     MatchResult,
     Order,
-    OrderBook,
     OrderStatus,
     OrderType,
     Side,
@@ -49,6 +50,7 @@ from market.matching import (
     amend,
     match,
 )
+from tests.market.matching_book import ServiceBook
 
 START = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 BASE = Decimal("10.00")
@@ -91,7 +93,7 @@ class Ledger:
 
 @dataclass
 class Harness:
-    book: OrderBook = field(default_factory=OrderBook)
+    book: ServiceBook = field(default_factory=ServiceBook)
     ledger: dict[Hashable, Ledger] = field(default_factory=dict)
     now: datetime = START
     next_key: int = 1
@@ -141,7 +143,7 @@ class Harness:
         tradable, blocked = self.liquidity(order)
         expected = match(order, self.book.orders(side.opposite), now=self.now)
         result = self.book.submit(order, now=self.now)
-        assert result == expected, "the book and the stateless match() disagree"
+        assert result == expected, "match() over what the service reads and over the whole side disagree"
         self.answers.append(result)
         self.apply(order, result, need=quantity)
 
