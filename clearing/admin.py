@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +29,7 @@ from clearing.models import (
     StatementOrganisation,
 )
 from clearing.reconcile import run_checks
+from clearing.selectors import with_current_balance
 from clearing.services import cash_deposit_book
 from clearing.statements import local_today, statement_for
 from exchange.admin import ReadOnlyAdminMixin
@@ -113,16 +115,22 @@ class CashDepositAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("__str__", "organisation", "kind", "balance")
+    list_display = ("__str__", "organisation", "kind", "current_balance")
     list_filter = ("kind",)
     list_select_related = ("organisation",)
     search_fields = ("organisation__legal_name",)
-    fields = ("organisation", "kind", "balance", "created_at")
+    fields = ("organisation", "kind", "current_balance", "created_at")
     readonly_fields = fields
     actions = None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
-        return super().get_queryset(request).order_by("organisation__legal_name", "kind")
+        # House accounts keep no running balance (issue 7): theirs is the sum of their lines.
+        return with_current_balance(super().get_queryset(request)).order_by("organisation__legal_name", "kind")
+
+    @admin.display(description=_("balance"), ordering="current_balance")
+    def current_balance(self, obj: Account) -> str:
+        # Formatted here: the admin shows a method's value on the detail page unlocalised.
+        return number_format(obj.current_balance, decimal_pos=2)  # type: ignore[attr-defined]  # from get_queryset
 
 
 class JournalLineInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -125,9 +125,21 @@ TEMPLATES = [
 # Database ------------------------------------------------------------------
 DATABASE_URL = envstr("DATABASE_URL")
 if DATABASE_URL:
-    # Connections are closed after each request: under ASGI a persistent
-    # connection would be held by a worker thread that may never come back.
+    # Every process reuses its connections (docs/architecture.md, "Serving and
+    # connections"). Default: psycopg's pool, which works under WSGI and ASGI
+    # alike; Django's persistent connections (DB_POOL=0, DB_CONN_MAX_AGE) are
+    # per thread, and under ASGI every request runs in a thread of its own.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    if envbool("DB_POOL", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": envint("DB_POOL_MIN_SIZE", 1),
+            # Enough for a Celery worker's threads and the test suite's parallel transactions.
+            "max_size": envint("DB_POOL_MAX_SIZE", 16),
+            "max_idle": 300,  # seconds an idle connection above min_size is kept
+            "timeout": 10,  # seconds a request waits for a free connection before it fails
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 60)
 else:
     DATABASES = {
         "default": {
@@ -277,7 +289,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSONParser, but a body nested too deeply is a 400, not a 500 (exchange/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["exchange.parsers.SafeJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "exchange.errors.api_exception_handler",

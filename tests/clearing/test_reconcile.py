@@ -3,27 +3,40 @@ reported when it is broken on purpose (raw SQL past the ORM's and the
 database's guards, inside the test's transaction, which is rolled back)."""
 
 import smtplib
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import F
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 
 from accounts.models import User
 from clearing import reconcile as reconcile_module
 from clearing.invoicing import invoice_issue
 from clearing.management.commands.reconcile import Command as ReconcileCommand
-from clearing.models import Account, ReconciliationRun
+from clearing.models import Account, DeliveryTicket, JournalEntry, JournalLine, ReconciliationRun
 from clearing.reconcile import MAX_DETAILS_PER_CHECK, Breach, reconcile, registered_checks, run_checks
-from clearing.services import accounts_for, cash_reserve, house_account
+from clearing.selectors import account_summary, house_balances
+from clearing.services import (
+    accounts_for,
+    cash_reserve,
+    delivery_access_post,
+    delivery_confirm,
+    house_account,
+    ledger_post,
+    ticket_settle,
+)
 from clearing.tasks import reconcile as reconcile_task
 from exchange.celery import app as celery_app
-from market.models import OrderStatus, Side
+from market.models import OrderStatus, Position, Side, SiteCapacity
 from tests.clearing.conftest import deposit
-from tests.factories import BuyOrderRowFactory, fee_line
+from tests.factories import BuyOrderRowFactory, OpenInstrumentFactory, delivery_hour, fee_line, spot_trade
+from tests.market.orders_world import make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +49,11 @@ CHECK_NAMES = [
     "no_negative_balances",
     "invoice_numbers_consecutive",
     "delivered_equals_traded",
+    "ccp_matches_open_tickets",
+    "pending_matches_tickets",
+    "fees_match_trades",
+    "positions_match_trades",
+    "site_use_within_capacity",
 ]
 
 
@@ -93,50 +111,83 @@ def test_a_clean_ledger_reconciles(ledger, alice_org):
 
 
 def test_an_unbalanced_entry_is_reported(ledger, alice_org):
-    entry = accounts_for(organisation=alice_org)["cash_available"].lines.first().entry
-    bank = house_account("bank")
+    available = accounts_for(organisation=alice_org)["cash_available"]
+    entry = available.lines.first().entry
     # The append-only and balanced-entry triggers would refuse this; the
     # ALTER is rolled back with the test's transaction. The fixture's entries
     # are checked first (PostgreSQL won't alter a table with pending checks).
     sql("SET CONSTRAINTS ALL IMMEDIATE")
     sql("ALTER TABLE clearing_journalline DISABLE TRIGGER USER")
-    sql("INSERT INTO clearing_journalline (entry_id, account_id, amount) VALUES (%s, %s, 1.00)", [entry.pk, bank.pk])
+    sql("INSERT INTO clearing_journalline (entry_id, account_id, amount) VALUES (%s, %s, 1.00)",
+        [entry.pk, available.pk])
 
     breaches = reconcile()
 
     assert details(breaches, "entries_balance") == [
         f"Journal entry #{entry.pk} ({entry.reference}): its lines sum to 1.00."
     ]
-    # The bank's stored balance no longer matches its lines either.
+    # Alice's stored balance no longer matches her lines either.
     assert broken(breaches) == {"entries_balance", "balances_match_lines"}
 
 
-def test_accounts_not_summing_to_zero_are_reported(ledger):
-    ccp = house_account("ccp")
-    sql("UPDATE clearing_account SET balance = balance + 5 WHERE id = %s", [ccp.pk])
+def test_accounts_not_summing_to_zero_are_reported(ledger, charlie_org):
+    # A member balance moved without a journal line: the books no longer sum to zero.
+    available = accounts_for(organisation=charlie_org)["cash_available"]
+    sql("UPDATE clearing_account SET balance = balance + 5 WHERE id = %s", [available.pk])
 
     breaches = reconcile()
 
     assert details(breaches, "trial_balance") == ["The balances of all accounts sum to 5.00 instead of 0.00."]
     assert details(breaches, "balances_match_lines") == [
-        f"Account #{ccp.pk} (central counterparty (clearing house)): balance 5.00, its lines sum to 0.00."
+        f"Account #{available.pk} (cash available – Charlie Cloud AG): balance 505.00, its lines sum to 500.00."
     ]
     assert broken(breaches) == {"trial_balance", "balances_match_lines"}
 
 
-def test_a_balance_that_differs_from_its_lines_is_reported(ledger, alice_org):
-    available = accounts_for(organisation=alice_org)["cash_available"]
+def test_a_written_house_balance_column_is_reported_but_not_counted(ledger):
+    # House accounts keep no running balance: their balance is the sum of
+    # their lines and the column stays 0.00. A value written into it is not
+    # part of the books (the trial balance holds) but is reported.
+    ccp = house_account("ccp")
+    sql("UPDATE clearing_account SET balance = 5 WHERE id = %s", [ccp.pk])
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"balances_match_lines"}
+    assert details(breaches, "balances_match_lines") == [
+        f"Account #{ccp.pk} (central counterparty (clearing house)): its balance column holds 5.00, but a "
+        "house account's balance is the sum of its lines (0.00) and the column stays 0.00."
+    ]
+
+
+def test_a_house_column_still_holding_the_old_running_total_is_accepted(ledger):
+    # Tolerated until every database runs the ledger without house running
+    # balances: a column equal to the sum of the lines (what the old
+    # ledger_post kept there) is no breach; any other value is.
     bank = house_account("bank")
+    sql("UPDATE clearing_account SET balance = -1500 WHERE id = %s", [bank.pk])
+    assert reconcile() == []
+
+    sql("UPDATE clearing_account SET balance = -1499 WHERE id = %s", [bank.pk])
+    assert details(reconcile(), "balances_match_lines") == [
+        f"Account #{bank.pk} (bank (clearing house)): its balance column holds -1499.00, but a house "
+        "account's balance is the sum of its lines (-1500.00) and the column stays 0.00."
+    ]
+
+
+def test_a_balance_that_differs_from_its_lines_is_reported(ledger, alice_org, charlie_org):
+    available = accounts_for(organisation=alice_org)["cash_available"]
+    other = accounts_for(organisation=charlie_org)["cash_available"]
     # Moved in both, so the trial balance still holds: only the lines disagree.
     sql("UPDATE clearing_account SET balance = balance + 1 WHERE id = %s", [available.pk])
-    sql("UPDATE clearing_account SET balance = balance - 1 WHERE id = %s", [bank.pk])
+    sql("UPDATE clearing_account SET balance = balance - 1 WHERE id = %s", [other.pk])
 
     breaches = reconcile()
 
     assert broken(breaches) == {"balances_match_lines"}
     assert details(breaches, "balances_match_lines") == [
         f"Account #{available.pk} (cash available – Alice Compute GmbH): balance 905.50, its lines sum to 904.50.",
-        f"Account #{bank.pk} (bank (clearing house)): balance -1501.00, its lines sum to -1500.00.",
+        f"Account #{other.pk} (cash available – Charlie Cloud AG): balance 499.00, its lines sum to 500.00.",
     ]
 
 
@@ -220,6 +271,221 @@ def test_details_are_capped_per_check(monkeypatch):
     assert noisy[:2] == ["detail 0", "detail 1"] and noisy[-1] == "… and 10 more."
 
 
+# --- the clearing-core checks (issue 7 item 8) -----------------------------------------------
+
+
+@pytest.fixture
+def trading(db):
+    """The orders world (tests/market/orders_world.py) after two trades in
+    tomorrow's H100 DE hour: Alice sold 4 to Charlie at 12.30 and that ticket
+    is paid out; Dora sold 3 to Charlie at 12.40 and that ticket is still
+    open. Fees: maker 0.005, taker 0.015 EUR/GPUh."""
+    world = make_world()
+    first = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
+    second = spot_trade(seller=world.dora, buyer=world.charlie, instrument=world.instrument, quantity=3,
+                        price=D("12.40"))
+    paid = DeliveryTicket.objects.get(trade=first)
+    start = paid.delivery_start
+    delivery_access_post(user=world.alice, ticket=paid, endpoint="ssh://gpu.example", instructions="",
+                         now=start - timedelta(minutes=5))
+    delivery_confirm(user=world.charlie, ticket=paid, now=start + timedelta(minutes=5))
+    assert ticket_settle(ticket_id=paid.pk, now=start + timedelta(minutes=6))
+    return {"world": world, "paid": paid, "open": DeliveryTicket.objects.get(trade=second), "first": first,
+            "second": second}
+
+
+def test_trades_settled_and_open_reconcile(trading):
+    world, open_ticket = trading["world"], trading["open"]
+    assert (open_ticket.value, open_ticket.seller_fee) == (D("37.20"), D("0.02"))
+    assert account_summary(organisation=world.org_c)["settlement_pending"] == D("37.20")
+    assert account_summary(organisation=world.org_d)["settlement_pending"] == D("37.18")
+    assert house_balances()[Account.Kind.CCP] == D("-37.20")
+    assert reconcile() == []
+
+
+def post(kind: str, *lines: tuple[Account, str]) -> None:
+    """A balanced journal entry through the ledger, past the services that would never write it."""
+    ledger_post(kind=kind, lines=[(account, D(amount)) for account, amount in lines], reference="test")
+
+
+def test_a_ccp_that_differs_from_the_open_tickets_is_reported(trading):
+    # A balanced entry (trial balance and every account's lines agree) that
+    # moves the CCP away from what the open tickets say.
+    post("correction", (house_account("ccp"), "5.00"), (house_account("bank"), "-5.00"))
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"ccp_matches_open_tickets"}
+    assert details(breaches, "ccp_matches_open_tickets") == [
+        "The central counterparty holds -32.20; the 1 unsettled delivery tickets are worth 37.20, "
+        "so it should hold -37.20."
+    ]
+
+
+def test_a_settled_ticket_that_paid_nothing_is_seen_by_the_ccp_check(trading):
+    # The open ticket marked settled without its payout entry: the CCP still
+    # carries its value, and both parties still wait for it.
+    open_ticket, world = trading["open"], trading["world"]
+    sql("UPDATE clearing_deliveryticket SET status = 'settled', settled_at = now() WHERE id = %s", [open_ticket.pk])
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"ccp_matches_open_tickets", "pending_matches_tickets"}
+    assert details(breaches, "ccp_matches_open_tickets") == [
+        "The central counterparty holds -37.20; the 0 unsettled delivery tickets are worth 0.00, "
+        "so it should hold 0.00."
+    ]
+    assert details(breaches, "pending_matches_tickets") == [
+        f"Charlie Cloud AG (#{world.org_c.pk}): settlement pending 37.20, its unsettled delivery tickets "
+        "make 0.00 (as buyer 0.00, as seller 0.00).",
+        f"Dora Data GmbH (#{world.org_d.pk}): settlement pending 37.18, its unsettled delivery tickets "
+        "make 0.00 (as buyer 0.00, as seller 0.00).",
+    ]
+
+
+def test_settlement_pending_that_differs_from_the_tickets_is_reported(trading):
+    world = trading["world"]
+    charlie = accounts_for(organisation=world.org_c)
+    # The buyer side: money moved into pending without a ticket.
+    post("correction", (charlie["settlement_pending"], "1.00"), (charlie["cash_available"], "-1.00"))
+    # The seller side: the open ticket's seller fee changed, so Dora waits for less than her ledger says.
+    sql("UPDATE clearing_deliveryticket SET seller_fee = seller_fee + 0.05 WHERE id = %s", [trading["open"].pk])
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"pending_matches_tickets"}
+    assert details(breaches, "pending_matches_tickets") == [
+        f"Charlie Cloud AG (#{world.org_c.pk}): settlement pending 38.20, its unsettled delivery tickets "
+        "make 37.20 (as buyer 37.20, as seller 0.00).",
+        f"Dora Data GmbH (#{world.org_d.pk}): settlement pending 37.18, its unsettled delivery tickets "
+        "make 37.13 (as buyer 0.00, as seller 37.13).",
+    ]
+
+
+def test_fee_accounts_that_differ_from_the_trades_are_reported(trading):
+    first, second = trading["first"], trading["second"]
+    charged = first.buyer_fee + first.seller_fee + second.buyer_fee + second.seller_fee
+    assert charged == D("0.06") + D("0.02") + D("0.05") + D("0.02")
+    # A trade that charged a cent more than its entry booked.
+    type(first).objects.filter(pk=first.pk).update(buyer_fee=first.buyer_fee + D("0.01"))
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"fees_match_trades"}
+    [detail] = details(breaches, "fees_match_trades")
+    assert detail.startswith("The trades booked 0.15 to the fee accounts (fee revenue ")
+    assert detail.endswith("but charged 0.16 in fees.")
+
+
+def test_fee_lines_of_a_trade_entry_beyond_the_fees_are_reported(trading):
+    post("trade", (house_account("fee_revenue"), "1.00"), (house_account("bank"), "-1.00"))
+
+    assert details(reconcile(), "fees_match_trades") == [
+        "The trades booked 1.15 to the fee accounts (fee revenue 1.10, incentive fund 0.03, R&D fund 0.02), "
+        "but charged 0.15 in fees."
+    ]
+
+
+def test_money_for_the_funds_from_elsewhere_does_not_break_the_fee_check(trading):
+    # E.g. a grant paid into the incentive fund: not a trade entry.
+    post("incentive", (house_account("incentive_fund"), "100.00"), (house_account("bank"), "-100.00"))
+    assert reconcile() == []
+
+
+def test_a_negative_fund_is_reported_from_its_lines(trading):
+    # ledger_post refuses to take a fund below zero; written past it. The
+    # fund's column stays 0.00: its balance is the sum of its lines.
+    fund = house_account("rnd_fund")
+    held = house_balances()[Account.Kind.RND_FUND]
+    entry = JournalEntry.objects.create(kind="correction", reference="test")
+    JournalLine.objects.bulk_create([
+        JournalLine(entry=entry, account=fund, amount=-(held + D("1.00"))),
+        JournalLine(entry=entry, account=house_account("bank"), amount=held + D("1.00")),
+    ])
+    # Whether or not this database's ledger still keeps the old running
+    # totals in the house columns: a column of 0.00 is what it must hold.
+    sql("UPDATE clearing_account SET balance = 0 WHERE organisation_id IS NULL")
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"no_negative_balances"}
+    assert details(breaches, "no_negative_balances") == [
+        f"Account #{fund.pk} (R&D fund (clearing house)) is negative: -1.00."
+    ]
+
+
+def test_a_position_that_differs_from_its_trades_is_reported(trading):
+    world, instrument = trading["world"], trading["world"].instrument
+    Position.objects.filter(organisation=world.org_c, instrument=instrument).update(
+        quantity=F("quantity") + 1, bought=F("bought") + 1)
+    Position.objects.filter(organisation=world.org_d, instrument=instrument).delete()
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"positions_match_trades"}
+    assert details(breaches, "positions_match_trades") == [
+        f"Charlie Cloud AG (#{world.org_c.pk}) in {instrument.symbol}: position net 8, bought 8, sold 0, "
+        "buy cost 86.40, sell proceeds 0.00, its trades give net 7, bought 7, sold 0, buy cost 86.40, "
+        "sell proceeds 0.00.",
+        f"Dora Data GmbH (#{world.org_d.pk}) in {instrument.symbol}: no position, its trades give net -3, "
+        "bought 0, sold 3, buy cost 0.00, sell proceeds 37.20.",
+    ]
+
+
+def test_a_position_without_trades_must_be_empty(trading):
+    world = trading["world"]
+    other = OpenInstrumentFactory(hour=delivery_hour(2, "10"))
+    Position.objects.create(organisation=world.org_a, instrument=other)  # all zeros: fine
+    assert reconcile() == []
+    Position.objects.filter(organisation=world.org_a, instrument=other).update(sell_proceeds=D("1.00"))
+    assert details(reconcile(), "positions_match_trades") == [
+        f"Alice Rechenwerk GmbH (#{world.org_a.pk}) in {other.symbol}: position net 0, bought 0, sold 0, "
+        "buy cost 0.00, sell proceeds 1.00, its trades give net 0, bought 0, sold 0, buy cost 0.00, "
+        "sell proceeds 0.00."
+    ]
+
+
+def test_a_site_delivering_more_than_its_capacity_is_reported(trading):
+    world, paid = trading["world"], trading["paid"]
+    site = paid.seller_site
+    hour = paid.delivery_start
+    assert reconcile() == []
+    SiteCapacity.objects.filter(site=site).update(gpus=3)  # 4 GPUs sold there for that hour
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"site_use_within_capacity"}
+    local = date_format(timezone.localtime(hour), "SHORT_DATETIME_FORMAT")
+    assert details(breaches, "site_use_within_capacity") == [
+        f"Site {site.name} of Alice Rechenwerk GmbH (#{site.pk}), H100, hour from {local}: "
+        "4 GPUs on delivery tickets, capacity 3."
+    ]
+    # A capacity row that is gone counts as 0.
+    SiteCapacity.objects.filter(site=trading["open"].seller_site).delete()
+    assert len(details(reconcile(), "site_use_within_capacity")) == 2
+    assert world.org_a.pk != world.org_d.pk
+
+
+def test_site_use_counts_the_tickets_of_one_hour_together(trading):
+    # A second trade in the same hour on Alice's site: 4 + 5 GPUs against a capacity of 8.
+    world = trading["world"]
+    spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=5)
+    assert DeliveryTicket.objects.filter(seller_site=trading["paid"].seller_site).count() == 2
+    SiteCapacity.objects.filter(site=trading["paid"].seller_site).update(gpus=9)
+    assert reconcile() == []
+    SiteCapacity.objects.filter(site=trading["paid"].seller_site).update(gpus=8)
+    [detail] = details(reconcile(), "site_use_within_capacity")
+    assert "9 GPUs on delivery tickets, capacity 8." in detail
+
+
+def test_an_hour_already_delivered_may_exceed_todays_capacity(trading):
+    # Capacity may be lowered once an hour is delivered: past hours are not compared.
+    SiteCapacity.objects.filter(site=trading["paid"].seller_site).update(gpus=1)
+    end = trading["paid"].delivery_end
+    assert "site_use_within_capacity" in broken(reconcile(now=end - timedelta(seconds=1)))
+    assert reconcile(now=end) == []
+
+
 # --- the command ----------------------------------------------------------------------------
 
 
@@ -246,6 +512,11 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: no_negative_balances",
         "OK: invoice_numbers_consecutive",
         "OK: delivered_equals_traded",
+        "OK: ccp_matches_open_tickets",
+        "OK: pending_matches_tickets",
+        "OK: fees_match_trades",
+        "OK: positions_match_trades",
+        "OK: site_use_within_capacity",
     ]
     assert "1 reconciliation check(s) broken." in output.err
 
@@ -336,8 +607,8 @@ def test_the_job_mails_the_operators_when_a_check_breaks_and_not_again_while_it_
 def test_another_check_breaking_while_one_is_broken_mails_again(ledger, operators, alice_org, alice, mailoutbox):
     break_reservations(ledger, alice_org, alice)
     reconcile_task.apply()
-    ccp = house_account("ccp")
-    sql("UPDATE clearing_account SET balance = balance + 5 WHERE id = %s", [ccp.pk])
+    available = accounts_for(organisation=alice_org)["cash_available"]
+    sql("UPDATE clearing_account SET balance = balance + 5 WHERE id = %s", [available.pk])
     reconcile_task.apply()
 
     assert len(mailoutbox) == 2
