@@ -1,5 +1,7 @@
 """API of the accounts app: API tokens and who am I."""
 
+import hashlib
+from collections.abc import Mapping
 from typing import Any, cast
 
 from django.utils.translation import gettext as _
@@ -8,7 +10,7 @@ from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts import services
@@ -39,6 +41,31 @@ class AuthRateThrottle(ScopedRateThrottle):
         return str(rate) if rate else None
 
 
+class AuthAccountRateThrottle(SimpleRateThrottle):
+    """Login attempts per account, whatever address they come from: the
+    per-IP ``auth`` throttle alone lets a botnet try one account's password
+    from a thousand addresses. The key is a hash of the e-mail as the login
+    looks it up (trimmed, case-insensitive), so the cache holds no address.
+    Every attempt counts, as for the per-IP throttle; a rate in
+    ``DEFAULT_THROTTLE_RATES["auth_account"]``, read when asked."""
+
+    scope = "auth_account"
+
+    def get_rate(self) -> str | None:
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return str(rate) if rate else None
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        if request.method != "POST":
+            return None
+        data = request.data
+        email = data.get("email") if isinstance(data, Mapping) else None
+        if not isinstance(email, str) or not email.strip():
+            return None  # nothing to log in as: the serializer refuses it
+        ident = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
 class TokenRequestSerializer(serializers.Serializer):
     email = serializers.EmailField()
     password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
@@ -56,7 +83,7 @@ class TokenResponseSerializer(serializers.Serializer):
 
 class TokenView(APIView):
     authentication_classes = [ApiTokenAuthentication]
-    throttle_classes = [AuthRateThrottle]
+    throttle_classes = [AuthRateThrottle, AuthAccountRateThrottle]  # per IP, and per account
     throttle_scope = "auth"
 
     def get_permissions(self) -> list[Any]:

@@ -325,8 +325,8 @@ class WithdrawalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("organisation", "requested_by", "entered_by", "decided_by")
     search_fields = ("organisation__legal_name", "iban")
     date_hierarchy = "requested_at"
-    fields = ("organisation", "amount", "iban", "requested_by", "entered_by", "requested_at", "status",
-              "decided_by", "decided_at", "reason", "hold_entry", "entry")
+    fields = ("organisation", "amount", "iban", "holder_name", "requested_by", "entered_by", "requested_at",
+              "status", "decided_by", "decided_at", "reason", "hold_entry", "entry")
     readonly_fields = fields
     action_form = WithdrawalActionForm
     actions = ("approve_selected", "reject_selected")
@@ -382,6 +382,11 @@ from django.shortcuts import redirect  # noqa: E402
 
 from clearing.models import DeliveryTicket  # noqa: E402
 from clearing.services import dispute_resolve  # noqa: E402
+from clearing.services.delivery import delivery_hold, tickets_flag_not_provided  # noqa: E402
+
+
+class DeliveryHoldForm(forms.Form):
+    reason = forms.CharField(label=_("reason (goes into the audit log)"), widget=forms.Textarea(attrs={"rows": 4}))
 
 
 class DisputeResolveForm(forms.Form):
@@ -392,13 +397,23 @@ class DisputeResolveForm(forms.Form):
 
 @admin.register(DeliveryTicket)
 class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Read-only tickets; a disputed one gets a "resolve dispute" page that
-    calls ``dispute_resolve`` (refund, audit, settlement in one transaction)."""
+    """Read-only tickets; a disputed or ``not_provided`` one gets a "resolve"
+    page that calls ``dispute_resolve`` (refund, audit, settlement in one
+    transaction); a ``not_provided`` one can be held (no automatic refund)."""
 
-    list_display = ("id", "trade", "seller", "buyer", "gpus", "value", "status", "delivery_start", "settled_at")
+    list_display = ("id", "trade", "seller", "buyer", "gpus", "value", "status", "on_hold", "delivery_start",
+                    "settled_at")
     list_filter = ("status",)
     search_fields = ("=id", "=trade__id", "seller__legal_name", "buyer__legal_name")
-    actions = ["resolve_dispute"]
+    actions = ["resolve_dispute", "hold_ticket"]
+
+    @admin.display(description=_("on hold"), boolean=True)
+    def on_hold(self, ticket: DeliveryTicket) -> bool:
+        return ticket.held_at is not None and ticket.settled_at is None
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        tickets_flag_not_provided()  # operators see the flag even if the beat job lags
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description=_("Resolve dispute"))
     def resolve_dispute(self, request: HttpRequest, queryset: QuerySet[DeliveryTicket]) -> HttpResponse | None:
@@ -407,12 +422,45 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return None
         return redirect("admin:clearing_deliveryticket_resolve", pk=queryset.get().pk)
 
+    @admin.action(description=_("Hold (no automatic refund of missing access)"))
+    def hold_ticket(self, request: HttpRequest, queryset: QuerySet[DeliveryTicket]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, gettext("Hold one delivery at a time."), messages.WARNING)
+            return None
+        return redirect("admin:clearing_deliveryticket_hold", pk=queryset.get().pk)
+
     def get_urls(self) -> list[URLPattern]:
         custom = [
             path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
                  name="clearing_deliveryticket_resolve"),
+            path("<int:pk>/hold/", self.admin_site.admin_view(self.hold_view),
+                 name="clearing_deliveryticket_hold"),
         ]
         return custom + super().get_urls()
+
+    def hold_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not (self.has_view_permission(request) and request.user.is_staff):
+            raise PermissionDenied
+        ticket = get_object_or_404(DeliveryTicket, pk=pk)
+        form = DeliveryHoldForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                delivery_hold(operator=request.user, ticket=ticket, reason=form.cleaned_data["reason"])
+            except ExchangeError as error:
+                add_error_to_form(form, error)
+            else:
+                self.message_user(request, gettext("Ticket #%(id)s is on hold; decide it with \"Resolve\".")
+                                  % {"id": ticket.pk}, messages.SUCCESS)
+                return redirect("admin:clearing_deliveryticket_change", ticket.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Hold delivery ticket #%(id)s") % {"id": ticket.pk},
+            "ticket": ticket,
+            "form": form,
+            "hold": True,
+        }
+        return TemplateResponse(request, "admin/clearing/deliveryticket/resolve.html", context)
 
     def resolve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not (self.has_view_permission(request) and request.user.is_staff):
@@ -437,3 +485,132 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/clearing/deliveryticket/resolve.html", context)
+
+
+# --- Payout accounts under four eyes (issue 7 item 10) -------------------------------------------
+
+from clearing.models import PayoutAccount, PayoutAccountChange  # noqa: E402
+from clearing.services.cash import (  # noqa: E402
+    payout_change_approve,
+    payout_change_reject,
+    payout_change_request,
+    payout_four_eyes_refusal,
+)
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The verified accounts; changed only through an approved change."""
+
+    list_display = ("organisation", "iban", "holder_name", "verified_at", "change")
+    list_select_related = ("organisation",)
+    search_fields = ("organisation__legal_name", "iban")
+    fields = ("organisation", "iban", "holder_name", "verified_at", "change")
+    readonly_fields = fields
+    actions = None
+
+
+class PayoutChangeAddForm(forms.ModelForm):
+    """An operator enters a change (a letter from the member): the service
+    records them as its first operator; a second one approves it."""
+
+    operator: Any = None
+
+    class Meta:
+        model = PayoutAccountChange
+        fields = ("organisation", "iban", "holder_name")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = self.cleaned_data
+        if self.errors:
+            return cleaned
+        try:
+            self.instance = payout_change_request(user=self.operator, organisation=cleaned["organisation"],
+                                                  iban=cleaned["iban"], holder_name=cleaned["holder_name"])
+        except ExchangeError as error:
+            add_error_to_form(self, error)
+        return cleaned
+
+
+@admin.register(PayoutAccountChange)
+class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Changes of payout accounts: enter one (you are its first operator),
+    approve (first or second operator) or reject; the four-eyes refusal is
+    shown as a message and nothing is written."""
+
+    list_display = ("id", "requested_at", "organisation", "iban", "holder_name", "status", "requested_by",
+                    "first_approved_by", "decided_by")
+    list_filter = ("status",)
+    list_select_related = ("organisation", "requested_by", "first_approved_by", "decided_by")
+    search_fields = ("organisation__legal_name", "iban")
+    fields = ("organisation", "iban", "holder_name", "status", "requested_by", "requested_at",
+              "first_approved_by", "first_approved_at", "decided_by", "decided_at", "reason")
+    readonly_fields = fields
+    form = PayoutChangeAddForm
+    action_form = WithdrawalActionForm
+    actions = ("approve_selected", "reject_selected")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("organisation", "iban", "holder_name") if obj is None else self.fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff and request.user.is_active)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The actions need it; the page itself stays read-only (readonly_fields).
+        return bool(request.user.is_staff and request.user.is_active)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"operator": request.user})
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if object_id is not None and request.method == "GET":
+            row = self.get_object(request, object_id)
+            if row is not None and row.status in PayoutAccountChange.OPEN_STATUSES:
+                refusal = payout_four_eyes_refusal(operator=request.user, change=row)  # type: ignore[arg-type]
+                if refusal:
+                    self.message_user(request, refusal, messages.WARNING)
+        # The service's durable transaction must not nest in the admin's (see CashDepositAdmin).
+        return self._changeform_view(  # type: ignore[attr-defined]  # Django's own undecorated view body
+            request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: PayoutAccountChange, form: Any, change: bool) -> None:
+        pass  # the form's clean() has entered the change through the service
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description=_("Approve the selected changes (first or second operator)"))
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[PayoutAccountChange]) -> None:
+        for row in queryset.order_by("pk"):
+            try:
+                done = payout_change_approve(operator=request.user, change=row)  # type: ignore[arg-type]
+            except ExchangeError as error:
+                self.message_user(request, gettext("Change #%(id)s not approved: %(detail)s")
+                                  % {"id": row.pk, "detail": error.detail}, messages.ERROR)
+                continue
+            if done.status == PayoutAccountChange.Status.APPROVED:
+                self.message_user(request, gettext("Change #%(id)s approved: the payout account is in force.")
+                                  % {"id": row.pk}, messages.SUCCESS)
+            else:
+                self.message_user(request, gettext("Change #%(id)s approved once; a second operator must approve "
+                                                   "it.") % {"id": row.pk}, messages.SUCCESS)
+
+    @admin.action(description=_("Reject the selected changes (give a reason)"))
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[PayoutAccountChange]) -> None:
+        reason = request.POST.get("reason", "")
+        for row in queryset.order_by("pk"):
+            try:
+                payout_change_reject(operator=request.user, change=row, reason=reason)  # type: ignore[arg-type]
+            except ExchangeError as error:
+                self.message_user(request, gettext("Change #%(id)s not rejected: %(detail)s")
+                                  % {"id": row.pk, "detail": error.detail}, messages.ERROR)
+            else:
+                self.message_user(request, gettext("Change #%(id)s rejected.") % {"id": row.pk}, messages.SUCCESS)

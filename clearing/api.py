@@ -66,6 +66,7 @@ from clearing.services import (  # noqa: E402
     may_read_access,
     tickets_visible_to,
 )
+from clearing.services.delivery import tickets_flag_not_provided  # noqa: E402
 
 
 class DeliveryTicketSerializer(serializers.Serializer):
@@ -86,7 +87,13 @@ class DeliveryTicketSerializer(serializers.Serializer):
     gpus = serializers.IntegerField()
     value = _money("This ticket's share of the trade's value, EUR.")
     fee = _money("This ticket's share of the caller's side's fee, EUR.")
-    status = serializers.ChoiceField(choices=DeliveryTicket.Status.values)
+    status = serializers.ChoiceField(
+        choices=DeliveryTicket.Status.values,
+        help_text="`not_provided`: no access details at delivery start; not paid automatically, the buyer is "
+                  "refunded in full when the confirmation window ends unless it confirms or an operator decides.")
+    not_provided_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set when the ticket was flagged `not_provided` (its delivery start); kept after.")
+    on_hold = serializers.BooleanField(help_text="An operator holds a `not_provided` ticket for a decision.")
     access_posted_at = serializers.DateTimeField(allow_null=True)
     access_posted_late = serializers.BooleanField()
     access_endpoint = serializers.CharField(allow_null=True, help_text="Only for the buyer; null otherwise.")
@@ -105,10 +112,11 @@ def _ticket_data(ticket: DeliveryTicket, request: Request, org_id: int | None) -
     return {
         **{name: getattr(ticket, name) for name in (
             "id", "trade_id", "trade", "seller_id", "buyer_id", "gpu_class", "zone", "delivery_start",
-            "delivery_end", "confirmation_deadline", "gpus", "value", "status", "access_posted_at",
+            "delivery_end", "confirmation_deadline", "gpus", "value", "status", "not_provided_at", "access_posted_at",
             "access_posted_late", "confirmed_at", "disputed_at", "dispute_reason", "refund_amount",
             "settled_at")},
         "role": role,
+        "on_hold": ticket.held_at is not None and ticket.settled_at is None,
         "seller_site_state": ticket.seller_site.state if ticket.seller_site else None,
         "fee": ticket.seller_fee if role == "seller" else ticket.buyer_fee,
         "access_endpoint": ticket.access_endpoint if readable else None,
@@ -127,6 +135,7 @@ def _org_id(request: Request) -> int | None:
 
 
 def _visible_ticket(request: Request, pk: int) -> DeliveryTicket:
+    tickets_flag_not_provided(ticket_ids=[pk])  # the beat job may lag a minute behind
     ticket = tickets_visible_to(user=request.user).filter(pk=pk).first()
     if ticket is None:
         raise ExchangeError("not_found", _("No such delivery ticket."))
@@ -141,7 +150,8 @@ _ACTION_ERRORS = {
     **_ERRORS,
     400: OpenApiResponse(ErrorSerializer, description="`invalid`, with the fields named."),
     403: OpenApiResponse(ErrorSerializer, description="`not_permitted`: the wrong side or role."),
-    409: OpenApiResponse(ErrorSerializer, description="`conflict`: already confirmed, disputed or past the window."),
+    409: OpenApiResponse(ErrorSerializer, description="`conflict`: already confirmed, disputed or past the window; "
+                                                      "a confirmation before delivery start."),
 }
 
 
@@ -150,6 +160,7 @@ class DeliveryListView(APIView):
                    responses={200: DeliveryTicketSerializer(many=True), **_ERRORS})
     def get(self, request: Request) -> Response:
         org_id = _org_id(request)
+        tickets_flag_not_provided(organisation_id=org_id)
         tickets = tickets_visible_to(user=request.user)
         if org_id is not None:  # an operator who is also a member sees their own here
             tickets = tickets.filter(pk__in=tickets.filter(

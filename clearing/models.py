@@ -68,6 +68,10 @@ class Account(models.Model):
         # Opened on first use: money a member asked to withdraw, until an
         # operator pays it out or returns it (issue 4, "Withdrawals").
         WITHDRAWAL_PENDING = "withdrawal_pending", _("withdrawal pending")
+        # Opened on first use, never guarded: what a member owes the clearing
+        # house after a refund larger than its cash, carried negative until
+        # repaid (issue 7, "Settlement policy and payout accounts").
+        CCP_CLAIM = "ccp_claim", _("claim of the clearing house")
         # The clearing house's own accounts (no organisation).
         BANK = "bank", _("bank")
         CCP = "ccp", _("central counterparty")
@@ -105,7 +109,7 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(organisation__isnull=False, kind__in=("cash_available", "cash_reserved",
                                                                   "settlement_pending", "margin",
-                                                                  "withdrawal_pending"))
+                                                                  "withdrawal_pending", "ccp_claim"))
                 | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund")),
                 name="clearing_account_kind_matches_owner",
             ),
@@ -145,8 +149,9 @@ MEMBER_KINDS: tuple[str, ...] = (
     Account.Kind.MARGIN,
 )
 # Member accounts opened only when first used, outside the four every member
-# has (and outside GET /api/v1/account/): see "Withdrawals" in the docs.
-MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING,)
+# has (and outside GET /api/v1/account/): see "Withdrawals" in the docs. The
+# statement lists each one the organisation has.
+MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING, Account.Kind.CCP_CLAIM)
 HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.BANK,
     Account.Kind.CCP,
@@ -157,9 +162,10 @@ HOUSE_KINDS: tuple[str, ...] = (
 # Accounts whose balance may never go below zero (mirrored by the check
 # constraint above): a member's money in each of its states, and the funds,
 # which cannot grant more than they hold. The bank, the CCP and fee revenue
-# are not guarded: the CCP's balance swings both ways with open trades.
+# are not guarded: the CCP's balance swings both ways with open trades. Nor is
+# a member's ``ccp_claim``: it is negative exactly while the member owes.
 GUARDED_KINDS: frozenset[str] = frozenset(
-    (*MEMBER_KINDS, *MEMBER_EXTRA_KINDS, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
+    (*MEMBER_KINDS, Account.Kind.WITHDRAWAL_PENDING, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
 )
 
 
@@ -177,6 +183,8 @@ class JournalEntry(ImmutableModel):
         VARIATION_MARGIN = "variation_margin", _("variation margin")
         INCENTIVE = "incentive", _("incentive")
         CORRECTION = "correction", _("correction")
+        # An operator collects what a member owes the clearing house (ccp_claim) from its cash.
+        CLAIM = "claim", _("claim repayment")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     reference = models.CharField(
@@ -413,6 +421,10 @@ class DeliveryTicket(models.Model):
     class Status(models.TextChoices):
         AWAITING_ACCESS = "awaiting_access", _("awaiting access details")
         ACCESS_POSTED = "access_posted", _("access details posted")
+        # No access details at delivery start (market-rules §4): never paid
+        # automatically; refunded at the window's end unless the buyer
+        # confirms or disputes or an operator holds it.
+        NOT_PROVIDED = "not_provided", _("access details not provided")
         CONFIRMED = "confirmed", _("confirmed")
         DISPUTED = "disputed", _("disputed")
         RESOLVED = "resolved", _("dispute resolved")
@@ -446,6 +458,13 @@ class DeliveryTicket(models.Model):
     access_posted_late = models.BooleanField(_("access posted late"), default=False)
     access_posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("access posted by"),
                                          on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Set once, by the conditional UPDATE that flags the ticket, to its
+    # delivery start; kept after the ticket moves on (confirmed, settled).
+    not_provided_at = models.DateTimeField(_("access not provided at"), null=True, blank=True)
+    held_at = models.DateTimeField(_("held at"), null=True, blank=True)
+    held_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("held by"), on_delete=models.PROTECT,
+                                null=True, blank=True, related_name="+")
+    hold_reason = models.TextField(_("hold reason"), blank=True)
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     disputed_at = models.DateTimeField(_("disputed at"), null=True, blank=True)
     dispute_reason = models.TextField(_("dispute reason"), blank=True)
@@ -486,6 +505,10 @@ class DeliveryTicket(models.Model):
                 name="clearing_ticket_settled_has_time"),
             models.CheckConstraint(condition=~(Q(seller_site__isnull=False) & Q(source_ticket__isnull=False)),
                                    name="clearing_ticket_site_or_resale"),
+            models.CheckConstraint(condition=~Q(status="not_provided") | Q(not_provided_at__isnull=False),
+                                   name="clearing_ticket_not_provided_has_time"),
+            models.CheckConstraint(condition=Q(held_at__isnull=True) | Q(not_provided_at__isnull=False),
+                                   name="clearing_ticket_hold_only_not_provided"),
         ]
 
     def __str__(self) -> str:
@@ -494,6 +517,10 @@ class DeliveryTicket(models.Model):
     @property
     def confirmation_deadline(self) -> datetime.datetime:
         return self.delivery_end + DELIVERY_CONFIRMATION_WINDOW
+
+    def started(self, now: datetime.datetime | None = None) -> bool:
+        """Delivery has started: the buyer may confirm from now on."""
+        return (now or timezone.now()) >= self.delivery_start
 
 
 # --- Fees, funds and withdrawals (issue 4; docs/architecture.md) -------------------------
@@ -633,7 +660,9 @@ class WithdrawalRequest(models.Model):
         related_name="withdrawal_requests",
     )
     amount = models.DecimalField(_("amount (EUR)"), max_digits=18, decimal_places=2)
+    # The organisation's verified payout account at the time of the request.
     iban = models.CharField(_("IBAN"), max_length=34)
+    holder_name = models.CharField(_("account holder"), max_length=70, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT, related_name="+",
     )
@@ -673,3 +702,100 @@ class WithdrawalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.amount} EUR {self.organisation}"
+
+
+# --- Payout accounts (issue 7 item 10; docs/architecture.md "Settlement policy and payout accounts") ---
+
+HOLDER_NAME_MAX_LENGTH = 70  # a SEPA account holder name
+
+
+class PayoutAccount(models.Model):
+    """The organisation's verified bank account: the only place withdrawals go.
+
+    Written only by ``clearing.services.cash.payout_change_approve``, i.e.
+    after two operators agreed to a ``PayoutAccountChange``.
+    """
+
+    organisation = models.OneToOneField(
+        "accounts.Organisation", verbose_name=_("organisation"), on_delete=models.PROTECT,
+        related_name="payout_account",
+    )
+    iban = models.CharField(_("IBAN"), max_length=34)
+    holder_name = models.CharField(_("account holder"), max_length=HOLDER_NAME_MAX_LENGTH)
+    verified_at = models.DateTimeField(_("verified at"))
+    change = models.OneToOneField(
+        "PayoutAccountChange", verbose_name=_("approved change"), on_delete=models.PROTECT, related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("payout account")
+        verbose_name_plural = _("payout accounts")
+        ordering = ("organisation_id",)
+
+    def __str__(self) -> str:
+        return f"{self.organisation}: {self.iban}"
+
+
+class PayoutAccountChange(models.Model):
+    """A request to set or change an organisation's payout account (four eyes).
+
+    A member owner requests it, or an operator enters it; two different
+    operators approve it (the one who entered it counts as the first), none
+    of them a member of the organisation. The status moves only by
+    conditional UPDATEs in ``clearing.services.cash``.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("requested, awaiting a first operator")
+        FIRST_APPROVED = "first_approved", _("awaiting a second operator")
+        APPROVED = "approved", _("approved (in force)")
+        REJECTED = "rejected", _("rejected")
+        CANCELLED = "cancelled", _("cancelled")
+
+    OPEN_STATUSES = (Status.REQUESTED, Status.FIRST_APPROVED)
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation", verbose_name=_("organisation"), on_delete=models.PROTECT,
+        related_name="payout_account_changes",
+    )
+    iban = models.CharField(_("IBAN"), max_length=34)
+    holder_name = models.CharField(_("account holder"), max_length=HOLDER_NAME_MAX_LENGTH)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT, related_name="+",
+    )
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now, db_index=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    first_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("first operator"), on_delete=models.PROTECT, null=True,
+        blank=True, related_name="+", help_text=_("The operator who entered or first approved the change."),
+    )
+    first_approved_at = models.DateTimeField(_("first approved at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("decided by"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", help_text=_("The second operator (approved), or who rejected or cancelled it."),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("payout account change")
+        verbose_name_plural = _("payout account changes")
+        ordering = ("-requested_at", "-id")
+        constraints = [
+            # One open change per organisation: two could otherwise race to be the account.
+            models.UniqueConstraint(fields=("organisation",), condition=Q(status__in=("requested", "first_approved")),
+                                    name="clearing_payoutchange_one_open_per_org"),
+            models.CheckConstraint(
+                condition=Q(status="requested", first_approved_by__isnull=True)
+                | (~Q(status="requested") & ~Q(status="first_approved"))
+                | Q(status="first_approved", first_approved_by__isnull=False),
+                name="clearing_payoutchange_first_operator"),
+            models.CheckConstraint(
+                condition=~Q(status="approved")
+                | (Q(first_approved_by__isnull=False) & Q(decided_by__isnull=False)
+                   & ~Q(decided_by=F("first_approved_by"))),
+                name="clearing_payoutchange_two_operators"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.organisation}: {self.iban}"

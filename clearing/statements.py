@@ -61,6 +61,17 @@ class Statement:
     lines: list[StatementLine]
 
 
+# The days a statement can be asked for: those whose bounds, and the
+# neighbours its page links to, are datetimes. 0001-01-01's local midnight
+# lies in year 0 in UTC, and 9999-12-31 has no next day; both overflow.
+FIRST_DAY = date.min + timedelta(days=1)
+LAST_DAY = date.max - timedelta(days=1)
+
+
+def is_statement_day(day: date) -> bool:
+    return FIRST_DAY <= day <= LAST_DAY
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The UTC instants where the Europe/Berlin ``day`` starts and the next one starts (23 to 25 hours)."""
     return local_midnight(day), local_midnight(day + timedelta(days=1))
@@ -72,6 +83,8 @@ def local_today(now: datetime | None = None) -> date:
 
 def statement_for(*, organisation: "Organisation", day: date) -> Statement:
     """The organisation's statement of ``day``. Three queries."""
+    if not is_statement_day(day):
+        raise ValueError(f"No statement for {day}: outside {FIRST_DAY}..{LAST_DAY}.")
     starts_at, ends_at = day_bounds(day)
     accounts = {account.pk: account.kind for account in Account.objects.filter(organisation=organisation)}
     # The four accounts every member has, then those it opened later (a

@@ -29,3 +29,13 @@ def settle_deliveries() -> dict[str, int]:
     from clearing.services import deliveries_settle
 
     return {"settled": deliveries_settle()}
+
+
+@shared_task(name="clearing.flag_not_provided", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def flag_not_provided() -> dict[str, int]:
+    """Flag tickets without access details at delivery start as ``not_provided``
+    (beat: every minute; one idempotent conditional UPDATE)."""
+    from clearing.services.delivery import tickets_flag_not_provided
+
+    return {"flagged": tickets_flag_not_provided()}

@@ -24,6 +24,7 @@ from clearing.statements import (
     csv_text,
     csv_time,
     csv_writer,
+    is_statement_day,
     local_today,
     statement_for,
     write_statement_csv,
@@ -51,11 +52,14 @@ def _owner_or_404(request: AuthedRequest) -> Membership:
 
 
 def parse_day(text: str) -> date:
-    """A YYYY-MM-DD day, or 404 (2026-02-30 does not exist)."""
+    """A YYYY-MM-DD day, or 404 (2026-02-30 does not exist, nor a statement of 0001-01-01)."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise Http404 from None
+    if not is_statement_day(day):
+        raise Http404
+    return day
 
 
 def _dialect(request: HttpRequest) -> CsvDialect:
@@ -165,7 +169,6 @@ from django.contrib import messages  # noqa: E402
 from django.db.models import Q  # noqa: E402
 from django.views.decorators.http import require_http_methods  # noqa: E402
 
-from clearing.models import DeliveryTicket  # noqa: E402
 from clearing.services import (  # noqa: E402
     delivery_access_post,
     delivery_confirm,
@@ -173,6 +176,7 @@ from clearing.services import (  # noqa: E402
     may_read_access,
     tickets_visible_to,
 )
+from clearing.services.delivery import OPEN_STATUSES, tickets_flag_not_provided  # noqa: E402
 from exchange.errors import ExchangeError  # noqa: E402
 
 
@@ -187,6 +191,8 @@ def _party_tickets(request: AuthedRequest, membership: Membership) -> Any:
 def delivery_list(request: AuthedRequest) -> HttpResponse:
     """The organisation's tickets, as buyer and as seller."""
     membership = _membership_or_404(request)
+    # The beat job flags missing access every minute; the screen does not wait for it.
+    tickets_flag_not_provided(organisation_id=membership.organisation_id)
     tickets = list(_party_tickets(request, membership).order_by("-delivery_start", "-pk")[:500])
     org_id = membership.organisation_id
     return render(request, "clearing/deliveries/list.html", {
@@ -203,9 +209,10 @@ def delivery_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """One ticket: the access form for the seller; the access details and
     confirm/dispute for the buyer. Every action calls the service."""
     membership = _membership_or_404(request)
-    ticket = _party_tickets(request, membership).filter(pk=pk).first()
-    if ticket is None:
+    if not _party_tickets(request, membership).filter(pk=pk).exists():
         raise Http404
+    tickets_flag_not_provided(ticket_ids=[pk])
+    ticket = _party_tickets(request, membership).get(pk=pk)
     error: ExchangeError | None = None
     if request.method == "POST":
         action = request.POST.get("action")
@@ -226,13 +233,17 @@ def delivery_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         except ExchangeError as refused:
             error = refused
     is_buyer = ticket.buyer_id == membership.organisation_id
+    is_open = ticket.status in OPEN_STATUSES
     return render(request, "clearing/deliveries/detail.html", {
         "membership": membership,
         "ticket": ticket,
         "is_buyer": is_buyer,
         "is_seller": ticket.seller_id == membership.organisation_id,
         "show_access": may_read_access(user=request.user, ticket=ticket) and is_buyer,
-        "open": ticket.status in (DeliveryTicket.Status.AWAITING_ACCESS, DeliveryTicket.Status.ACCESS_POSTED),
+        "open": is_open,
+        # The buyer confirms from delivery start on (issue 7); disputing is possible before.
+        "can_confirm": is_open and ticket.started(),
+        "not_provided": ticket.not_provided_at is not None,
         "error": error,
         "form_data": request.POST if error else {},
     }, status=400 if error else 200)
@@ -246,49 +257,79 @@ from django import forms  # noqa: E402
 from django.contrib import messages as flash  # noqa: E402
 from django.shortcuts import get_object_or_404  # noqa: E402
 
-from clearing.models import WithdrawalRequest  # noqa: E402
+from clearing.models import PayoutAccount, PayoutAccountChange, WithdrawalRequest  # noqa: E402
 from clearing.selectors import account_summary, withdrawals_of  # noqa: E402
 from clearing.services import withdrawal_cancel, withdrawal_request  # noqa: E402
+from clearing.services.cash import claim_owed, payout_change_cancel, payout_change_request  # noqa: E402
 from exchange.errors import add_error_to_form  # noqa: E402
 
 
 class WithdrawalForm(forms.Form):
     amount = forms.DecimalField(label=_("Amount (EUR)"), min_value=Decimal("0.01"), max_digits=18,
                                 decimal_places=2)
+
+
+class PayoutAccountForm(forms.Form):
     iban = forms.CharField(label=_("IBAN"), max_length=42,
                            help_text=_("The organisation's bank account, e.g. DE89 3704 0044 0532 0130 00."))
+    holder_name = forms.CharField(label=_("Account holder"), max_length=70,
+                                  help_text=_("As the bank knows it, usually the organisation's legal name."))
 
 
 @login_required
 @never_cache
 def withdrawals(request: AuthedRequest) -> HttpResponse:
-    """Any member sees the organisation's requests; owners request and cancel."""
+    """Any member sees the organisation's payout account and requests; owners
+    request withdrawals (paid only to the verified payout account), cancel
+    them, and ask for a new payout account, which two operators verify."""
     membership = _membership_or_404(request)
     organisation = membership.organisation
     form = WithdrawalForm()
+    account_form = PayoutAccountForm(initial={"holder_name": organisation.legal_name})
     status = 200
     if request.method == "POST":
         if not membership.is_owner:
             raise Http404
+        action = request.POST.get("action")
+        target: forms.Form = form
         try:
-            if request.POST.get("action") == "cancel":
+            if action == "cancel":
                 row = get_object_or_404(WithdrawalRequest, pk=request.POST.get("request") or 0,
                                         organisation=organisation)
                 withdrawal_cancel(user=request.user, request=row)
                 flash.success(request, _("The withdrawal request is cancelled; the amount is available again."))
                 return redirect("withdrawals")
-            form = WithdrawalForm(request.POST)
-            if form.is_valid():
-                withdrawal_request(user=request.user, amount=form.cleaned_data["amount"],
-                                   iban=form.cleaned_data["iban"])
-                flash.success(request, _("Withdrawal requested. An operator will pay it out after review."))
+            if action == "payout_cancel":
+                change = get_object_or_404(PayoutAccountChange, pk=request.POST.get("change") or 0,
+                                           organisation=organisation)
+                payout_change_cancel(user=request.user, change=change)
+                flash.success(request, _("The change of the payout account is cancelled."))
                 return redirect("withdrawals")
+            if action == "payout":
+                target = account_form = PayoutAccountForm(request.POST)
+                if account_form.is_valid():
+                    payout_change_request(user=request.user, iban=account_form.cleaned_data["iban"],
+                                          holder_name=account_form.cleaned_data["holder_name"])
+                    flash.success(request, _("Payout account requested. It applies once two operators of the "
+                                             "exchange have verified it."))
+                    return redirect("withdrawals")
+            else:
+                target = form = WithdrawalForm(request.POST)
+                if form.is_valid():
+                    withdrawal_request(user=request.user, amount=form.cleaned_data["amount"])
+                    flash.success(request, _("Withdrawal requested. An operator will pay it out after review."))
+                    return redirect("withdrawals")
         except ExchangeError as error:
-            add_error_to_form(form, error)
-        status = 400 if form.errors else 200
+            add_error_to_form(target, error)
+        status = 400 if target.errors else 200
     return render(request, "clearing/withdrawals.html", {
         "membership": membership,
         "form": form,
+        "account_form": account_form,
+        "payout_account": PayoutAccount.objects.filter(organisation=organisation).first(),
+        "open_change": PayoutAccountChange.objects.filter(
+            organisation=organisation, status__in=PayoutAccountChange.OPEN_STATUSES).first(),
+        "owed": claim_owed(organisation=organisation),
         "available": account_summary(organisation=organisation)["cash_available"],
         "requests": withdrawals_of(organisation=organisation),
     }, status=status)

@@ -27,6 +27,8 @@ app.conf.beat_schedule = {
     "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
     # Payouts of confirmed, resolved and undisputed deliveries; exactly once per ticket.
     "clearing-settle-deliveries": {"task": "clearing.settle_deliveries", "schedule": crontab(minute="*/5")},
+    # Tickets without access details at delivery start become not_provided; idempotent.
+    "clearing-flag-not-provided": {"task": "clearing.flag_not_provided", "schedule": crontab(minute="*")},
 }
 
 

@@ -301,7 +301,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": envstr("RATE_API_ANON", "120/min"),
         "user": envstr("RATE_API_USER", "1200/min"),
-        "auth": envstr("RATE_API_AUTH", "10/min"),
+        "auth": envstr("RATE_API_AUTH", "10/min"),  # token logins per IP address
+        "auth_account": envstr("RATE_API_AUTH_ACCOUNT", "20/hour"),  # token logins per e-mail, from any address
     },
     "COERCE_DECIMAL_TO_STRING": True,
     # Behind a proxy, throttles must count the client's address, not the proxy's.

@@ -74,7 +74,7 @@ class _GroupConsumer(AsyncJsonWebsocketConsumer):
     async def decode_json(cls, text_data: str) -> Any:
         try:
             return json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply (exchange/parsers.py)
             return None  # answered as any other message this stream does not take
 
     async def refuse(self, code: int) -> None:

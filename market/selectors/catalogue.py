@@ -50,7 +50,8 @@ class InstrumentFilter(django_filters.FilterSet):
         return super().filter_queryset(queryset)
 
     def filter_delivery_date(self, queryset: QuerySet[Instrument], name: str, value: date) -> QuerySet[Instrument]:
-        return queryset.filter(
-            delivery_start__gte=calendar.local_midnight(value),
-            delivery_start__lt=calendar.local_midnight(value + timedelta(days=1)),
-        )
+        try:
+            starts, ends = calendar.local_midnight(value), calendar.local_midnight(value + timedelta(days=1))
+        except OverflowError:  # 0001-01-01 (year 0 in UTC), 9999-12-31 (no next day): nothing delivers then
+            return queryset.none()
+        return queryset.filter(delivery_start__gte=starts, delivery_start__lt=ends)

@@ -8,10 +8,11 @@ conftest.py), set up as the trading journey is. The trade itself is made
 through the order service (the trading journey covers the order screens);
 settlement runs as the beat job runs it, through ``deliveries_settle``.
 
-The rule checked on the way (docs/architecture.md, "Delivery and settlement",
-"Who sees and does what"): access details are readable by the buyer's
-members and by operators only; the seller's members do not see them back
-after posting, their screen says when they were posted."""
+The rules checked on the way (docs/architecture.md, "Delivery and settlement",
+"Who sees and does what", and "Settlement policy and payout accounts"):
+access details are readable by the buyer's members and by operators only;
+the seller's members do not see them back after posting, their screen says
+when they were posted; the buyer confirms only from delivery start."""
 
 import datetime
 import re
@@ -200,7 +201,14 @@ def test_provider_posts_access_startup_confirms_and_the_statement_shows_the_payo
     shots("startup-dispute-unfolded", startup)
     dispute.locator("summary").click()
 
-    # ... and confirms the delivery.
+    # Before delivery start there is no confirm button yet; the page says from when (issue 7).
+    expect(startup.get_by_role("button", name="Lieferung bestätigen")).to_have_count(0)
+    expect(startup.locator("p.confirm-later")).to_contain_text("ab ihrem Beginn bestätigen")
+    # The clock reaches delivery start (the ticket's start moves to a minute ago) ...
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=timezone.now() - datetime.timedelta(minutes=1))
+    startup.reload()
+
+    # ... and the start-up confirms the delivery.
     startup.get_by_role("button", name="Lieferung bestätigen").click()
     expect(startup.locator("#messages .alert-success")).to_contain_text("Lieferung bestätigt.")
     expect(startup.locator("main")).to_contain_text("bestätigt")

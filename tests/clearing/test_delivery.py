@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import AuditLog
 from clearing.invoicing import invoice_issue  # noqa: F401 - the service settlement calls
@@ -67,6 +68,12 @@ def after_window(ticket: DeliveryTicket) -> datetime:
     return ticket.delivery_end + timedelta(hours=24, seconds=1)
 
 
+def start_delivery(ticket: DeliveryTicket) -> None:
+    """Move the ticket's delivery start to a minute ago, as if the clock had
+    reached it (the views and the API read the real clock)."""
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=timezone.now() - timedelta(minutes=1))
+
+
 # --- the lifecycle ----------------------------------------------------------------------------
 
 
@@ -93,7 +100,7 @@ def test_one_trade_from_ticket_to_payout_with_hand_computed_amounts(world: World
     ticket = delivery_access_post(user=world.alice, ticket=ticket, endpoint="ssh gpu@by-1.alice.test",
                                   instructions="Key: see the attached fingerprint")
     assert ticket.status == "access_posted" and ticket.access_posted_late is False
-    ticket = delivery_confirm(user=world.charlie, ticket=ticket)
+    ticket = delivery_confirm(user=world.charlie, ticket=ticket, now=ticket.delivery_start)
     assert ticket.status == "confirmed"
 
     assert deliveries_settle() == 1
@@ -189,10 +196,10 @@ def test_a_full_refund_takes_the_sellers_fee_from_its_available_cash(world: Worl
 
 def test_automatic_payout_24_hours_after_delivery_end_with_a_frozen_clock(world: World):
     trade = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
-    ticket = ticket_of(trade)
+    ticket = delivery_access_post(user=world.alice, ticket=ticket_of(trade), endpoint="ssh gpu@by", instructions="")
     deadline = ticket.delivery_end + timedelta(hours=24)
     assert deliveries_settle(now=deadline - timedelta(seconds=1)) == 0
-    assert deliveries_settle(now=deadline) == 1  # no access posted, never disputed: the rule pays anyway
+    assert deliveries_settle(now=deadline) == 1  # access on time, never confirmed nor disputed: paid
     ticket.refresh_from_db()
     assert ticket.status == "settled" and ticket.settled_at == deadline and ticket.confirmed_at is None
     assert account_summary(organisation=world.org_a)["cash_available"] == CASH + D("49.18")
@@ -298,10 +305,11 @@ def test_resale_chains_to_the_resellers_inbound_ticket(world: World):
     assert ticket.value == D("50.00")
     # Charlie forwards access to Dora, who confirms; each trade settles on its own.
     delivery_access_post(user=world.charlie, ticket=ticket, endpoint="ssh sub@alice", instructions="")
-    delivery_confirm(user=world.dora, ticket=ticket)
+    delivery_confirm(user=world.dora, ticket=ticket, now=ticket.delivery_start)
     assert deliveries_settle() == 1
     inbound.refresh_from_db()
     assert inbound.status == "awaiting_access"
+    delivery_access_post(user=world.alice, ticket=inbound, endpoint="ssh gpu@by", instructions="")
     assert deliveries_settle(now=after_window(inbound)) == 1
     assert reconcile() == []
 
@@ -431,6 +439,10 @@ def test_the_api_shows_tickets_to_their_parties_only_and_access_to_the_buyer_onl
     assert refused.status_code == 403 and refused.json()["code"] == "not_permitted"
     blank = api_as(world.charlie).post(url + "dispute/", {"reason": ""}, format="json")
     assert blank.status_code == 400 and "reason" in blank.json()["fields"]
+    early = api_as(world.charlie).post(url + "confirm/")  # before delivery start
+    assert early.status_code == 409 and early.json()["code"] == "conflict"
+    assert "once it has started" in early.json()["detail"] or "sobald sie begonnen hat" in early.json()["detail"]
+    start_delivery(ticket)
     confirmed = api_as(world.charlie).post(url + "confirm/")
     assert confirmed.status_code == 200 and confirmed.json()["status"] == "confirmed"
     again = api_as(world.charlie).post(url + "dispute/", {"reason": "late"}, format="json")
@@ -466,9 +478,14 @@ def test_the_screens_post_access_confirm_and_hide_access_from_the_seller(world: 
 
     client.force_login(world.charlie)
     page = client.get(url).content.decode()
-    assert "ssh geheim@by" in page and "Schlüssel 42" in page and 'value="confirm"' in page
+    # Before delivery start: the details, a way to dispute, no confirm button but when it comes.
+    assert "ssh geheim@by" in page and "Schlüssel 42" in page and 'value="confirm"' not in page
+    assert 'class="confirm-later' in page and 'value="dispute"' in page
+    assert client.post(url, {"action": "confirm"}).status_code == 400
     refused = client.post(url, {"action": "dispute", "reason": ""})
     assert refused.status_code == 400
+    start_delivery(ticket)
+    assert 'value="confirm"' in client.get(url).content.decode()
     assert client.post(url, {"action": "confirm"}).status_code == 302
     ticket.refresh_from_db()
     assert ticket.status == "confirmed"
@@ -514,7 +531,7 @@ def test_the_ticket_screens_say_what_to_do_next_and_show_refusals_at_the_fields(
     page = refused.content.decode()
     assert refused.status_code == 400
     assert '<details class="dispute" open>' in page and errors_at(page, "reason") == ["Enter a reason."]
-    delivery_confirm(user=world.charlie, ticket=ticket)
+    delivery_confirm(user=world.charlie, ticket=ticket, now=ticket.delivery_start)
     assert next_step(client, url) == "View"
 
 

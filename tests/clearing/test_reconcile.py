@@ -308,6 +308,19 @@ def post(kind: str, *lines: tuple[Account, str]) -> None:
     ledger_post(kind=kind, lines=[(account, D(amount)) for account, amount in lines], reference="test")
 
 
+def test_the_new_details_speak_german(trading):
+    post("correction", (house_account("ccp"), "5.00"), (house_account("bank"), "-5.00"))
+    SiteCapacity.objects.filter(site=trading["paid"].seller_site).update(gpus=3)
+    with translation.override("de"):
+        breaches = reconcile()
+    assert details(breaches, "ccp_matches_open_tickets") == [
+        "Der zentrale Kontrahent steht bei -32,20; die 1 nicht abgerechneten Lieferscheine sind 37,20 wert, "
+        "er müsste also bei -37,20 stehen."
+    ]
+    [site] = details(breaches, "site_use_within_capacity")
+    assert site.startswith("Standort ") and site.endswith(": 4 GPUs auf Lieferscheinen, Kapazität 3.")
+
+
 def test_a_ccp_that_differs_from_the_open_tickets_is_reported(trading):
     # A balanced entry (trial balance and every account's lines agree) that
     # moves the CCP away from what the open tickets say.

@@ -26,7 +26,7 @@ def confirmed_tickets(world: World, quantities: list[int], *, confirm: int | Non
         trade = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=quantity)
         tickets.append(trade.delivery_tickets.get())
     for ticket in tickets[: len(tickets) if confirm is None else confirm]:
-        delivery_confirm(user=world.charlie, ticket=ticket)
+        delivery_confirm(user=world.charlie, ticket=ticket, now=ticket.delivery_start)  # from delivery start (issue 7)
     return tickets
 
 
