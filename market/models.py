@@ -140,6 +140,10 @@ class Instrument(models.Model):
     # WebSocket clients use to detect a gap.
     order_sequence = models.BigIntegerField(default=0, editable=False)
     book_sequence = models.BigIntegerField(default=0, editable=False)
+    # The time of the latest trade: a trade's executed_at is never earlier,
+    # so executed_at never decreases with the trade id within an instrument
+    # (even if the clocks of two application servers disagree).
+    last_trade_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("instrument")
@@ -231,6 +235,30 @@ class SiteCapacity(models.Model):
         return f"{self.site}: {self.gpus} × {self.gpu_class}"
 
 
+class SiteUsage(models.Model):
+    """The GPUs of one class that a site delivers in one hour: the one
+    source of truth for site allocation (market rules §4).
+
+    Changed only by ``clearing.services.allocation`` with a guarded update
+    (``gpus + q <= the site's capacity of the class``) while the seller's
+    organisation is locked; every delivery ticket on a site adds its GPUs
+    here, so ``reconcile`` can compare the two.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="usages", verbose_name=_("site"))
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="+", verbose_name=_("GPU class"))
+    hour_start = models.DateTimeField(_("delivery hour (start)"))
+    gpus = models.PositiveIntegerField(_("GPUs in use"), default=0)
+
+    class Meta:
+        verbose_name = _("site usage")
+        verbose_name_plural = _("site usages")
+        constraints = [models.UniqueConstraint(fields=["site", "gpu_class", "hour_start"], name="site_usage_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} {self.gpu_class_id} {self.hour_start:%Y-%m-%dT%H:%M}Z: {self.gpus}"
+
+
 # --- Orders, trades, positions ------------------------------------------------------------
 
 
@@ -299,6 +327,14 @@ class Order(models.Model):
     # Buy orders: the cash still reserved for the open quantity (limit x
     # open quantity x hours + the maximum fee on it). Zero for sells.
     reserved_amount = models.DecimalField(_("cash reserved"), max_digits=18, decimal_places=2, default=Decimal("0"))
+    # The fee rates in force at entry (EUR/GPUh). Its reservation is computed
+    # with the taker rate, and a fill is charged the lower of these and the
+    # rates in force at the fill, so a fee change never leaves a resting order
+    # unable to pay (market rules §3).
+    maker_rate = models.DecimalField(_("maker fee rate at entry"), max_digits=8, decimal_places=4,
+                                     default=Decimal("0.005"))
+    taker_rate = models.DecimalField(_("taker fee rate at entry"), max_digits=8, decimal_places=4,
+                                     default=Decimal("0.015"))
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -6,25 +6,37 @@ and the fee schedule each get their own module beside it.
 """
 
 from clearing.services.ledger import (
+    LedgerAccounts,
+    Posting,
     _cash_deposit_book,
     accounts_for,
     cash_deposit_book,
     cash_release,
     cash_reserve,
     house_account,
+    ledger_accounts,
     ledger_post,
-    trade_book,
+    ledger_post_all,
+    release_posting,
+    reserve_posting,
+    trade_posting,
 )
 
 __all__ = [
+    "LedgerAccounts",
+    "Posting",
     "_cash_deposit_book",
     "accounts_for",
     "cash_deposit_book",
     "cash_release",
     "cash_reserve",
     "house_account",
+    "ledger_accounts",
     "ledger_post",
-    "trade_book",
+    "ledger_post_all",
+    "release_posting",
+    "reserve_posting",
+    "trade_posting",
 ]
 
 # --- delivery and settlement (issue 4) ---

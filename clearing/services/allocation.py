@@ -8,17 +8,23 @@ after the instrument and the seller's organisation are locked.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Sum
+from django.db.models import F, Subquery, Sum
+from django.utils.translation import gettext as _
 
 from clearing.fees import CENT, is_cents
 from clearing.models import DeliveryTicket
+from exchange.errors import ExchangeError
+
+DE = "DE"
 
 if TYPE_CHECKING:
-    from market.models import Site, Trade
+    from market.models import Trade
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +51,155 @@ def split_cents(amount: Decimal, weights: Sequence[int]) -> list[Decimal]:
     return [(Decimal(part) * CENT).quantize(CENT) for part in floors]
 
 
-def _zone_sites(trade: Trade) -> list[tuple[Site, int]]:
-    """The seller's sites that may deliver this instrument, with their free
-    GPUs for its period, in allocation order (free descending, then id)."""
-    from market.models import Site
+@dataclass
+class _SiteRoom:
+    site_id: int
+    state: str
+    capacity: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.used)
+
+
+class CannotDeliver(ExchangeError):
+    """The seller's sites cannot take this trade (a capacity was changed
+    outside the services). The order service cancels the seller's resting
+    order and tries the incoming order again."""
+
+    def __init__(self, seller_id: int) -> None:
+        super().__init__("insufficient_capacity", _(
+            "The seller's sites cannot deliver this trade: its capacity was changed outside the exchange's "
+            "checks. Please tell the operators."))
+        self.seller_id = seller_id
+
+
+def _seller_sites(trade: Trade) -> list[_SiteRoom]:
+    """The seller's sites with capacity of the trade's class, with their use in
+    its hour (``SiteUsage``, the one source of truth). Two queries."""
+    from market.models import SiteCapacity, SiteUsage
 
     instrument = trade.instrument
-    sites = Site.objects.filter(organisation_id=trade.seller_id,
-                                capacities__gpu_class_id=instrument.gpu_class_id)
-    if instrument.zone.code != "DE":
-        sites = sites.filter(state=instrument.zone.code)
-    rows: list[tuple[Site, int]] = []
-    for site in sites.annotate(capacity=Sum("capacities__gpus")).order_by("pk"):
-        used = (DeliveryTicket.objects.filter(
-            seller_site=site, gpu_class_id=instrument.gpu_class_id,
-            delivery_start__lt=instrument.delivery_end, delivery_end__gt=instrument.delivery_start,
-        ).aggregate(total=Sum("gpus"))["total"] or 0)
-        rows.append((site, max(0, site.capacity - used)))
-    rows.sort(key=lambda row: (-row[1], row[0].pk))
-    return rows
+    used = dict(SiteUsage.objects.filter(
+        site__organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
+        hour_start=instrument.delivery_start).values_list("site_id", "gpus"))
+    return [
+        _SiteRoom(site_id, state, gpus, used.get(site_id, 0))
+        for site_id, state, gpus in SiteCapacity.objects.filter(
+            site__organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
+        ).order_by("site_id").values_list("site_id", "site__state", "gpus")
+    ]
+
+
+def _pending_state_commitments(trade: Trade) -> dict[str, int]:
+    """Per state: what the seller still has to deliver in that state's
+    instrument of this hour beyond what is already allocated (its open sells
+    not covered by capacity it bought there). A DE trade must leave that
+    much free in the state."""
+    from market.models import Instrument
+    from market.services.capacity import instrument_commitments
+
+    instrument = trade.instrument
+    rows = instrument_commitments(
+        organisation=trade.seller,
+        instruments=Instrument.objects.filter(gpu_class_id=instrument.gpu_class_id,
+                                              delivery_start=instrument.delivery_start).exclude(zone__code=DE),
+    )
+    return {row.zone: max(0, row.open_sell - max(0, row.net_position)) for row in rows}
+
+
+def _site_slices(trade: Trade, quantity: int) -> list[tuple[int, int]]:
+    """(site id, GPUs) for ``quantity`` GPUs of a trade from the seller's
+    sites: a state's trade from that state's sites; a DE trade from each
+    state's capacity left after that state's own commitments (market rules
+    §4). Most free first, then site id: deterministic."""
+    zone = trade.instrument.zone.code
+    sites = _seller_sites(trade)
+    if zone != DE:
+        budget = {zone: quantity}
+    else:
+        pending = _pending_state_commitments(trade)
+        budget = defaultdict(int)
+        for room in sites:
+            budget[room.state] += room.free
+        budget = {state: max(0, free - pending.get(state, 0)) for state, free in budget.items()}
+    slices: list[tuple[int, int]] = []
+    for room in sorted(sites, key=lambda r: (-min(r.free, budget.get(r.state, 0)), r.site_id)):
+        if quantity == 0:
+            break
+        take = min(room.free, budget.get(room.state, 0), quantity)
+        if take > 0:
+            slices.append((room.site_id, take))
+            budget[room.state] -= take
+            quantity -= take
+    if quantity and zone != DE:
+        moved = _move_de_tickets(trade, state=zone, needed=quantity, sites=sites)
+        if moved:
+            return _site_slices(trade, sum(take for _site, take in slices) + quantity)
+    if quantity:
+        # The pre-trade check keeps the commitments feasible, so this means a
+        # capacity changed behind the services' back. Refuse rather than
+        # promise GPUs a site does not have.
+        raise CannotDeliver(trade.seller_id)
+    return slices
+
+
+def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_SiteRoom]) -> bool:
+    """Make room in ``state`` for a state trade by moving whole DE tickets of
+    the seller in this hour, not yet given access details, from sites in the
+    state to its sites elsewhere with free capacity (a DE ticket may be
+    delivered from any state). Answers whether anything moved."""
+    from market.models import SiteUsage
+
+    instrument = trade.instrument
+    movable = (DeliveryTicket.objects.filter(
+        seller_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id, zone__code=DE,
+        delivery_start=instrument.delivery_start, seller_site__state=state,
+        status=DeliveryTicket.Status.AWAITING_ACCESS).order_by("-gpus", "pk"))
+    elsewhere = sorted((room for room in sites if room.state != state), key=lambda r: (-r.free, r.site_id))
+    moved = 0
+    for ticket in movable:
+        if moved >= needed:
+            break
+        target = next((room for room in elsewhere if room.free >= ticket.gpus), None)
+        if target is None:
+            continue
+        assert ticket.seller_site_id is not None  # noqa: S101 (filtered on its state)
+        _use(ticket.seller_site_id, instrument, -ticket.gpus)
+        _use(target.site_id, instrument, ticket.gpus)
+        DeliveryTicket.objects.filter(pk=ticket.pk).update(seller_site_id=target.site_id)
+        target.used += ticket.gpus
+        moved += ticket.gpus
+        log.info("delivery ticket %s moved from site %s to site %s to make room in %s",
+                 ticket.pk, ticket.seller_site_id, target.site_id, state)
+    if moved:
+        SiteUsage.objects.filter(gpus=0, site__organisation_id=trade.seller_id).delete()
+    return moved > 0
+
+
+def instrument_seller_of(site_id: int) -> int:
+    from market.models import Site
+
+    return Site.objects.filter(pk=site_id).values_list("organisation_id", flat=True).get()
+
+
+def _use(site_id: int, instrument: Any, gpus: int) -> None:
+    """Add ``gpus`` (negative: give back) to a site's use in the instrument's
+    hour with one guarded statement: never beyond the site's capacity of
+    the class, never below zero. Raises if the guard refuses."""
+    from market.models import SiteCapacity, SiteUsage
+
+    if gpus > 0:
+        SiteUsage.objects.get_or_create(site_id=site_id, gpu_class_id=instrument.gpu_class_id,
+                                        hour_start=instrument.delivery_start)
+    capacity = SiteCapacity.objects.filter(site_id=site_id, gpu_class_id=instrument.gpu_class_id).values("gpus")
+    updated = SiteUsage.objects.filter(
+        site_id=site_id, gpu_class_id=instrument.gpu_class_id, hour_start=instrument.delivery_start,
+        gpus__gte=max(0, -gpus),
+    ).filter(gpus__lte=Subquery(capacity[:1]) - gpus).update(gpus=F("gpus") + gpus)
+    if updated != 1:
+        raise CannotDeliver(instrument_seller_of(site_id))
 
 
 def _resale_sources(trade: Trade) -> list[tuple[DeliveryTicket, int]]:
@@ -78,9 +214,11 @@ def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
     """Allocate one spot trade to delivery tickets (resale first, then the
     seller's sites) and split its value and fees over them.
 
-    For the order service, inside its transaction right after ``trade_book``
+    For the order service, inside its transaction right after the trade row is written
     (the instrument row is locked, so allocations in one instrument are
-    serial). Never refuses: the trade has happened.
+    serial; the seller's organisation is locked, so its sites' use is too).
+    Every GPU on a site goes through ``SiteUsage`` with a guarded update, so
+    no site is ever allocated more than it has.
     """
     instrument = trade.instrument
     remaining = trade.quantity
@@ -92,20 +230,11 @@ def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
         slices.append({"source_ticket": source, "gpus": take})
         remaining -= take
     if remaining:
-        sites = _zone_sites(trade)
-        for site, free in sites:
-            if remaining == 0:
-                break
-            take = min(free, remaining)
-            if take:
-                slices.append({"seller_site": site, "gpus": take})
-                remaining -= take
-        if remaining:
-            # The pre-trade check holds in total, not per site (a DE sale may
-            # have used a state's capacity first): over-allocate, and say so.
-            log.warning("trade %s: %s GPUs over the free site capacity of organisation %s",
-                        trade.pk, remaining, trade.seller_id)
-            slices.append({"seller_site": sites[0][0] if sites else None, "gpus": remaining})
+        if instrument.hours != 1:
+            raise ValueError("site allocation is per delivery hour: spot instruments are hourly")
+        for site_id, take in _site_slices(trade, remaining):
+            _use(site_id, instrument, take)
+            slices.append({"seller_site_id": site_id, "gpus": take})
     weights = [piece["gpus"] for piece in slices]
     value = trade.price * trade.quantity * instrument.hours
     shares = zip(split_cents(value.quantize(CENT), weights), split_cents(trade.buyer_fee, weights),
@@ -120,6 +249,6 @@ def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
         for piece, (v, fb, fs) in zip(slices, shares, strict=True)
     ]
     # Largest remainder may give a ticket a seller fee cent above its value
-    # only if the trade's Fs > V, which trade_book refuses; the check
+    # only if the trade's Fs > V, which trade_posting refuses; the check
     # constraint would catch it anyway.
     return DeliveryTicket.objects.bulk_create(tickets)

@@ -6,14 +6,15 @@ places; a sub-cent amount is refused, never rounded here (callers round with
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q, Sum
 from django.utils.translation import gettext as _
 
-from clearing.fees import CENT, fund_split, is_cents, trade_value
+from clearing.fees import CENT, FeeTerms, fund_split, is_cents, trade_value
 from clearing.models import (
     BANK_REFERENCE_MAX_LENGTH,
     GUARDED_KINDS,
@@ -24,7 +25,6 @@ from clearing.models import (
     JournalEntry,
     JournalLine,
 )
-from clearing.selectors import fee_terms_at
 from exchange.errors import ExchangeError
 
 if TYPE_CHECKING:
@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 
 # numeric(18, 2): sixteen digits before the point.
 _AMOUNT_LIMIT = Decimal("1e16")
+
+
+@dataclass
+class Posting:
+    """One journal entry to be written by ``ledger_post_all``."""
+
+    kind: str
+    lines: Sequence[tuple[Account, Decimal]]
+    reference: str = ""
+    memo: str = ""
+    actor: "User | None" = None
 
 
 def ledger_post(
@@ -54,46 +65,79 @@ def ledger_post(
     zero; ``ExchangeError("insufficient_funds")`` when a guarded account
     (a member's money, the funds) would go below zero.
     """
-    if kind not in JournalEntry.Kind.values:
-        raise ExchangeError("invalid", _("Unknown journal entry kind."))
-    if len(lines) < 2:
-        raise ExchangeError("invalid", _("A journal entry needs at least two lines."))
-    deltas: dict[int, Decimal] = {}
-    kinds: dict[int, str] = {}
-    postings: list[tuple[int, Decimal]] = []
-    for account, amount in lines:
-        if account.pk is None:
-            raise ExchangeError("invalid", _("A journal line needs a saved account."))
-        if not is_cents(amount) or amount == 0 or abs(amount) >= _AMOUNT_LIMIT:
-            raise ExchangeError("invalid", _("Each journal line needs a non-zero amount in whole cents."))
-        amount = amount.quantize(CENT)  # exact: is_cents() said nothing is below the cent
-        postings.append((account.pk, amount))
-        deltas[account.pk] = deltas.get(account.pk, Decimal("0.00")) + amount
-        kinds[account.pk] = account.kind
-    if sum(amount for _pk, amount in postings) != 0:
-        raise ExchangeError("invalid", _("A journal entry must balance to zero."))
+    return ledger_post_all([Posting(kind=kind, lines=lines, reference=reference, memo=memo, actor=actor)])[0]
 
-    with transaction.atomic():
-        # Balances first, in account order: two entries touching the same
-        # accounts take the row locks in the same order and cannot deadlock.
-        for account_pk in _in_lock_order(deltas):
-            delta = deltas[account_pk]
-            if delta == 0:
-                continue
-            rows = Account.objects.filter(pk=account_pk)
-            if kinds[account_pk] in GUARDED_KINDS:
-                # The check and the change are one statement: PostgreSQL
-                # re-evaluates the condition on the newest row version after
-                # waiting for a concurrent writer, so no interleaving can
-                # take the balance below zero.
-                rows = rows.filter(balance__gte=-delta)
-            if rows.update(balance=F("balance") + delta) != 1:
-                raise ExchangeError("insufficient_funds", _insufficient_funds_detail(kinds[account_pk]))
-        entry = JournalEntry.objects.create(kind=kind, reference=reference, memo=memo, actor=actor)
-        JournalLine.objects.bulk_create(
-            JournalLine(entry=entry, account_id=account_pk, amount=amount) for account_pk, amount in postings
+
+def ledger_post_all(postings: Sequence[Posting], *, savepoint: bool = True) -> list[JournalEntry]:
+    """Write several balanced journal entries as one step of a transaction.
+
+    This is how a transaction that posts more than one entry (an order that
+    reserves cash, trades and releases the rest) keeps the one lock order
+    (``exchange.locks``): every account's changes are summed first, then the
+    member balances are changed in ONE pass in ascending account id, each
+    with one conditional UPDATE; then all entries and all lines are inserted
+    with one statement each.
+
+    A guarded account is checked as if the entries were posted one after
+    the other: its balance must cover the lowest point its running sum
+    reaches (a reservation that a trade in the same transaction spends must
+    be there first), so batching never lets through what posting entry by
+    entry would refuse.
+
+    House accounts carry no running balance (no row that every trade would
+    update and hold locked until commit): their balance is the sum of their
+    lines (``clearing.selectors.house_balances``). A posting that takes money
+    OUT of a guarded house account (the funds) locks that account's row and
+    checks the sum of its lines; credits to house accounts only insert lines.
+
+    With ``savepoint=False`` (for a caller whose whole transaction fails on
+    any refusal) no savepoint is set; otherwise nothing of the postings is
+    left behind after a refusal even if the caller catches the error.
+    """
+    running: dict[int, Decimal] = {}
+    lowest: dict[int, Decimal] = {}
+    kinds: dict[int, str] = {}
+    checked: list[tuple[Posting, list[tuple[int, Decimal]]]] = []
+    for posting in postings:
+        if posting.kind not in JournalEntry.Kind.values:
+            raise ExchangeError("invalid", _("Unknown journal entry kind."))
+        if len(posting.lines) < 2:
+            raise ExchangeError("invalid", _("A journal entry needs at least two lines."))
+        rows: list[tuple[int, Decimal]] = []
+        for account, amount in posting.lines:
+            if account.pk is None:
+                raise ExchangeError("invalid", _("A journal line needs a saved account."))
+            if not is_cents(amount) or amount == 0 or abs(amount) >= _AMOUNT_LIMIT:
+                raise ExchangeError("invalid", _("Each journal line needs a non-zero amount in whole cents."))
+            amount = amount.quantize(CENT)  # exact: is_cents() said nothing is below the cent
+            rows.append((account.pk, amount))
+            kinds[account.pk] = account.kind
+        if sum(amount for _pk, amount in rows) != 0:
+            raise ExchangeError("invalid", _("A journal entry must balance to zero."))
+        # The lines of one entry happen at once (an account's lines net out
+        # within it); entries happen one after the other.
+        net: dict[int, Decimal] = {}
+        for account_pk, amount in rows:
+            net[account_pk] = net.get(account_pk, Decimal("0.00")) + amount
+        for account_pk, amount in net.items():
+            total = running.get(account_pk, Decimal("0.00")) + amount
+            running[account_pk] = total
+            lowest[account_pk] = min(lowest.get(account_pk, Decimal("0.00")), total)
+        checked.append((posting, rows))
+
+    with transaction.atomic(savepoint=savepoint):
+        for account_pk in _in_lock_order(running):
+            _apply_balance(account_pk, kinds[account_pk], net=running[account_pk], lowest=lowest[account_pk])
+        entries = JournalEntry.objects.bulk_create(
+            JournalEntry(kind=posting.kind, reference=posting.reference, memo=posting.memo, actor=posting.actor)
+            for posting, _rows in checked
         )
-    return entry
+        JournalLine.objects.bulk_create(
+            JournalLine(entry=entry, account_id=account_pk, amount=amount)
+            for entry, (_posting, rows) in zip(entries, checked, strict=True)
+            for account_pk, amount in rows
+        )
+    return entries
 
 
 def _in_lock_order(account_pks: Iterable[int]) -> list[int]:
@@ -101,13 +145,36 @@ def _in_lock_order(account_pks: Iterable[int]) -> list[int]:
     return sorted(account_pks)
 
 
+def _apply_balance(account_pk: int, kind: str, *, net: Decimal, lowest: Decimal) -> None:
+    """One account's part of ``ledger_post_all``: guard and move a member
+    balance in one statement, or check a guarded house account's lines."""
+    need = -lowest  # what the balance must hold before: the deepest the running sum goes below zero
+    if kind in HOUSE_KINDS:
+        if kind in GUARDED_KINDS and need > 0:
+            # A fund pays out (rare: grants). Lock its row so two payouts
+            # queue, then check what its lines hold.
+            Account.objects.select_for_update(no_key=True).filter(pk=account_pk).values_list("pk").first()
+            held = JournalLine.objects.filter(account_id=account_pk).aggregate(total=Sum("amount"))["total"]
+            if (held or Decimal("0.00")) < need:
+                raise ExchangeError("insufficient_funds", _insufficient_funds_detail(kind))
+        return
+    if net == 0 and need == 0:
+        return
+    rows = Account.objects.filter(pk=account_pk)
+    if kind in GUARDED_KINDS and need > 0:
+        # The check and the change are one statement: PostgreSQL
+        # re-evaluates the condition on the newest row version after waiting
+        # for a concurrent writer, so no interleaving can take the balance
+        # below zero.
+        rows = rows.filter(balance__gte=need)
+    if rows.update(balance=F("balance") + net) != 1:
+        raise ExchangeError("insufficient_funds", _insufficient_funds_detail(kind))
+
+
 def accounts_for(*, organisation: "Organisation") -> dict[str, Account]:
     """The organisation's four accounts by kind, created on first use."""
-    accounts = {account.kind: account for account in Account.objects.filter(organisation=organisation)}
-    for kind in MEMBER_KINDS:
-        if kind not in accounts:
-            accounts[kind] = _account_get_or_create(organisation=organisation, kind=kind)
-    return accounts
+    book = ledger_accounts(organisation_ids=[organisation.pk], house=False)
+    return {kind: book.member(organisation.pk, kind) for kind in MEMBER_KINDS}
 
 
 def house_account(kind: str) -> Account:
@@ -118,15 +185,55 @@ def house_account(kind: str) -> Account:
     return account or _account_get_or_create(organisation=None, kind=kind)
 
 
-def _account_get_or_create(*, organisation: "Organisation | None", kind: str) -> Account:
+@dataclass
+class LedgerAccounts:
+    """The accounts one transaction posts to, read with one query
+    (``ledger_accounts``); missing ones are opened on first use."""
+
+    accounts: dict[tuple[int | None, str], Account]
+
+    def member(self, organisation_id: int, kind: str) -> Account:
+        account = self.accounts.get((organisation_id, kind))
+        if account is None:
+            account = _account_get_or_create(organisation_id=organisation_id, kind=kind)
+            self.accounts[organisation_id, kind] = account
+        return account
+
+    def house(self, kind: str) -> Account:
+        if kind not in HOUSE_KINDS:
+            raise ValueError(f"{kind!r} is not a house account kind")
+        account = self.accounts.get((None, kind))
+        if account is None:
+            account = _account_get_or_create(organisation=None, kind=kind)
+            self.accounts[None, kind] = account
+        return account
+
+
+def ledger_accounts(*, organisation_ids: Iterable[int], house: bool = True) -> LedgerAccounts:
+    """The accounts of these organisations (and with ``house`` the house
+    accounts) in one query; reads, locks nothing."""
+    wanted = Q(organisation_id__in=sorted(set(organisation_ids)))
+    if house:
+        wanted |= Q(organisation__isnull=True)
+    return LedgerAccounts({(account.organisation_id, account.kind): account
+                           for account in Account.objects.filter(wanted)})
+
+
+def _account_get_or_create(
+    *, kind: str, organisation: "Organisation | None" = None, organisation_id: int | None = None
+) -> Account:
     # Two requests may create the same account at once: the unique
     # constraints let one insert win; the loser's insert waits for the
     # winner's commit, fails, and reads the winner's row.
+    if organisation is not None:
+        organisation_id = organisation.pk
     try:
         with transaction.atomic():
-            return Account.objects.create(organisation=organisation, kind=kind)
+            return Account.objects.create(organisation_id=organisation_id, kind=kind)
     except IntegrityError:
-        return Account.objects.get(organisation=organisation, kind=kind)
+        if organisation_id is None:
+            return Account.objects.get(organisation__isnull=True, kind=kind)
+        return Account.objects.get(organisation_id=organisation_id, kind=kind)
 
 
 def cash_reserve(
@@ -229,14 +336,36 @@ def _positive_cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT)
 
 
-def trade_book(*, trade: "Trade", reservation: Decimal) -> JournalEntry:
-    """Post one trade (novation through the CCP) as one balanced entry.
+def reserve_posting(
+    *, book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, actor: "User | None" = None
+) -> Posting:
+    """The entry that moves ``amount`` from available to reserved cash (a buy order enters)."""
+    amount = _positive_cents(amount)
+    return Posting(kind=JournalEntry.Kind.RESERVE, reference=reference, actor=actor, lines=[
+        (book.member(organisation_id, Account.Kind.CASH_AVAILABLE), -amount),
+        (book.member(organisation_id, Account.Kind.CASH_RESERVED), amount)])
 
-    For the order service, inside its transaction, once per ``Trade`` row.
-    With value ``V = price x quantity x hours``, buyer fee ``Fb``, seller fee
-    ``Fs`` and ``R = reservation``, the part of the buy order's reservation
-    that belonged to the filled quantity (docs/architecture.md, "The trade
-    in the ledger")::
+
+def release_posting(
+    *, book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, actor: "User | None" = None
+) -> Posting:
+    """The entry that moves ``amount`` from reserved back to available cash."""
+    amount = _positive_cents(amount)
+    return Posting(kind=JournalEntry.Kind.RELEASE, reference=reference, actor=actor, lines=[
+        (book.member(organisation_id, Account.Kind.CASH_RESERVED), -amount),
+        (book.member(organisation_id, Account.Kind.CASH_AVAILABLE), amount)])
+
+
+def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: LedgerAccounts,
+                  terms: FeeTerms) -> Posting:
+    """The entry of one trade (novation through the CCP); reads nothing.
+
+    For the order service, once per ``Trade`` row, posted with the other
+    entries of its transaction by ``ledger_post_all``. With value
+    ``V = price x quantity x hours``, buyer fee ``Fb``, seller fee ``Fs`` and
+    ``R = reservation``, the part of the buy order's reservation that
+    belonged to the filled quantity (docs/architecture.md, "The trade in the
+    ledger")::
 
         buyer  cash_reserved       -R
         buyer  cash_available      +(R - V - Fb)   the unused part of the limit and the fee
@@ -247,43 +376,39 @@ def trade_book(*, trade: "Trade", reservation: Decimal) -> JournalEntry:
         house  rnd_fund            +Sr
         house  ccp                 -V
 
-    ``Si`` and ``Sr`` are the fund shares of the fee schedule in effect at
-    ``trade.executed_at``, each HALF_UP to the cent, the remainder kept as
-    fee revenue (``clearing.fees.fund_split``).
+    ``Si`` and ``Sr`` are the fund shares of ``terms`` (the schedule in
+    effect at ``trade.executed_at``), each HALF_UP to the cent, the
+    remainder kept as fee revenue (``clearing.fees.fund_split``). The house
+    lines only insert rows (house accounts carry no running balance).
 
     Lines that come to 0.00 are left out (the ledger refuses zero lines).
-    ``R - V - Fb`` is never negative when the order service reserved at the
-    taker rate that is charged; should a rate ever rise between entry and
-    fill, the difference is taken from the buyer's available cash (and
-    ``insufficient_funds`` refuses the trade if it is not there). ``V >= Fs``
-    holds because sell prices are at least the taker rate
-    (``clearing.fees.min_sell_price``); a trade breaking it is a bug and
-    raises ``ValueError``.
+    ``R - V - Fb`` is never negative: the order reserved at its entry's taker
+    rate, and no fill is charged more than that (the rates are fixed at
+    entry, ``market.services.orders``). ``V >= Fs`` holds because sell
+    prices are at least the taker rate (``clearing.fees.min_sell_price``); a
+    trade breaking either is a bug and raises ``ValueError``.
     """
     if not is_cents(reservation) or reservation < 0:
         raise ValueError(f"a reservation share is a non-negative amount in cents, not {reservation!r}")
-    value = trade_value(trade.price, trade.quantity, trade.instrument.hours)
+    value = trade_value(trade.price, trade.quantity, hours)
     buyer_fee, seller_fee = trade.buyer_fee, trade.seller_fee
     if not (is_cents(buyer_fee) and is_cents(seller_fee)) or buyer_fee < 0 or seller_fee < 0:
         raise ValueError("trade fees are non-negative amounts in cents")
     if seller_fee > value:
         raise ValueError(f"trade {trade.pk}: the seller fee {seller_fee} exceeds the value {value}")
-    terms = fee_terms_at(trade.executed_at)
+    if reservation - value - buyer_fee < 0:
+        raise ValueError(f"trade {trade.pk}: the reservation {reservation} does not cover {value} + {buyer_fee}")
     kept, incentive, rnd = fund_split(buyer_fee + seller_fee, terms.incentive_fund_share, terms.rnd_fund_share)
-    buyer = accounts_for(organisation=trade.buyer)
-    seller = accounts_for(organisation=trade.seller)
+    buyer, seller = trade.buyer_id, trade.seller_id
     candidates = [
-        (buyer[Account.Kind.CASH_RESERVED], -reservation),
-        (buyer[Account.Kind.CASH_AVAILABLE], reservation - value - buyer_fee),
-        (buyer[Account.Kind.SETTLEMENT_PENDING], value),
-        (seller[Account.Kind.SETTLEMENT_PENDING], value - seller_fee),
-        (house_account(Account.Kind.FEE_REVENUE), kept),
-        (house_account(Account.Kind.INCENTIVE_FUND), incentive),
-        (house_account(Account.Kind.RND_FUND), rnd),
-        (house_account(Account.Kind.CCP), -value),
+        (book.member(buyer, Account.Kind.CASH_RESERVED), -reservation),
+        (book.member(buyer, Account.Kind.CASH_AVAILABLE), reservation - value - buyer_fee),
+        (book.member(buyer, Account.Kind.SETTLEMENT_PENDING), value),
+        (book.member(seller, Account.Kind.SETTLEMENT_PENDING), value - seller_fee),
+        (book.house(Account.Kind.FEE_REVENUE), kept),
+        (book.house(Account.Kind.INCENTIVE_FUND), incentive),
+        (book.house(Account.Kind.RND_FUND), rnd),
+        (book.house(Account.Kind.CCP), -value),
     ]
-    return ledger_post(
-        kind=JournalEntry.Kind.TRADE,
-        lines=[(account, amount) for account, amount in candidates if amount != 0],
-        reference=f"trade:{trade.pk}",
-    )
+    return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}",
+                   lines=[(account, amount) for account, amount in candidates if amount != 0])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Exists, F, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Membership, Organisation
 from accounts.services import audit_record, trading_gate
 from exchange.errors import ExchangeError
+from exchange.locks import lock_organisations
 from market import calendar
 from market.capacity import DE, Commitments, check_sell, commitment, is_feasible
 from market.models import (
@@ -41,6 +42,7 @@ from market.models import (
     Side,
     Site,
     SiteCapacity,
+    SiteUsage,
 )
 
 if TYPE_CHECKING:
@@ -191,10 +193,6 @@ def capacity_check(*, organisation: Organisation, instrument: Instrument, quanti
 # --- sites -------------------------------------------------------------------------------
 
 
-def _lock_organisation(organisation_id: int) -> None:
-    Organisation.objects.select_for_update().filter(pk=organisation_id).values_list("pk").first()
-
-
 def _own_site(membership: Membership, site: Site) -> Site:
     """The site, locked and re-read, if it belongs to the member's
     organisation; to anyone else it does not exist."""
@@ -242,7 +240,7 @@ def _save_site(site: Site) -> None:
 def site_create(*, user: User, name: str, state: str, energy_source: str, pue: Decimal | str) -> Site:
     """A new site of the user's organisation (provider role), without capacity."""
     membership = trading_gate(user=user, role="provider")
-    _lock_organisation(membership.organisation_id)
+    lock_organisations([membership.organisation_id])
     site = Site(
         organisation_id=membership.organisation_id, name=(name or "").strip(), state=state,
         energy_source=energy_source, pue=pue,
@@ -262,7 +260,7 @@ def site_update(
     there, which is refused (``insufficient_capacity``) while what is sold or
     offered for a delivery hour that has not ended needs it where it is."""
     membership = trading_gate(user=user, role="provider")
-    _lock_organisation(membership.organisation_id)
+    lock_organisations([membership.organisation_id])
     current = _own_site(membership, site)
     before = _site_state(current)
     current.name, current.state, current.energy_source, current.pue = (
@@ -288,16 +286,17 @@ def site_capacity_set(*, user: User, site: Site, gpu_class: GpuClass, gpus: int)
     Raising capacity is always allowed.
     """
     membership = trading_gate(user=user, role="provider")
-    _lock_organisation(membership.organisation_id)
+    lock_organisations([membership.organisation_id])
     current = _own_site(membership, site)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= MAX_GPUS_PER_SITE_AND_CLASS:
         raise _invalid({"gpus": [_("Enter a whole number of GPUs from 0 to %(max)s.")
                                  % {"max": formats.number_format(MAX_GPUS_PER_SITE_AND_CLASS, force_grouping=True)}]})
     if gpus and not gpu_class.active:
         raise _invalid({"gpu_class": [_("This GPU class is no longer traded.")]})
-    row = SiteCapacity.objects.select_for_update().filter(site=current, gpu_class=gpu_class).first()
+    row = SiteCapacity.objects.select_for_update(no_key=True).filter(site=current, gpu_class=gpu_class).first()
     old = row.gpus if row is not None else 0
     if gpus < old:
+        _refuse_below_use(site=current, gpu_class=gpu_class, new=gpus)
         _refuse_reduction(organisation=membership.organisation, site=current, gpu_class=gpu_class, old=old, new=gpus)
     if gpus == 0:
         if row is not None:
@@ -376,6 +375,18 @@ def _refuse_reduction(*, organisation: Organisation, site: Site, gpu_class: GpuC
     raise ExchangeError("insufficient_capacity", message, {"gpus": [message]})
 
 
+def _refuse_below_use(*, site: Site, gpu_class: GpuClass, new: int, now: datetime | None = None) -> None:
+    """Refuse (``insufficient_capacity``, at ``gpus``) a capacity below what
+    delivery tickets already use on this site in an hour not yet delivered."""
+    used = (SiteUsage.objects.filter(site=site, gpu_class=gpu_class,
+                                     hour_start__gte=(now or timezone.now()) - calendar.HOUR)
+            .aggregate(most=Max("gpus"))["most"] or 0)
+    if new < used:
+        message = _("At least %(minimum)d GPUs are needed here: that many are already sold for delivery from this "
+                    "site in one hour.") % {"minimum": used}
+        raise ExchangeError("insufficient_capacity", message, {"gpus": [message]})
+
+
 def _refuse_move(*, organisation: Organisation, site: Site, source: str) -> None:
     """Refuse (``insufficient_capacity``, at ``state``) to move the site, with
     its capacity, from state ``source`` to ``site.state`` if some hour whose
@@ -383,6 +394,11 @@ def _refuse_move(*, organisation: Organisation, site: Site, source: str) -> None
     moved = dict(site.capacities.values_list("gpu_class_id", "gpus"))
     if not moved:
         return
+    if SiteUsage.objects.filter(site=site, gpus__gt=0, hour_start__gte=timezone.now() - calendar.HOUR).exists():
+        # Its tickets name this site in its state: a state's buyers were sold GPUs there.
+        message = _("The site delivers GPUs already sold for an hour not yet delivered; it cannot move to "
+                    "another state before those deliveries end.")
+        raise ExchangeError("insufficient_capacity", message, {"state": [message]})
     capacity = capacity_by_state(organisation=organisation, gpu_class_ids=list(moved))
     for class_id, gpus in moved.items():
         by_state = capacity.setdefault(class_id, {})

@@ -65,8 +65,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -75,9 +74,20 @@ from psycopg import errors as pg_errors
 from accounts.models import Organisation
 from accounts.services import trading_gate
 from clearing import fees
-from clearing.selectors import fee_rates_at
-from clearing.services import cash_release, cash_reserve, delivery_tickets_for_trade, trade_book
+from clearing.selectors import fee_terms_at
+from clearing.services import (
+    LedgerAccounts,
+    Posting,
+    delivery_tickets_for_trade,
+    ledger_accounts,
+    ledger_post_all,
+    release_posting,
+    reserve_posting,
+    trade_posting,
+)
+from clearing.services.allocation import CannotDeliver
 from exchange.errors import ExchangeError
+from exchange.locks import lock_organisations
 from market import broadcast, matching
 from market.models import (
     RESTING_STATUSES,
@@ -122,6 +132,20 @@ REASON_INSTRUMENT_CLOSED = "instrument_closed"
 T = TypeVar("T")
 
 
+class _RestingUnfillable(Exception):
+    """A resting order cannot be filled for its own reasons (its seller's
+    sites cannot deliver); the transaction is rolled back, the order is
+    cancelled, and the incoming order is entered again."""
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__(order_id)
+        self.order_id = order_id
+
+
+REASON_CANNOT_DELIVER = "cannot_deliver"
+MAX_UNFILLABLE = 5
+
+
 @dataclass(frozen=True)
 class SubmitResult:
     order: Order
@@ -134,28 +158,52 @@ class SubmitResult:
 
 
 def _lock_instrument(instrument_id: int) -> Instrument:
-    """Lock and re-read the instrument: every write to its book waits here."""
-    return Instrument.objects.select_for_update().get(pk=instrument_id)
+    """Lock and re-read the instrument: every write to its book waits here.
+    FOR NO KEY UPDATE: the lock only serialises, and must not block the
+    foreign-key checks of inserts that point at the instrument."""
+    return Instrument.objects.select_for_update(no_key=True).get(pk=instrument_id)
 
 
-def _lock_organisation(organisation_id: int) -> None:
-    """Serialise the organisation's sell-side commitments across instruments."""
-    Organisation.objects.select_for_update().filter(pk=organisation_id).values_list("pk").first()
+def _lock_organisations(organisation_ids: set[int]) -> None:
+    """Step 2 of the lock order (``exchange.locks``): every organisation
+    whose money, commitments or capacity the transaction changes, in id
+    order, before the first write. Serialises one organisation's
+    sell-side commitments across instruments."""
+    lock_organisations(organisation_ids)
 
 
-def _reserve_cash(*, organisation: Organisation, amount: Decimal, reference: str, actor: User | None) -> None:
-    cash_reserve(organisation=organisation, amount=amount, reference=reference, actor=actor)
+def _reserve_cash(changes: _Changes, *, organisation: Organisation, amount: Decimal, reference: str,
+                  actor: User | None) -> None:
+    assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
+    changes.post(reserve_posting(book=changes.book, organisation_id=organisation.pk, amount=amount,
+                                 reference=reference, actor=actor))
 
 
 # --- helpers -----------------------------------------------------------------------------
 
 
-def fee_rates(now: datetime) -> fees.FeeRates:
-    """The intraday fee rates in force at ``now`` (see the module docstring)."""
-    override: Mapping[str, Any] | None = getattr(settings, "FEE_RATES_INTRADAY", None)
-    if not override:
-        return fee_rates_at(now)
-    return fees.FeeRates(maker=Decimal(str(override["maker"])), taker=Decimal(str(override["taker"])))
+def _clock(instrument: Instrument, now: datetime | None) -> datetime:
+    """The transaction's time, read AFTER the instrument lock: an order that
+    queued behind the lock past ``closes_at`` or its own expiry is judged at
+    the time it actually gets to the book. Never earlier than the
+    instrument's last trade, so ``executed_at`` never decreases with the
+    trade id. ``now`` (tests, jobs) is taken as given."""
+    at = now or timezone.now()
+    if instrument.last_trade_at is not None and at < instrument.last_trade_at:
+        return instrument.last_trade_at
+    return at
+
+
+def _entry_rates(order: Order) -> fees.FeeRates:
+    return fees.FeeRates(maker=order.maker_rate, taker=order.taker_rate)
+
+
+def _fill_rate(order: Order, *, taker: bool, rates: fees.FeeRates) -> Decimal:
+    """The rate a fill of ``order`` pays: the lower of the rate in force at
+    its entry and the one in force now (market rules §3)."""
+    if taker:
+        return min(order.taker_rate, rates.taker)
+    return min(order.maker_rate, rates.maker)
 
 
 def _is_transient(error: OperationalError) -> bool:
@@ -197,7 +245,7 @@ def _to_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
 def _core(order: Order) -> matching.Order:
     """The order as the matching core sees it."""
     return matching.Order(
-        id=order.pk,
+        id=order.pk or 0,  # an incoming order is matched before it is written
         side=matching.Side(order.side),
         price=order.price,
         quantity=order.quantity,
@@ -212,11 +260,12 @@ def _core(order: Order) -> matching.Order:
     )
 
 
-def _reservation(order: Order, hours: int, rates: fees.FeeRates) -> Decimal:
-    """What a buy order's open quantity needs reserved (0.00 for sells and for nothing open)."""
+def _reservation(order: Order, hours: int) -> Decimal:
+    """What a buy order's open quantity needs reserved at its entry's taker
+    rate (0.00 for sells and for nothing open)."""
     if order.side != Side.BUY:
         return Decimal("0.00")
-    return fees.open_buy_reservation(order.price, order.quantity - order.filled_quantity, hours, rates.taker)
+    return fees.open_buy_reservation(order.price, order.quantity - order.filled_quantity, hours, order.taker_rate)
 
 
 def _check_segment(instrument: Instrument) -> None:
@@ -319,19 +368,10 @@ def _protection_price(instrument: Instrument, side: str, rates: fees.FeeRates) -
 
 def _check_sell_capacity(*, organisation: Organisation, instrument: Instrument, extra: int) -> None:
     """Refuse a sell (or a sell amend adding ``extra`` GPUs) that the
-    organisation's sites could not deliver. Only the part beyond its long
-    position needs sites; when the position covers it all, no check."""
-    _lock_organisation(organisation.pk)
-    position = (Position.objects.filter(organisation=organisation, instrument=instrument)
-                .values_list("quantity", flat=True).first()) or 0
-    open_sell = Order.objects.filter(
-        organisation=organisation, instrument=instrument, side=Side.SELL, status__in=RESTING_STATUSES,
-    ).aggregate(open=Sum(F("quantity") - F("filled_quantity")))["open"] or 0
-    committed_before = max(0, open_sell - position)
-    committed_after = max(0, open_sell + extra - position)
-    if committed_after > committed_before:
-        # capacity_check takes the whole new quantity and nets the position itself.
-        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=extra)
+    organisation's sites could not deliver; the resale of a long position
+    needs no sites (``capacity.capacity_check`` nets it, the one place of
+    that arithmetic). The caller holds the organisation's lock."""
+    capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=extra)
 
 
 def _existing(organisation: Organisation, client_order_id: str | None) -> Order | None:
@@ -365,18 +405,31 @@ class _PositionDelta:
 
 @dataclass
 class _Changes:
-    """Collects what one transaction did to one instrument's book, for the
-    positions, the book sequence and the broadcasts at the end."""
+    """Collects what one transaction does to one instrument's book: the
+    journal entries (posted together at the end, ``ledger_post_all``), the
+    positions, the book sequence and the broadcasts."""
 
     instrument: Instrument
     now: datetime
     rates: fees.FeeRates
     actor: User | None
+    terms: fees.FeeTerms | None = None
+    book: LedgerAccounts | None = None
+    postings: list[Posting] = field(default_factory=list)
     touched: dict[str, set[Decimal]] = field(default_factory=lambda: {Side.BUY: set(), Side.SELL: set()})
     changed_orders: dict[int, None] = field(default_factory=dict)  # ordered set
     trades: list[Trade] = field(default_factory=list)
     positions: dict[int, _PositionDelta] = field(default_factory=lambda: defaultdict(_PositionDelta))
     order_sequence: int | None = None
+
+    def lock(self, organisation_ids: set[int]) -> None:
+        """Lock the organisations (step 2 of the lock order) and read their
+        ledger accounts and the house accounts with one query."""
+        _lock_organisations(organisation_ids)
+        self.book = ledger_accounts(organisation_ids=organisation_ids)
+
+    def post(self, posting: Posting) -> None:
+        self.postings.append(posting)
 
     def touch(self, side: str, price: Decimal) -> None:
         self.touched[side].add(price)
@@ -389,13 +442,20 @@ class _Changes:
         return self.order_sequence
 
 
+def _changes(instrument: Instrument, now: datetime, actor: User | None) -> _Changes:
+    terms = fee_terms_at(now)
+    return _Changes(instrument=instrument, now=now, rates=terms.intraday, terms=terms, actor=actor)
+
+
 def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str) -> None:
     """Take a resting order off the book (cancel, STP, expiry) and release its reservation."""
+    assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
     if order.reserved_amount > 0:
-        cash_release(organisation=order.organisation, amount=order.reserved_amount, reference=f"order:{order.pk}",
-                     actor=changes.actor)
+        changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
+                                     amount=order.reserved_amount, reference=f"order:{order.pk}",
+                                     actor=changes.actor))
     updated = Order.objects.filter(pk=order.pk, status__in=RESTING_STATUSES).update(
-        status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=timezone.now())
+        status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=changes.now)
     if updated != 1:
         raise RuntimeError(f"order {order.pk} was not resting: the instrument lock was not held")
     order.status, order.reason, order.reserved_amount = status, reason, Decimal("0.00")
@@ -403,12 +463,25 @@ def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str) -
     changes.changed(order)
 
 
+def _parties(taker: Order, result: matching.MatchResult, resting: Mapping[Hashable, Order]) -> set[int]:
+    """Every organisation whose money or commitments this match changes: the
+    taker's, the makers', and those of resting orders it takes off the book."""
+    ids = {taker.organisation_id}
+    for fill in result.fills:
+        ids.add(resting[fill.maker_order_id].organisation_id)
+    for order_id in (*result.stp_cancelled, *result.expired):
+        ids.add(resting[order_id].organisation_id)
+    return ids
+
+
 def _apply_match(
     changes: _Changes, taker: Order, result: matching.MatchResult, resting: Mapping[Hashable, Order]
 ) -> None:
     """Persist one match: trades, the resting orders' fills, STP cancels and
-    expiries, the taker's new state, the ledger entries, position deltas."""
-    instrument, rates, now = changes.instrument, changes.rates, changes.now
+    expiries, the taker's new state, the ledger entries, position deltas.
+    The caller has locked every organisation of ``_parties``."""
+    instrument, rates, now, book = changes.instrument, changes.rates, changes.now, changes.book
+    assert book is not None and changes.terms is not None, "lock the organisations first"  # noqa: S101
     hours = instrument.hours
     booked: list[tuple[Trade, Decimal]] = []
     for fill in result.fills:
@@ -419,14 +492,14 @@ def _apply_match(
         maker.filled_quantity += quantity
         # The share of the buy order's reservation this fill uses: whatever
         # the reservation holds beyond what the quantity still open needs.
-        needed = min(buy.reserved_amount, _reservation(buy, hours, rates))
+        needed = min(buy.reserved_amount, _reservation(buy, hours))
         share = buy.reserved_amount - needed
         buy.reserved_amount = needed
         trade = Trade(
-            instrument=instrument, buy_order=buy, sell_order=sell, buyer=buy.organisation, seller=sell.organisation,
-            price=fill.price, quantity=quantity, aggressor=taker.side,
-            buyer_fee=fees.fee_for(rates.taker if buy is taker else rates.maker, quantity, hours),
-            seller_fee=fees.fee_for(rates.taker if sell is taker else rates.maker, quantity, hours),
+            instrument=instrument, buy_order=buy, sell_order=sell, buyer_id=buy.organisation_id,
+            seller_id=sell.organisation_id, price=fill.price, quantity=quantity, aggressor=taker.side,
+            buyer_fee=fees.fee_for(_fill_rate(buy, taker=buy is taker, rates=rates), quantity, hours),
+            seller_fee=fees.fee_for(_fill_rate(sell, taker=sell is taker, rates=rates), quantity, hours),
             executed_at=now,
         )
         booked.append((trade, share))
@@ -435,7 +508,7 @@ def _apply_match(
         # filled_quantity <= quantity is the last line of defence.
         Order.objects.filter(pk=maker.pk).update(
             filled_quantity=F("filled_quantity") + quantity, status=maker.status,
-            reserved_amount=maker.reserved_amount, updated_at=timezone.now())
+            reserved_amount=maker.reserved_amount, updated_at=now)
         changes.touch(maker.side, maker.price)
         changes.changed(maker)
         value = fill.price * quantity
@@ -451,8 +524,15 @@ def _apply_match(
     if booked:
         trades = Trade.objects.bulk_create([trade for trade, _share in booked])
         for trade, (_trade, share) in zip(trades, booked, strict=True):
-            trade_book(trade=trade, reservation=share)
-            delivery_tickets_for_trade(trade=trade)
+            changes.post(trade_posting(trade=trade, reservation=share, hours=hours, book=book, terms=changes.terms))
+            try:
+                delivery_tickets_for_trade(trade=trade)
+            except CannotDeliver:
+                if trade.sell_order is taker:
+                    raise
+                # The resting sell cannot be delivered for its own reasons:
+                # the caller cancels it and enters the incoming order again.
+                raise _RestingUnfillable(trade.sell_order.pk) from None
         changes.trades.extend(trades)
 
     for order_id in result.stp_cancelled:
@@ -461,17 +541,20 @@ def _apply_match(
     for order_id in result.expired:
         _end_resting(changes, resting[order_id], status=OrderStatus.EXPIRED, reason=REASON_EXPIRED)
 
+    before = (taker.status, taker.reason, taker.reserved_amount)
     taker.status = result.status.value
     taker.reason = result.reason.value if result.reason is not None else ""
     if result.rests:
         changes.touch(taker.side, taker.price)
     elif taker.reserved_amount > 0:
         # An IOC, market or STP remainder: its reservation goes back.
-        cash_release(organisation=taker.organisation, amount=taker.reserved_amount,
-                     reference=f"order:{taker.pk}", actor=changes.actor)
+        changes.post(release_posting(book=book, organisation_id=taker.organisation_id,
+                                     amount=taker.reserved_amount, reference=f"order:{taker.pk}",
+                                     actor=changes.actor))
         taker.reserved_amount = Decimal("0.00")
-    taker.save(update_fields=["price", "quantity", "priority", "filled_quantity", "status", "reason",
-                              "reserved_amount", "updated_at"])
+    if booked or getattr(taker, "_amended", False) or before != (taker.status, taker.reason, taker.reserved_amount):
+        taker.save(update_fields=["price", "quantity", "priority", "filled_quantity", "status", "reason",
+                                  "reserved_amount", "updated_at"])
     changes.changed(taker)
 
 
@@ -508,11 +591,12 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
     return loaded
 
 
-def _match(changes: _Changes, taker: Order) -> matching.MatchResult:
+def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict[Hashable, Order]]:
+    """Read the crossing orders and let the pure core match the taker; writes
+    nothing. A refused order raises (the caller's transaction leaves nothing)."""
     resting = _load_crossing(taker, changes.now)
     result = matching.match(_core(taker), [_core(order) for order in resting], now=changes.now)
     if result.status == matching.OrderStatus.REJECTED:
-        # Rolled back by the caller's transaction: a rejected order leaves nothing.
         if result.reason == matching.Reason.FOK_NOT_FILLABLE:
             raise ExchangeError("fok_not_fillable",
                                 _("The whole quantity cannot be filled at once at this price: nothing traded."))
@@ -521,22 +605,24 @@ def _match(changes: _Changes, taker: Order) -> matching.MatchResult:
                                 _("A post-only order must not trade on entry, and this price would trade."),
                                 {"price": [_("This price crosses the other side of the book.")]})
         raise _invalid({"expires_at": [_("The expiry time must be in the future.")]})
-    _apply_match(changes, taker, result, {order.pk: order for order in resting})
-    return result
+    return result, {order.pk: order for order in resting}
 
 
 def _finish(changes: _Changes) -> None:
-    """Positions, the instrument's counters, and the broadcasts after commit."""
+    """The ledger, positions, the instrument's counters, and the broadcasts after commit."""
     instrument = changes.instrument
-    for organisation_id, delta in changes.positions.items():
-        position, _created = Position.objects.get_or_create(organisation_id=organisation_id, instrument=instrument)
-        Position.objects.filter(pk=position.pk).update(
-            quantity=F("quantity") + delta.quantity, bought=F("bought") + delta.bought, sold=F("sold") + delta.sold,
-            buy_cost=F("buy_cost") + delta.buy_cost, sell_proceeds=F("sell_proceeds") + delta.sell_proceeds)
+    if changes.postings:
+        # Every journal entry of the transaction at once: member balances in
+        # one pass in account id order, house accounts insert-only.
+        ledger_post_all(changes.postings, savepoint=False)
+    if changes.positions:
+        _positions_add(instrument.pk, changes.positions)
 
-    counters: dict[str, int] = {}
+    counters: dict[str, Any] = {}
     if changes.order_sequence is not None:
         counters["order_sequence"] = instrument.order_sequence = changes.order_sequence
+    if changes.trades:
+        counters["last_trade_at"] = instrument.last_trade_at = changes.now
     bids: list[broadcast.Level] = []
     asks: list[broadcast.Level] = []
     publish_book = bool(changes.touched[Side.BUY] or changes.touched[Side.SELL])
@@ -569,6 +655,27 @@ def _finish(changes: _Changes) -> None:
         broadcast.publish(messages)
 
     transaction.on_commit(publish, robust=True)
+
+
+def _positions_add(instrument_id: int, deltas: Mapping[int, _PositionDelta]) -> None:
+    """Add each organisation's position change in one statement (insert or
+    add; the unique (organisation, instrument) index decides)."""
+    table = Position._meta.db_table
+    rows = sorted(deltas.items())
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    for organisation_id, delta in rows:
+        params += [organisation_id, instrument_id, delta.quantity, delta.bought, delta.sold,
+                   delta.buy_cost, delta.sell_proceeds]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organisation_id, instrument_id, quantity, bought, sold, buy_cost, sell_proceeds) "  # noqa: S608 (table name from the model, values as parameters)
+            f"VALUES {values} ON CONFLICT (organisation_id, instrument_id) DO UPDATE SET "
+            f"quantity = {table}.quantity + EXCLUDED.quantity, bought = {table}.bought + EXCLUDED.bought, "
+            f"sold = {table}.sold + EXCLUDED.sold, buy_cost = {table}.buy_cost + EXCLUDED.buy_cost, "
+            f"sell_proceeds = {table}.sell_proceeds + EXCLUDED.sell_proceeds",
+            params,
+        )
 
 
 def _levels(
@@ -613,21 +720,29 @@ def order_submit(
     the organisation used before, the existing order and ``created=False``
     (nothing written). Raises ``ExchangeError`` with the contract's codes.
     """
-    now = now or timezone.now()
     membership = trading_gate(user=user, role="trader")
     organisation = membership.organisation
     existing = _existing(organisation, client_order_id)
     if existing is not None:
         return SubmitResult(existing, created=False)
     _check_segment(instrument)
+    # The request's own rules, judged by the clock now; the transaction reads
+    # the clock again after the instrument lock for everything that counts.
     _check_request(side=side, type=type, price=price, time_in_force=time_in_force, expires_at=expires_at,
-                   post_only=post_only, client_order_id=client_order_id, stp_mode=stp_mode, now=now)
+                   post_only=post_only, client_order_id=client_order_id, stp_mode=stp_mode,
+                   now=now or timezone.now())
     _check_quantity(instrument, quantity)
     try:
-        return _with_retries(lambda: _submit_tx(
-            user=user, organisation=organisation, instrument_id=instrument.pk, side=side, type=type,
-            quantity=quantity, price=price, time_in_force=time_in_force, expires_at=expires_at, post_only=post_only,
-            client_order_id=client_order_id, stp_mode=stp_mode, now=now))
+        for _attempt in range(MAX_UNFILLABLE):
+            try:
+                return _with_retries(lambda: _submit_tx(
+                    user=user, organisation=organisation, instrument_id=instrument.pk, side=side, type=type,
+                    quantity=quantity, price=price, time_in_force=time_in_force, expires_at=expires_at,
+                    post_only=post_only, client_order_id=client_order_id, stp_mode=stp_mode, now=now))
+            except _RestingUnfillable as unfillable:
+                _with_retries(partial(_cancel_unfillable_tx, order_id=unfillable.order_id,
+                                      instrument_id=instrument.pk, now=now))
+        raise ExchangeError("conflict", _("The book changed too often while this order was entered; try again."))
     except IntegrityError:
         # Two identical submits at once in different instruments' locks: the
         # unique index let the other one win; answer as for a resend.
@@ -641,34 +756,45 @@ def order_submit(
 def _submit_tx(
     *, user: User, organisation: Organisation, instrument_id: int, side: str, type: str, quantity: int,
     price: Decimal | None, time_in_force: str, expires_at: datetime | None, post_only: bool,
-    client_order_id: str | None, stp_mode: str, now: datetime,
+    client_order_id: str | None, stp_mode: str, now: datetime | None,
 ) -> SubmitResult:
+    # Lock order (exchange.locks): 1. the instrument ...
     instrument = _lock_instrument(instrument_id)
+    at = _clock(instrument, now)
     # The same client_order_id submitted twice at once in this instrument:
     # the second waited for the lock and finds the first.
     existing = _existing(organisation, client_order_id)
     if existing is not None:
         return SubmitResult(existing, created=False)
-    _check_open(instrument, now)
-    rates = fee_rates(now)
+    _check_open(instrument, at)
+    if expires_at is not None and expires_at <= at:
+        raise _invalid({"expires_at": [_("The expiry time must be in the future.")]})
+    changes = _changes(instrument, at, user)
+    rates = changes.rates
     if type == OrderType.MARKET:
         limit = _protection_price(instrument, side, rates)
     else:
         limit = _check_price(instrument, side, price, rates)
-    if side == Side.SELL:
-        _check_sell_capacity(organisation=organisation, instrument=instrument, extra=quantity)
-
-    changes = _Changes(instrument=instrument, now=now, rates=rates, actor=user)
-    order = Order.objects.create(
+    order = Order(
         instrument=instrument, organisation=organisation, placed_by=user, client_order_id=client_order_id,
         side=side, type=type, price=limit, quantity=quantity, time_in_force=time_in_force, expires_at=expires_at,
         post_only=post_only, stp_mode=stp_mode, status=OrderStatus.OPEN, priority=changes.next_priority(),
+        maker_rate=rates.maker, taker_rate=rates.taker,
     )
     if side == Side.BUY:
         order.reserved_amount = fees.buy_reservation(limit, quantity, instrument.hours, rates.taker)
-        _reserve_cash(organisation=organisation, amount=order.reserved_amount, reference=f"order:{order.pk}",
-                      actor=user)
-    _match(changes, order)
+    # ... the pure core decides before anything is written ...
+    result, resting = _decide(changes, order)
+    # ... 2. every organisation it touches, in id order (and their accounts, read once) ...
+    changes.lock(_parties(order, result, resting))
+    if side == Side.SELL:
+        _check_sell_capacity(organisation=organisation, instrument=instrument, extra=quantity)
+    order.save(force_insert=True)
+    if side == Side.BUY:
+        _reserve_cash(changes, organisation=organisation, amount=order.reserved_amount,
+                      reference=f"order:{order.pk}", actor=user)
+    _apply_match(changes, order, result, resting)
+    # ... 3. the accounts, in one pass in id order (ledger_post_all).
     _finish(changes)
     return SubmitResult(order, created=True)
 
@@ -696,23 +822,36 @@ def orders_submit_batch(*, user: User, orders: Sequence[Mapping[str, Any]]) -> l
 
 def order_cancel(*, user: User, order_id: int, now: datetime | None = None) -> Order:
     """Cancel a resting order of the user's organisation and release its reservation."""
-    now = now or timezone.now()
     organisation = trading_gate(user=user, role="trader").organisation
     order = _own_order(organisation, order_id)
     return _with_retries(lambda: _cancel_tx(user=user, order_id=order.pk, instrument_id=order.instrument_id, now=now))
 
 
 @transaction.atomic(durable=True)
-def _cancel_tx(*, user: User, order_id: int, instrument_id: int, now: datetime) -> Order:
+def _cancel_tx(*, user: User, order_id: int, instrument_id: int, now: datetime | None) -> Order:
     instrument = _lock_instrument(instrument_id)
     order = Order.objects.select_related("organisation").get(pk=order_id)
     if order.status not in RESTING_STATUSES:
         raise _not_open(order)
-    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(now), actor=user)
+    changes = _changes(instrument, _clock(instrument, now), user)
+    changes.lock({order.organisation_id})
     _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=REASON_CANCELLED)
     _finish(changes)
     order.instrument = instrument
     return order
+
+
+@transaction.atomic(durable=True)
+def _cancel_unfillable_tx(*, order_id: int, instrument_id: int, now: datetime | None) -> None:
+    instrument = _lock_instrument(instrument_id)
+    order = Order.objects.select_related("organisation").get(pk=order_id)
+    if order.status not in RESTING_STATUSES:
+        return
+    log.warning("order %s cancelled: its seller's sites cannot deliver it", order_id)
+    changes = _changes(instrument, _clock(instrument, now), None)
+    changes.lock({order.organisation_id})
+    _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=REASON_CANNOT_DELIVER)
+    _finish(changes)
 
 
 # --- amend -------------------------------------------------------------------------------
@@ -728,9 +867,9 @@ def order_amend(
     the order gets a new priority and is matched again like a new order (so
     it may trade, and a post-only order is refused if it would). A buy's
     reservation follows the new price and open quantity; a sell's increase
-    needs capacity. Nothing changes when nothing would.
+    needs capacity. Nothing changes when nothing would. The order keeps the
+    fee rates of its entry.
     """
-    now = now or timezone.now()
     organisation = trading_gate(user=user, role="trader").organisation
     order = _own_order(organisation, order_id)
     if quantity is None and price is None:
@@ -741,21 +880,22 @@ def order_amend(
 
 @transaction.atomic(durable=True)
 def _amend_tx(
-    *, user: User, order_id: int, instrument_id: int, quantity: int | None, price: Decimal | None, now: datetime
+    *, user: User, order_id: int, instrument_id: int, quantity: int | None, price: Decimal | None,
+    now: datetime | None,
 ) -> Order:
     instrument = _lock_instrument(instrument_id)
+    at = _clock(instrument, now)
     order = Order.objects.select_related("organisation").get(pk=order_id)
     if order.status not in RESTING_STATUSES:
         raise _not_open(order)
-    if order.expires_at is not None and order.expires_at <= now:
+    if order.expires_at is not None and order.expires_at <= at:
         raise ExchangeError("order_not_open", _("The order has expired."), status=409)
-    _check_open(instrument, now)
-    rates = fee_rates(now)
+    _check_open(instrument, at)
     if price is not None:
-        price = _check_price(instrument, order.side, price, rates)
+        price = _check_price(instrument, order.side, price, _entry_rates(order))
     if quantity is not None:
         _check_quantity(instrument, quantity)
-    changes = _Changes(instrument=instrument, now=now, rates=rates, actor=user)
+    changes = _changes(instrument, at, user)
     decision = matching.amend(_core(order), new_price=price, new_quantity=quantity,
                               new_priority=instrument.order_sequence + 1)
     if decision.order is None:
@@ -768,26 +908,34 @@ def _amend_tx(
         return order  # nothing to change, nothing written
 
     old_price, old_quantity = order.price, order.quantity
+    order.price, order.quantity = amended.price, amended.quantity
+    result: matching.MatchResult | None = None
+    resting: dict[Hashable, Order] = {}
+    if not decision.keeps_priority:
+        order.priority = changes.next_priority()
+        result, resting = _decide(changes, order)
+    changes.lock(_parties(order, result, resting) if result is not None else {order.organisation_id})
     if order.side == Side.SELL and amended.quantity > old_quantity:
         _check_sell_capacity(organisation=order.organisation, instrument=instrument,
                              extra=amended.quantity - old_quantity)
-    order.price, order.quantity = amended.price, amended.quantity
+    assert changes.book is not None  # noqa: S101 (set by changes.lock)
     if order.side == Side.BUY:
-        needed = _reservation(order, instrument.hours, rates)
+        needed = _reservation(order, instrument.hours)
         if needed > order.reserved_amount:
-            _reserve_cash(organisation=order.organisation, amount=needed - order.reserved_amount,
+            _reserve_cash(changes, organisation=order.organisation, amount=needed - order.reserved_amount,
                           reference=f"order:{order.pk}", actor=user)
         elif needed < order.reserved_amount:
-            cash_release(organisation=order.organisation, amount=order.reserved_amount - needed,
-                         reference=f"order:{order.pk}", actor=user)
+            changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
+                                         amount=order.reserved_amount - needed, reference=f"order:{order.pk}",
+                                         actor=user))
         order.reserved_amount = needed
     changes.touch(order.side, old_price)
-    if decision.keeps_priority:
+    if result is None:
         order.save(update_fields=["quantity", "reserved_amount", "updated_at"])
         changes.changed(order)
     else:
-        order.priority = changes.next_priority()
-        _match(changes, order)
+        order._amended = True  # type: ignore[attr-defined]  # _apply_match saves it whatever the match did
+        _apply_match(changes, order, result, resting)
     _finish(changes)
     order.instrument = instrument
     return order
@@ -820,8 +968,9 @@ def _expire_tx(*, instrument_id: int, now: datetime) -> int:
     due = Order.objects.filter(instrument=instrument, status__in=RESTING_STATUSES).select_related("organisation")
     if not closed:
         due = due.filter(expires_at__lte=now)
-    changes = _Changes(instrument=instrument, now=now, rates=fee_rates(now), actor=None)
+    changes = _changes(instrument, now, None)
     orders = list(due.order_by("priority"))
+    changes.lock({order.organisation_id for order in orders})
     for order in orders:
         gtd_due = order.expires_at is not None and order.expires_at <= now
         _end_resting(changes, order, status=OrderStatus.EXPIRED,

@@ -8,8 +8,8 @@ from django.utils import translation
 
 from accounts.models import Organisation
 from clearing.models import Account, CashDeposit, JournalEntry, JournalLine
-from clearing.selectors import account_summary, trial_balance
-from clearing.services import cash_deposit_book, cash_release, cash_reserve, house_account
+from clearing.selectors import account_summary, house_balances, trial_balance
+from clearing.services import cash_deposit_book, cash_release, cash_reserve
 from exchange.errors import ExchangeError
 from tests.clearing.conftest import deposit, make_organisation
 
@@ -39,7 +39,7 @@ def test_a_deposit_credits_available_cash_against_the_bank(alice_org, operator):
         "cash_available": D("1000.00"), "cash_reserved": D("0.00"),
         "settlement_pending": D("0.00"), "margin": D("0.00"),
     }
-    assert house_account("bank").balance == D("-1000.00")
+    assert house_balances()["bank"] == D("-1000.00")
     assert trial_balance() == 0
 
 
@@ -54,7 +54,7 @@ def test_deposits_add_up_and_stay_with_their_organisation(alice_org, charlie_org
 
     assert account_summary(organisation=alice_org)["cash_available"] == D("100.00")
     assert account_summary(organisation=charlie_org)["cash_available"] == D("5.00")
-    assert house_account("bank").balance == D("-105.00")
+    assert house_balances()["bank"] == D("-105.00")
 
 
 @pytest.mark.parametrize("amount", [D("0"), D("-5.00"), D("10.005"), D("NaN"), D("1e16"), 10.0])

@@ -13,7 +13,13 @@ import pytest
 from django.db import OperationalError, transaction
 
 from clearing.models import Account, CashDeposit
-from clearing.selectors import account_summary, trial_balance, unbalanced_entries, unreconciled_accounts
+from clearing.selectors import (
+    account_balance,
+    account_summary,
+    trial_balance,
+    unbalanced_entries,
+    unreconciled_accounts,
+)
 from clearing.services import accounts_for, cash_deposit_book, cash_reserve, house_account, ledger_post
 from clearing.services import ledger as services
 from exchange.errors import ExchangeError
@@ -157,7 +163,7 @@ def test_crossing_transfers_do_not_deadlock(funded):
     assert outcomes == Counter({"ok": THREADS})
     for account in accounts:
         account.refresh_from_db()
-    assert sum(account.balance for account in accounts) == 2 * FUNDS
+    assert sum(account_balance(account) for account in accounts) == 2 * FUNDS
     assert trial_balance() == 0
     assert not unreconciled_accounts().exists()
 

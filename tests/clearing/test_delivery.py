@@ -34,7 +34,16 @@ from clearing.services.allocation import split_cents
 from clearing.statements import local_today, statement_for
 from exchange.errors import ExchangeError
 from market.services.orders import order_submit
-from tests.factories import SiteCapacityFactory, SiteFactory, UserFactory, spot_trade
+from market import calendar
+from market.models import SiteUsage
+from tests.factories import (
+    OpenInstrumentFactory,
+    SiteCapacityFactory,
+    SiteFactory,
+    TraderFactory,
+    UserFactory,
+    spot_trade,
+)
 from tests.market.orders_world import CASH, World, make_world
 
 D = Decimal
@@ -314,19 +323,77 @@ def test_reconcile_reports_a_trade_whose_tickets_do_not_add_up(world: World):
     assert f"#{trade.pk}" in breach.detail and "4" in breach.detail and "3" in breach.detail
 
 
-def test_a_trade_beyond_the_free_site_capacity_still_gets_all_its_tickets(world: World):
+def test_a_resting_sell_its_sites_cannot_deliver_is_cancelled_and_the_buy_is_not_refused(world: World):
     # Dora offers her 50 Bavarian H100; the capacity row is then cut to 20
-    # behind the service's back (the service itself refuses such a cut). The
-    # trade has happened, so allocation over-allocates rather than lose GPUs.
-    order_submit(user=world.dora, instrument=world.instrument, side="sell", price=D("12.30"), quantity=50)
+    # behind the service's back (the service itself refuses such a cut). No
+    # site is allocated more than it has: Dora's sell is cancelled for its own
+    # reason, and Charlie's buy is entered as if it had not been there.
+    resting = order_submit(user=world.dora, instrument=world.instrument, side="sell", price=D("12.30"),
+                           quantity=50).order
     site = world.org_d.sites.get()
     site.capacities.update(gpus=20)
-    order_submit(user=world.charlie, instrument=world.instrument, side="buy", price=D("12.30"), quantity=50)
-    trade = world.instrument.trades.get()
-    assert [(t.seller_site_id, t.gpus) for t in trade.delivery_tickets.order_by("pk")] == [
-        (site.pk, 20), (site.pk, 30)]
-    # Every GPU is on a ticket, but the site cannot deliver them: reconcile says so.
-    assert [breach.check for breach in reconcile()] == ["site_use_within_capacity"]
+    buy = order_submit(user=world.charlie, instrument=world.instrument, side="buy", price=D("12.30"),
+                       quantity=50).order
+
+    resting.refresh_from_db()
+    assert (resting.status, resting.reason) == ("cancelled", "cannot_deliver")
+    assert (buy.status, buy.filled_quantity) == ("open", 0)
+    assert not world.instrument.trades.exists()
+    assert not SiteUsage.objects.filter(gpus__gt=0).exists()
+    assert reconcile() == []
+
+
+def test_a_de_sale_then_a_state_sale_of_the_same_hour_both_get_deliverable_tickets(world: World):
+    """Issue 7 item 6: a provider with 10 GPUs in Bavaria and 10 in NRW sells
+    10 in DE and then 10 in DE-BY. Its DE tickets are moved out of Bavaria
+    to make room, so every ticket names a site that has the GPUs."""
+    provider = TraderFactory(is_provider=True).user
+    organisation = provider.membership.organisation
+    gpu_class = world.instrument.gpu_class
+    bavaria = SiteFactory(organisation=organisation, state="DE-BY", name="München")
+    nrw = SiteFactory(organisation=organisation, state="DE-NW", name="Köln")
+    SiteCapacityFactory(site=bavaria, gpu_class=gpu_class, gpus=10)
+    SiteCapacityFactory(site=nrw, gpu_class=gpu_class, gpus=10)
+    hour = calendar.hour_at(world.instrument.delivery_start)
+    by = OpenInstrumentFactory(gpu_class=gpu_class, zone_code="DE-BY", hour=hour)
+
+    # Bavaria sorts first on a tie (the lower site id): the DE sale lands there.
+    order_submit(user=provider, instrument=world.instrument, side="sell", price=D("12.00"), quantity=10)
+    order_submit(user=world.charlie, instrument=world.instrument, side="buy", price=D("12.00"), quantity=10)
+    assert SiteUsage.objects.get(site=bavaria).gpus == 10
+
+    order_submit(user=provider, instrument=by, side="sell", price=D("12.00"), quantity=10)
+    order_submit(user=world.charlie, instrument=by, side="buy", price=D("12.00"), quantity=10)
+
+    tickets = {t.zone.code: (t.seller_site_id, t.gpus) for t in DeliveryTicket.objects.filter(seller=organisation)}
+    assert tickets == {"DE": (nrw.pk, 10), "DE-BY": (bavaria.pk, 10)}
+    assert dict(SiteUsage.objects.filter(site__organisation=organisation).values_list("site_id", "gpus")) == {
+        bavaria.pk: 10, nrw.pk: 10}
+    assert reconcile() == []
+
+
+def test_a_de_sale_leaves_a_states_own_commitments_free(world: World):
+    provider = TraderFactory(is_provider=True).user
+    organisation = provider.membership.organisation
+    gpu_class = world.instrument.gpu_class
+    bavaria = SiteFactory(organisation=organisation, state="DE-BY", name="München")
+    nrw = SiteFactory(organisation=organisation, state="DE-NW", name="Köln")
+    SiteCapacityFactory(site=bavaria, gpu_class=gpu_class, gpus=10)
+    SiteCapacityFactory(site=nrw, gpu_class=gpu_class, gpus=10)
+    by = OpenInstrumentFactory(gpu_class=gpu_class, zone_code="DE-BY",
+                               hour=calendar.hour_at(world.instrument.delivery_start))
+    # A resting DE-BY sell of 6 commits 6 of Bavaria's 10: a DE sale of 14
+    # takes NRW's 10 and Bavaria's 4 spare, never the 6 Bavaria still owes.
+    order_submit(user=provider, instrument=by, side="sell", price=D("20.00"), quantity=6)
+    order_submit(user=provider, instrument=world.instrument, side="sell", price=D("12.00"), quantity=14)
+    order_submit(user=world.charlie, instrument=world.instrument, side="buy", price=D("12.00"), quantity=14)
+
+    used = dict(SiteUsage.objects.filter(site__organisation=organisation).values_list("site_id", "gpus"))
+    assert used == {nrw.pk: 10, bavaria.pk: 4}
+    order_submit(user=world.charlie, instrument=by, side="buy", price=D("20.00"), quantity=6)
+    used = dict(SiteUsage.objects.filter(site__organisation=organisation).values_list("site_id", "gpus"))
+    assert used == {nrw.pk: 10, bavaria.pk: 10}
+    assert reconcile() == []
 
 
 # --- the API ------------------------------------------------------------------------------------

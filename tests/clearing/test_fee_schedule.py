@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from clearing.fees import DEFAULT_FEE_TERMS, FeeRates, fund_split
-from clearing.models import Account, FeeSchedule, ImmutableError, JournalEntry
-from clearing.selectors import fee_rates_at, fee_terms_at
+from clearing.models import FeeSchedule, ImmutableError, JournalEntry
+from clearing.selectors import fee_rates_at, fee_terms_at, house_balances
 from market.models import Trade
 from market.services.orders import order_submit
 from tests.market.orders_world import books_balance, make_world, money
@@ -32,8 +32,8 @@ def schedule(valid_from: datetime, *, maker: str = "0.005", taker: str = "0.015"
 
 
 def house(kind: str) -> Decimal:
-    account = Account.objects.filter(organisation__isnull=True, kind=kind).first()
-    return account.balance if account else D("0.00")
+    # House accounts keep no running balance: their lines are the truth.
+    return house_balances()[kind]
 
 
 # --- the pure split -----------------------------------------------------------------------------
@@ -101,15 +101,17 @@ def test_trades_before_and_after_a_new_schedule_use_the_rates_and_shares_of_thei
     # Fs taker 0.015 x 3 = 0.045 -> 0.05; F 0.07: incentive 0.014 -> 0.01,
     # R&D 0.007 -> 0.01, fee revenue keeps 0.05.
     order_submit(user=world.alice, instrument=world.instrument, side="sell", price=D("12.00"), quantity=3, now=now)
-    # After the change: Alice sells the other 7. Fb maker 0.010 x 7 = 0.07,
-    # Fs taker 0.030 x 7 = 0.21; F 0.28: incentive 25 % = 0.07, R&D 15 % =
-    # 0.042 -> 0.04, fee revenue keeps 0.17.
+    # After the change: Alice sells the other 7. Charlie's buy keeps the
+    # rates of its entry (market rules §3): Fb maker 0.005 x 7 = 0.035 -> 0.04;
+    # Alice's sell enters under the new ones: Fs taker 0.030 x 7 = 0.21.
+    # F 0.25: incentive 25 % = 0.0625 -> 0.06, R&D 15 % = 0.0375 -> 0.04,
+    # fee revenue keeps 0.15.
     after = change + timedelta(minutes=10)
     order_submit(user=world.alice, instrument=world.instrument, side="sell", price=D("12.00"), quantity=7, now=after)
 
     first, second = Trade.objects.order_by("id")
     assert (first.buyer_fee, first.seller_fee, first.executed_at) == (D("0.02"), D("0.05"), now)
-    assert (second.buyer_fee, second.seller_fee, second.executed_at) == (D("0.07"), D("0.21"), after)
+    assert (second.buyer_fee, second.seller_fee, second.executed_at) == (D("0.04"), D("0.21"), after)
     lines = {
         trade.pk: sorted((line.account.kind, line.amount)
                          for line in JournalEntry.objects.get(reference=f"trade:{trade.pk}").lines.all()
@@ -118,12 +120,12 @@ def test_trades_before_and_after_a_new_schedule_use_the_rates_and_shares_of_thei
     }
     assert lines[first.pk] == [("ccp", D("-36.00")), ("fee_revenue", D("0.05")), ("incentive_fund", D("0.01")),
                                ("rnd_fund", D("0.01"))]
-    assert lines[second.pk] == [("ccp", D("-84.00")), ("fee_revenue", D("0.17")), ("incentive_fund", D("0.07")),
+    assert lines[second.pk] == [("ccp", D("-84.00")), ("fee_revenue", D("0.15")), ("incentive_fund", D("0.06")),
                                 ("rnd_fund", D("0.04"))]
-    assert (house("fee_revenue"), house("incentive_fund"), house("rnd_fund")) == (D("0.22"), D("0.08"), D("0.05"))
+    assert (house("fee_revenue"), house("incentive_fund"), house("rnd_fund")) == (D("0.20"), D("0.07"), D("0.05"))
     # The buyer: 10,000 - 120.20 reserved; back 36.06 - 36.00 - 0.02 = 0.04
-    # and 84.14 - 84.00 - 0.07 = 0.07. Paid 120.00 value and 0.09 fees.
-    assert money(world.org_c) == {"cash_available": D("9879.91"), "cash_reserved": D("0.00"),
+    # and 84.14 - 84.00 - 0.04 = 0.10. Paid 120.00 value and 0.06 fees.
+    assert money(world.org_c) == {"cash_available": D("9879.94"), "cash_reserved": D("0.00"),
                                   "settlement_pending": D("120.00"), "margin": D("0.00")}
     # The seller is due 36.00 - 0.05 + 84.00 - 0.21.
     assert money(world.org_a)["settlement_pending"] == D("119.74")

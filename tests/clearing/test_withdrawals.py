@@ -12,7 +12,7 @@ from django.utils import translation
 
 from accounts.models import AuditLog, Organisation, User
 from clearing.models import Account, JournalEntry, WithdrawalRequest
-from clearing.selectors import account_summary, trial_balance, unbalanced_entries, unreconciled_accounts
+from clearing.selectors import account_summary, house_balances, trial_balance, unbalanced_entries, unreconciled_accounts
 from clearing.services import (
     withdrawal_approve,
     withdrawal_cancel,
@@ -80,7 +80,7 @@ def balances(organisation: Organisation) -> dict[str, Decimal]:
 
 
 def bank() -> Decimal:
-    return Account.objects.get(organisation__isnull=True, kind="bank").balance
+    return house_balances()["bank"]  # house accounts: the sum of their lines
 
 
 def written() -> tuple[int, int, int, int]:

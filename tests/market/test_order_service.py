@@ -13,7 +13,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone, translation
 
-from clearing.models import JournalEntry
+from clearing.models import FeeSchedule, JournalEntry
 from exchange.errors import ExchangeError
 from market import broadcast
 from market.models import InstrumentStatus, Order, Trade
@@ -724,15 +724,41 @@ def test_retries_stop_after_three_and_other_errors_are_not_retried(world, monkey
 # --- fee rates ------------------------------------------------------------------------------
 
 
-def test_fee_rates_come_from_settings_when_set(world, settings):
-    settings.FEE_RATES_INTRADAY = {"maker": "0.010", "taker": "0.030"}
-    buy(world, price=D("12.00"), quantity=10)  # reserves 120.00 + 10 x 0.03
+def _schedule(valid_from, *, maker: str, taker: str):  # type: ignore[no-untyped-def]
+    return FeeSchedule.objects.create(
+        valid_from=valid_from, day_ahead_per_side=D("0.01"), intraday_maker=D(maker), intraday_taker=D(taker),
+        futures_per_side=D("0.002"), incentive_fund_share=D("0.20"), rnd_fund_share=D("0.10"))
 
-    sell(world, price=D("12.00"), quantity=10)
+
+def test_a_fee_rise_between_entry_and_fill_charges_the_rates_of_entry(world):
+    now = timezone.now()
+    _schedule(now + timedelta(minutes=5), maker="0.050", taker="0.100")
+    # Entered under 0.005/0.015: reserves 120.00 + 10 x 0.02, and stores those rates.
+    order = buy(world, price=D("12.00"), quantity=10, now=now)
+    assert (order.maker_rate, order.taker_rate) == (D("0.005"), D("0.015"))
+
+    later = now + timedelta(minutes=10)
+    sell(world, price=D("12.00"), quantity=10, now=later)  # Alice enters under the new rates
 
     trade = Trade.objects.get()
-    assert (trade.buyer_fee, trade.seller_fee) == (D("0.10"), D("0.30"))
-    assert money(world.org_c)["cash_available"] == CASH - D("120.10")
+    # The resting buy pays its entry's maker rate (0.05, not 0.50); it still
+    # had every cent it needed reserved, and the incoming sell was not refused.
+    assert (trade.buyer_fee, trade.seller_fee) == (D("0.05"), D("1.00"))
+    assert money(world.org_c)["cash_available"] == CASH - D("120.05")
+    assert money(world.org_c)["cash_reserved"] == D("0.00")
+    books_balance()
+
+
+def test_a_fee_cut_between_entry_and_fill_charges_the_lower_rates(world):
+    now = timezone.now()
+    _schedule(now + timedelta(minutes=5), maker="0.001", taker="0.002")
+    buy(world, price=D("12.00"), quantity=10, now=now)  # entered at 0.005/0.015
+
+    sell(world, price=D("12.00"), quantity=10, now=now + timedelta(minutes=10))
+
+    trade = Trade.objects.get()
+    assert (trade.buyer_fee, trade.seller_fee) == (D("0.01"), D("0.02"))  # 0.001 x 10, 0.002 x 10
+    assert money(world.org_c)["cash_available"] == CASH - D("120.01")
     books_balance()
 
 

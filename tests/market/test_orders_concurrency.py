@@ -90,7 +90,8 @@ def test_a_twenty_buys_with_cash_for_ten_exactly_ten_are_accepted(cash_race):
     books_balance()
 
 
-def naive_reserve(*, organisation: Organisation, amount: Decimal, reference: str, actor: object) -> None:
+def naive_reserve(changes: object, *, organisation: Organisation, amount: Decimal, reference: str,
+                  actor: object) -> None:
     """The bug the ledger's conditional update prevents: read the balance,
     check it, write the result back. The sleep widens the window between
     read and write so the race shows on every run."""
@@ -105,6 +106,9 @@ def naive_reserve(*, organisation: Organisation, amount: Decimal, reference: str
 def test_a_control_twin_a_naive_reservation_accepts_more_buys_than_the_cash_covers(cash_race, monkeypatch):
     trader, organisation, instruments = cash_race
     monkeypatch.setattr(services, "_reserve_cash", naive_reserve)
+    # The organisation lock alone would already serialise one member's buys:
+    # take it out too, so only the ledger's conditional update is missing.
+    monkeypatch.setattr(services, "_lock_organisations", lambda organisation_ids: None)
 
     outcomes = buy_all(trader, instruments)
 
@@ -259,7 +263,7 @@ def test_c_parallel_sells_never_exceed_registered_capacity(capacity_race):
 
 def test_c_control_twin_without_the_organisation_lock_sells_are_over_committed(capacity_race, monkeypatch):
     seller, organisation, instruments = capacity_race
-    monkeypatch.setattr(services, "_lock_organisation", lambda organisation_id: None)
+    monkeypatch.setattr(services, "_lock_organisations", lambda organisation_ids: None)
 
     outcomes = sell_all(seller, instruments)
 
