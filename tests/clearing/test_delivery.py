@@ -33,9 +33,9 @@ from clearing.services import (
 from clearing.services.allocation import split_cents
 from clearing.statements import local_today, statement_for
 from exchange.errors import ExchangeError
-from market.services.orders import order_submit
 from market import calendar
 from market.models import SiteUsage
+from market.services.orders import order_submit
 from tests.factories import (
     OpenInstrumentFactory,
     SiteCapacityFactory,
