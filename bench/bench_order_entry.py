@@ -166,7 +166,7 @@ def serve(env: dict[str, str], *, kind: str, workers: int, log: Path) -> Iterato
         process.wait(timeout=30)
 
 
-def drain(timeout: float = 60) -> None:
+def drain(timeout: float = 120) -> None:
     """Wait until the server has finished the requests wrk left in flight
     (no other session on the bench database is in a statement or a
     transaction), so that one run's backlog does not slow the next."""
@@ -187,6 +187,7 @@ def drain(timeout: float = 60) -> None:
             elif now - quiet_since >= 0.3:
                 return
             time.sleep(0.05)
+    print(f"warning: the server was still busy {timeout:.0f} s after a run ended; the next run overlaps it")
 
 
 def rows_written(mode: str) -> int:
@@ -325,9 +326,6 @@ def main() -> int:
           f"200 answers), {batch.unanswered} requests unanswered when wrk stopped; the server wrote "
           f"{batch.written:,} orders in {batch.written_seconds:.1f} s (until it was idle): "
           f"{batch_orders:,.0f} orders/s")
-    for result in [*floors, *orders, resting]:
-        if result.unanswered:
-            print(f"{result.name}: {result.unanswered} requests unanswered when wrk stopped")
     logged = sum(r.server_errors_logged for r in [*floors, *orders, batch, resting])
     if logged:
         print(f"server log: {logged} error lines (Internal Server Error / Traceback), see {log}")
