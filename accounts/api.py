@@ -108,7 +108,7 @@ class TokenView(APIView):
             password=serializer.validated_data["password"],
             otp=serializer.validated_data.get("otp") or None,
         )
-        return Response({"token": issued.key}, status=status.HTTP_201_CREATED)
+        return Response(TokenResponseSerializer({"token": issued.key}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         operation_id="auth_token_revoke",

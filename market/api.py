@@ -27,6 +27,14 @@ from exchange.fields import AwareDateTimeField
 from exchange.schema import ErrorSerializer
 from market import calendar, selectors
 from market.models import RESTING_STATUSES, Instrument, Order, OrderStatus
+from market.serializers import (
+    BookSerializer,
+    OrderFillSerializer,  # noqa: F401 (named here by the tests, beside the others)
+    OrderSerializer,
+    OwnFillSerializer,
+    PositionSerializer,
+    PublicTradeSerializer,
+)
 from market.services import orders as order_services
 from market.services.orders import MAX_ORDER_QUANTITY
 
@@ -106,10 +114,10 @@ class InstrumentDetailView(generics.RetrieveAPIView[Instrument]):
 
 
 # --- Continuous trading: orders, fills, positions, market data (issue 3) -------------------
-# Serializers check shapes only; every rule is the order service's, which
-# answers with the contract's error codes. The response shapes are built by
-# market.selectors.orders (the service broadcasts the same dicts); the output
-# serializers below describe them for the OpenAPI schema.
+# Request serializers check shapes only; every rule is the order service's,
+# which answers with the contract's error codes. The response shapes are the
+# serializers of market.serializers, through market.selectors.orders'
+# *_payload functions (the order service broadcasts the same dicts).
 
 MAX_ORDER_LIST = 1000
 MAX_FILL_LIST = 1000
@@ -155,17 +163,6 @@ _ORDER_ERRORS = {
 _NOT_FOUND = OpenApiResponse(ErrorSerializer, description="`not_found`: no such order of your organisation.")
 
 
-@extend_schema_field({"type": "string", "enum": ["buy", "sell"], "x-spec-enum-id": "aggressor"})
-class AggressorField(serializers.ChoiceField):
-    """The same choices as a side, named as its own enum (AggressorEnum) in the
-    schema: one choice set under two names is a schema warning."""
-
-
-def _price(help_text: str, **kwargs: Any) -> serializers.DecimalField:
-    return serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True, help_text=help_text,
-                                    **kwargs)
-
-
 class OrderRequestSerializer(serializers.Serializer):
     instrument = serializers.CharField(max_length=64, help_text="Instrument symbol, e.g. H100.DE.2026-11-29T14.")
     side = serializers.ChoiceField(choices=["buy", "sell"])
@@ -203,44 +200,6 @@ class OrderAmendSerializer(serializers.Serializer):
                                         help_text="New total quantity, including what is filled.")
     price = serializers.DecimalField(max_digits=20, decimal_places=10, required=False,
                                      help_text="New limit price, EUR/GPUh.")
-
-
-class OrderFillSerializer(serializers.Serializer):
-    trade_id = serializers.IntegerField()
-    price = _price("EUR/GPUh.")
-    quantity = serializers.IntegerField()
-    liquidity = serializers.ChoiceField(choices=["maker", "taker"])
-
-
-class OrderSerializer(serializers.Serializer):
-    """An order (response only); the dict comes from ``market.selectors.orders.order_payload``."""
-
-    id = serializers.IntegerField()
-    client_order_id = serializers.CharField(allow_null=True)
-    instrument = serializers.CharField(help_text="Symbol.")
-    side = serializers.ChoiceField(choices=["buy", "sell"])
-    type = serializers.ChoiceField(choices=["limit", "market"])
-    price = _price("Limit price; for a market order the protection price it traded up to.")
-    quantity = serializers.IntegerField()
-    filled_quantity = serializers.IntegerField()
-    remaining_quantity = serializers.IntegerField(help_text="Open quantity in the book; 0 once the order is done.")
-    average_price = serializers.CharField(allow_null=True,
-                                          help_text="Volume-weighted fill price, 4 decimal places; null before a fill.")
-    status = serializers.ChoiceField(choices=["open", "partially_filled", "filled", "cancelled", "expired",
-                                              "rejected"])
-    created_at = serializers.DateTimeField()
-    fills = OrderFillSerializer(many=True)
-    time_in_force = serializers.ChoiceField(choices=["GTC", "GTD", "IOC", "FOK"], help_text="Extension.")
-    expires_at = serializers.DateTimeField(allow_null=True, help_text="Extension.")
-    post_only = serializers.BooleanField(help_text="Extension.")
-    stp_mode = serializers.ChoiceField(choices=["cancel_incoming", "cancel_resting"], help_text="Extension.")
-    reason = serializers.CharField(
-        help_text="Extension: why the order (or its remainder) ended early, e.g. ioc_remainder, market_remainder, "
-        "self_trade_prevention, cancelled_by_member, expired, instrument_closed; empty otherwise."
-    )
-
-    def to_representation(self, instance: Any) -> Any:
-        return selectors.order_payload(instance)
 
 
 class BatchRequestSerializer(serializers.Serializer):
@@ -300,46 +259,6 @@ class BatchResponseSchemaSerializer(serializers.Serializer):
         help_text="One result per order, in the order sent: the order with `status_code` 201 or 200, or the "
         "error (`code`, `detail`, `fields`) with its `status_code`.",
     )
-
-
-class OwnFillSerializer(serializers.Serializer):
-    trade_id = serializers.IntegerField()
-    order_id = serializers.IntegerField()
-    instrument = serializers.CharField()
-    side = serializers.ChoiceField(choices=["buy", "sell"])
-    price = _price("EUR/GPUh.")
-    quantity = serializers.IntegerField()
-    liquidity = serializers.ChoiceField(choices=["maker", "taker"])
-    fee = serializers.DecimalField(max_digits=18, decimal_places=2, coerce_to_string=True, help_text="EUR.")
-    executed_at = serializers.DateTimeField()
-
-
-class PositionSerializer(serializers.Serializer):
-    instrument = serializers.CharField()
-    quantity = serializers.IntegerField(help_text="Net GPUs: bought minus sold (negative: sold).")
-    average_price = serializers.CharField(
-        allow_null=True, help_text="Average price of the side the position is on (buys if long, sells if short), "
-        "4 decimal places.")
-    unrealised_pnl = serializers.DecimalField(
-        max_digits=18, decimal_places=2, coerce_to_string=True,
-        help_text="(last trade price - average price) x quantity x hours, EUR.")
-    last_price = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True, allow_null=True,
-                                          help_text="Extension: the instrument's last trade price.")
-
-
-class BookSerializer(serializers.Serializer):
-    instrument = serializers.CharField()
-    sequence = serializers.IntegerField(help_text="The book sequence of WebSocket updates this snapshot includes.")
-    bids = serializers.ListField(child=serializers.ListField(), help_text='[["12.30", 40], ...], best first.')
-    asks = serializers.ListField(child=serializers.ListField(), help_text='[["12.40", 10], ...], best first.')
-
-
-class PublicTradeSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    price = _price("EUR/GPUh.")
-    quantity = serializers.IntegerField()
-    executed_at = serializers.DateTimeField()
-    aggressor = AggressorField(choices=["buy", "sell"], help_text="The side of the incoming order.")
 
 
 def _organisation(request: Request) -> Organisation:

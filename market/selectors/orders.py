@@ -2,9 +2,10 @@
 orders, fills and positions.
 
 Each selector answers in a fixed, small number of queries (noted on each).
-The ``*_payload`` functions give the JSON shapes of the API contract; the API
-answers them and the order service broadcasts the same dicts, so a client
-sees one shape over REST and WebSocket.
+The ``*_payload`` functions give the JSON shapes of the API contract through
+the serializers of ``market.serializers``, the ones the OpenAPI schema
+shows; the API answers them and the order service broadcasts the same
+dicts, so a client sees one shape over REST, WebSocket and the schema.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from django.db.models import DecimalField, F, FilteredRelation, OuterRef, Q, Que
 
 from accounts.models import Organisation
 from clearing.fees import CENT
-from market import calendar
 from market.models import RESTING_STATUSES, Instrument, Order, Position, Side, Trade
+from market.serializers import (
+    BookSerializer,
+    OrderSerializer,
+    OwnFillSerializer,
+    PositionSerializer,
+    PublicTradeSerializer,
+)
 
 Level = tuple[Decimal, int]
 
@@ -30,9 +37,14 @@ Level = tuple[Decimal, int]
 AVERAGE_PLACES = Decimal("0.0001")
 
 
-def _iso(value: datetime) -> str:
-    # The exchange's local time with its offset, like the instrument API.
-    return value.astimezone(calendar.BERLIN).isoformat()
+# One instance of each, built once: instantiating a serializer copies its
+# fields, which the order service's broadcasts should not pay per order.
+# to_representation keeps no state, so threads may share them.
+_ORDER = OrderSerializer()
+_OWN_FILL = OwnFillSerializer()
+_POSITION = PositionSerializer()
+_BOOK = BookSerializer()
+_PUBLIC_TRADE = PublicTradeSerializer()
 
 
 def _average(total: Decimal, quantity: int) -> Decimal | None:
@@ -83,12 +95,8 @@ def book_snapshot(*, instrument: Instrument, depth: int = 20) -> BookSnapshot:
 
 
 def book_payload(*, symbol: str, snapshot: BookSnapshot) -> dict[str, Any]:
-    return {
-        "instrument": symbol,
-        "sequence": snapshot.sequence,
-        "bids": [[f"{price:.2f}", quantity] for price, quantity in snapshot.bids],
-        "asks": [[f"{price:.2f}", quantity] for price, quantity in snapshot.asks],
-    }
+    return dict(_BOOK.to_representation(
+        {"instrument": symbol, "sequence": snapshot.sequence, "bids": snapshot.bids, "asks": snapshot.asks}))
 
 
 # --- public trades ----------------------------------------------------------------------
@@ -107,8 +115,8 @@ def public_trades(*, instrument: Instrument, limit: int = 100) -> list[dict[str,
 def public_trade_payload(
     *, id: int, price: Decimal, quantity: int, executed_at: datetime, aggressor: str
 ) -> dict[str, Any]:
-    return {"id": id, "price": f"{price:.2f}", "quantity": quantity, "executed_at": _iso(executed_at),
-            "aggressor": aggressor}
+    return dict(_PUBLIC_TRADE.to_representation(
+        {"id": id, "price": price, "quantity": quantity, "executed_at": executed_at, "aggressor": aggressor}))
 
 
 # --- a member's orders ------------------------------------------------------------------
@@ -180,32 +188,8 @@ def orders_with_fills(orders: Iterable[Order]) -> list[OrderView]:
 
 def order_payload(view: OrderView) -> dict[str, Any]:
     """The order in the contract's shape (plus ``time_in_force``, ``expires_at``,
-    ``post_only``, ``stp_mode`` and ``reason``, extensions)."""
-    order = view.order
-    average = view.average_price
-    return {
-        "id": order.pk,
-        "client_order_id": order.client_order_id,
-        "instrument": order.instrument.symbol,
-        "side": order.side,
-        "type": order.type,
-        "price": f"{order.price:.2f}",
-        "quantity": order.quantity,
-        "filled_quantity": order.filled_quantity,
-        "remaining_quantity": order.remaining_quantity,
-        "average_price": None if average is None else str(average),
-        "status": order.status,
-        "created_at": _iso(order.created_at),
-        "fills": [
-            {"trade_id": f.trade_id, "price": f"{f.price:.2f}", "quantity": f.quantity, "liquidity": f.liquidity}
-            for f in view.fills
-        ],
-        "time_in_force": order.time_in_force,
-        "expires_at": None if order.expires_at is None else _iso(order.expires_at),
-        "post_only": order.post_only,
-        "stp_mode": order.stp_mode,
-        "reason": order.reason,
-    }
+    ``post_only``, ``stp_mode`` and ``reason``, extensions): ``OrderSerializer``."""
+    return dict(_ORDER.to_representation(view))
 
 
 # --- a member's fills -------------------------------------------------------------------
@@ -253,17 +237,7 @@ def fills_for(*, organisation: Organisation, instrument: Instrument | None = Non
 
 
 def fill_payload(fill: OwnFill) -> dict[str, Any]:
-    return {
-        "trade_id": fill.trade_id,
-        "order_id": fill.order_id,
-        "instrument": fill.instrument,
-        "side": fill.side,
-        "price": f"{fill.price:.2f}",
-        "quantity": fill.quantity,
-        "liquidity": fill.liquidity,
-        "fee": f"{fill.fee:.2f}",
-        "executed_at": _iso(fill.executed_at),
-    }
+    return dict(_OWN_FILL.to_representation(fill))
 
 
 # --- positions --------------------------------------------------------------------------
@@ -314,13 +288,7 @@ def positions_for(*, organisation: Organisation) -> list[PositionView]:
 
 
 def position_payload(view: PositionView) -> dict[str, Any]:
-    return {
-        "instrument": view.instrument,
-        "quantity": view.quantity,
-        "average_price": None if view.average_price is None else str(view.average_price),
-        "unrealised_pnl": f"{view.unrealised_pnl:.2f}",
-        "last_price": None if view.last_price is None else f"{view.last_price:.2f}",
-    }
+    return dict(_POSITION.to_representation(view))
 
 
 __all__ = [

@@ -3,6 +3,7 @@ promises about bounds, "open" as API users mean it, and times that must
 carry their offset. Actors as in orders_world."""
 
 import json
+import re
 from datetime import UTC, timedelta
 from io import StringIO
 
@@ -131,3 +132,48 @@ def test_an_expiry_with_an_offset_is_taken(world, offset):
 
     assert answer.status_code == 201, answer.content
     assert answer.json()["expires_at"] == at.astimezone(calendar.BERLIN).isoformat()
+
+
+# --- response shapes are written once (item 11) -------------------------------------------------
+
+
+def test_the_serializers_the_schema_shows_produce_every_answer(world, monkeypatch):
+    from market import serializers as shapes
+
+    used: dict[str, int] = {}
+    for name in ("OrderSerializer", "OrderFillSerializer", "OwnFillSerializer", "PositionSerializer",
+                 "BookSerializer", "PublicTradeSerializer"):
+        cls = getattr(shapes, name)
+        original = cls.to_representation
+
+        def spy(self, instance, _original=original, _name=name):  # type: ignore[no-untyped-def]
+            used[_name] = used.get(_name, 0) + 1
+            return _original(self, instance)
+
+        monkeypatch.setattr(cls, "to_representation", spy)
+
+    place(world.alice, world, side="sell", price="12.00", quantity=2)
+    order = place(world.charlie, world, side="buy", price="12.00", quantity=1).json()
+    client = client_for(world.charlie)
+    symbol = world.instrument.symbol
+    answers = {
+        "order": order,
+        "orders": client.get(ORDERS).json(),
+        "fills": client.get("/api/v1/trades/").json(),
+        "positions": client.get("/api/v1/positions/").json(),
+        "book": client.get(f"/api/v1/instruments/{symbol}/book/").json(),
+        "trades": client.get(f"/api/v1/instruments/{symbol}/trades/").json(),
+    }
+
+    assert set(used) == {"OrderSerializer", "OrderFillSerializer", "OwnFillSerializer", "PositionSerializer",
+                         "BookSerializer", "PublicTradeSerializer"}
+    # ... and the shapes on the wire are the contract's, unchanged.
+    assert order["fills"] == [{"trade_id": order["fills"][0]["trade_id"], "price": "12.00", "quantity": 1,
+                               "liquidity": "taker"}]
+    assert order["created_at"].endswith(("+01:00", "+02:00"))
+    assert re.fullmatch(r"\d+\.\d\d", answers["fills"][0]["fee"])
+    assert answers["positions"][0] == {"instrument": symbol, "quantity": 1, "average_price": "12.0000",
+                                       "unrealised_pnl": "0.00", "last_price": "12.00"}
+    assert answers["book"]["asks"] == [["12.00", 1]] and answers["book"]["bids"] == []
+    assert set(answers["trades"][0]) == {"id", "price", "quantity", "executed_at", "aggressor"}
+    assert answers["trades"][0]["aggressor"] == "buy"
