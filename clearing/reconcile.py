@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from accounts.models import Organisation, User
 from clearing.models import (
     GUARDED_KINDS,
+    HOUSE_KINDS,
     Account,
     DeliveryTicket,
     Invoice,
@@ -227,7 +228,8 @@ def _reserved_matches_orders() -> Iterator[str]:
 def _no_negative_balances() -> Iterator[str]:
     # Member accounts by their running balance; the funds (house accounts,
     # no running balance) by the sum of their lines.
-    balances = {(None, kind): amount for kind, amount in house_balances().items() if kind in GUARDED_KINDS}
+    balances = {(None, kind): amount for kind, amount in
+                house_balances(kind for kind in HOUSE_KINDS if kind in GUARDED_KINDS).items()}
     negative_funds = [kind for (_none, kind), amount in balances.items() if amount < 0]
     negative = (Account.objects.filter(kind__in=GUARDED_KINDS, organisation__isnull=False, balance__lt=0)
                 | Account.objects.filter(kind__in=negative_funds, organisation__isnull=True))
@@ -281,7 +283,7 @@ def _ccp_matches_open_tickets() -> Iterator[str]:
     # A trade books -V on the CCP and splits V over its tickets; settling a
     # ticket (payout or refund) books +V_t. So between the two the CCP holds
     # exactly minus what the unsettled tickets are worth.
-    ccp = house_balances()[Account.Kind.CCP]
+    ccp = house_balances([Account.Kind.CCP])[Account.Kind.CCP]
     unsettled = DeliveryTicket.objects.filter(settled_at__isnull=True).aggregate(
         total=Sum("value"), count=Count("pk"))
     expected = -(unsettled["total"] or ZERO)

@@ -18,6 +18,7 @@ from clearing.models import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     from accounts.models import Organisation
@@ -46,17 +47,19 @@ def ledger_balance_from_lines(account: Account) -> Decimal:
     return total if total is not None else ZERO
 
 
-def house_balances() -> dict[str, Decimal]:
+def house_balances(kinds: "Iterable[str] | None" = None) -> dict[str, Decimal]:
     """The clearing house's balance per house account kind: the sum of each
-    house account's journal lines (0.00 for a kind without lines). One query.
+    house account's journal lines (0.00 for a kind without lines). One query;
+    ``kinds`` narrows it to those kinds (default: all five).
 
     House accounts carry no running balance (issue 7, "no hot rows": a trade
     must not update a row every other trade updates too); their ``balance``
     column stays 0.00 and the lines are the truth.
     """
-    balances = dict.fromkeys(HOUSE_KINDS, ZERO)
+    wanted = tuple(HOUSE_KINDS if kinds is None else kinds)
+    balances = dict.fromkeys(wanted, ZERO)
     rows = (
-        JournalLine.objects.filter(account__organisation__isnull=True)
+        JournalLine.objects.filter(account__organisation__isnull=True, account__kind__in=wanted)
         .order_by()
         .values("account__kind")
         .annotate(total=Round(Sum("amount"), 2, output_field=_MONEY))

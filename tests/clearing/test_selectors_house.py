@@ -48,6 +48,10 @@ def test_house_balances_are_the_sums_of_the_lines(traded):
     }
 
 
+def test_house_balances_of_some_kinds_only(traded):
+    assert house_balances(["ccp", "rnd_fund"]) == {"ccp": D("-49.20"), "rnd_fund": D("0.01")}
+
+
 def test_house_kinds_without_lines_read_zero(db):
     assert house_balances() == dict.fromkeys(("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund"),
                                              D("0.00"))
