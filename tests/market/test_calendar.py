@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market import calendar as cal
@@ -287,6 +287,7 @@ def test_every_hour_symbol_parses_back_to_the_same_utc_interval(gpu_class, zone,
 
 
 @given(futures_periods)
+@settings(deadline=None)  # a year is 365 day computations: over 200 ms on a loaded 2-core machine
 def test_futures_hours_are_the_sum_of_their_days(period):
     day, total = period.first_day, 0
     while day < period.end_day:
