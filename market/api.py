@@ -359,6 +359,8 @@ class OrderListView(APIView):
         serializer.is_valid(raise_exception=True)
         result = order_services.order_submit(user=cast(User, request.user),
                                              **_submit_kwargs(dict(serializer.validated_data)))
+        if result.view is not None:
+            return Response(selectors.order_payload(result.view), status=201)
         return _order_response(result.order, 201 if result.created else 200)
 
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import F, Subquery, Sum
+from django.db import connection
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from clearing.fees import CENT, is_cents
@@ -77,18 +79,18 @@ class CannotDeliver(ExchangeError):
 
 def _seller_sites(trade: Trade) -> list[_SiteRoom]:
     """The seller's sites with capacity of the trade's class, with their use in
-    its hour (``SiteUsage``, the one source of truth). Two queries."""
+    its hour (``SiteUsage``, the one source of truth). One query."""
     from market.models import SiteCapacity, SiteUsage
 
     instrument = trade.instrument
-    used = dict(SiteUsage.objects.filter(
-        site__organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
-        hour_start=instrument.delivery_start).values_list("site_id", "gpus"))
+    used = SiteUsage.objects.filter(site_id=OuterRef("site_id"), gpu_class_id=instrument.gpu_class_id,
+                                    hour_start=instrument.delivery_start).values("gpus")[:1]
     return [
-        _SiteRoom(site_id, state, gpus, used.get(site_id, 0))
-        for site_id, state, gpus in SiteCapacity.objects.filter(
+        _SiteRoom(site_id, state, gpus, used_gpus)
+        for site_id, state, gpus, used_gpus in SiteCapacity.objects.filter(
             site__organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
-        ).order_by("site_id").values_list("site_id", "site__state", "gpus")
+        ).annotate(used=Coalesce(Subquery(used), Value(0))).order_by("site_id")
+        .values_list("site_id", "site__state", "gpus", "used")
     ]
 
 
@@ -102,7 +104,7 @@ def _pending_state_commitments(trade: Trade) -> dict[str, int]:
 
     instrument = trade.instrument
     rows = instrument_commitments(
-        organisation=trade.seller,
+        organisation=trade.seller_id,
         instruments=Instrument.objects.filter(gpu_class_id=instrument.gpu_class_id,
                                               delivery_start=instrument.delivery_start).exclude(zone__code=DE),
     )
@@ -187,19 +189,32 @@ def instrument_seller_of(site_id: int) -> int:
 def _use(site_id: int, instrument: Any, gpus: int) -> None:
     """Add ``gpus`` (negative: give back) to a site's use in the instrument's
     hour with one guarded statement: never beyond the site's capacity of
-    the class, never below zero. Raises if the guard refuses."""
+    the class, never below zero. Raises ``CannotDeliver`` if the guard refuses."""
     from market.models import SiteCapacity, SiteUsage
 
-    if gpus > 0:
-        SiteUsage.objects.get_or_create(site_id=site_id, gpu_class_id=instrument.gpu_class_id,
-                                        hour_start=instrument.delivery_start)
-    capacity = SiteCapacity.objects.filter(site_id=site_id, gpu_class_id=instrument.gpu_class_id).values("gpus")
-    updated = SiteUsage.objects.filter(
-        site_id=site_id, gpu_class_id=instrument.gpu_class_id, hour_start=instrument.delivery_start,
-        gpus__gte=max(0, -gpus),
-    ).filter(gpus__lte=Subquery(capacity[:1]) - gpus).update(gpus=F("gpus") + gpus)
-    if updated != 1:
-        raise CannotDeliver(instrument_seller_of(site_id))
+    usage, capacity = SiteUsage._meta.db_table, SiteCapacity._meta.db_table
+    cap = f"(SELECT c.gpus FROM {capacity} c WHERE c.site_id = %s AND c.gpu_class_id = %s)"  # noqa: S608 (model table)
+    site, cls = site_id, instrument.gpu_class_id
+    with connection.cursor() as cursor:
+        if gpus < 0:
+            cursor.execute(
+                f"UPDATE {usage} SET gpus = gpus + %s WHERE site_id = %s AND gpu_class_id = %s "  # noqa: S608
+                f"AND hour_start = %s AND gpus + %s >= 0 RETURNING gpus",
+                [gpus, site, cls, instrument.delivery_start, gpus],
+            )
+        else:
+            # Insert the hour's row or add to it, either way only while the
+            # result stays within the site's capacity (the WHERE of the insert
+            # and of the conflict update). No row back: refused.
+            cursor.execute(
+                f"INSERT INTO {usage} AS u (site_id, gpu_class_id, hour_start, gpus) "  # noqa: S608 (model tables)
+                f"SELECT %s, %s, %s, %s WHERE %s <= {cap} "
+                f"ON CONFLICT (site_id, gpu_class_id, hour_start) DO UPDATE SET gpus = u.gpus + EXCLUDED.gpus "
+                f"WHERE u.gpus + %s <= {cap} RETURNING u.gpus",
+                [site, cls, instrument.delivery_start, gpus, gpus, site, cls, gpus, site, cls],
+            )
+        if cursor.fetchone() is None:
+            raise CannotDeliver(instrument_seller_of(site_id))
 
 
 def _resale_sources(trade: Trade) -> list[tuple[DeliveryTicket, int]]:

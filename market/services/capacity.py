@@ -75,7 +75,7 @@ class InstrumentCommitment:
 
 
 def instrument_commitments(
-    *, organisation: Organisation, instruments: QuerySet[Instrument], only_active: bool = True
+    *, organisation: Organisation | int, instruments: QuerySet[Instrument], only_active: bool = True
 ) -> list[InstrumentCommitment]:
     """The organisation's open sell quantity and net position in each of the
     hourly ``instruments``, in one query. With ``only_active`` the

@@ -104,6 +104,8 @@ from market.models import (
     Trade,
 )
 from market.selectors.orders import (
+    OrderFill,
+    OrderView,
     fill_payload,
     order_payload,
     orders_with_fills,
@@ -150,6 +152,9 @@ MAX_UNFILLABLE = 5
 class SubmitResult:
     order: Order
     created: bool
+    # The order with its fills as the transaction left it (None for a
+    # resend): the API answers from it without reading the order again.
+    view: OrderView | None = None
 
 
 # --- seams -------------------------------------------------------------------------------
@@ -161,7 +166,8 @@ def _lock_instrument(instrument_id: int) -> Instrument:
     """Lock and re-read the instrument: every write to its book waits here.
     FOR NO KEY UPDATE: the lock only serialises, and must not block the
     foreign-key checks of inserts that point at the instrument."""
-    return Instrument.objects.select_for_update(no_key=True).get(pk=instrument_id)
+    return (Instrument.objects.select_related("zone").select_for_update(no_key=True, of=("self",))
+            .get(pk=instrument_id))
 
 
 def _lock_organisations(organisation_ids: set[int]) -> None:
@@ -417,7 +423,9 @@ class _Changes:
     book: LedgerAccounts | None = None
     postings: list[Posting] = field(default_factory=list)
     touched: dict[str, set[Decimal]] = field(default_factory=lambda: {Side.BUY: set(), Side.SELL: set()})
-    changed_orders: dict[int, None] = field(default_factory=dict)  # ordered set
+    changed_orders: dict[int, Order] = field(default_factory=dict)  # in the order they changed
+    new_orders: set[int] = field(default_factory=set)  # entered by this transaction: no earlier fills
+    views: dict[int, OrderView] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     positions: dict[int, _PositionDelta] = field(default_factory=lambda: defaultdict(_PositionDelta))
     order_sequence: int | None = None
@@ -435,7 +443,7 @@ class _Changes:
         self.touched[side].add(price)
 
     def changed(self, order: Order) -> None:
-        self.changed_orders[order.pk] = None
+        self.changed_orders[order.pk] = order
 
     def next_priority(self) -> int:
         self.order_sequence = (self.order_sequence or self.instrument.order_sequence) + 1
@@ -574,7 +582,7 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
     rows = Order.objects.filter(
         instrument_id=taker.instrument_id, side=Side.SELL if taker.side == Side.BUY else Side.BUY,
         status__in=RESTING_STATUSES,
-    ).select_related("organisation")
+    )
     if taker.side == Side.BUY:
         rows = rows.filter(price__lte=taker.price).order_by("price", "priority")
     else:
@@ -582,13 +590,21 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
     need = taker.quantity - taker.filled_quantity
     loaded: list[Order] = []
     usable = 0
-    for order in rows.iterator(chunk_size=CROSSING_PAGE):
-        loaded.append(order)
-        if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
-            usable += order.quantity - order.filled_quantity
-            if usable >= need:
-                break
-    return loaded
+    offset = 0
+    while True:
+        # Plain pages (LIMIT/OFFSET under the instrument lock: the book cannot
+        # change between them) rather than a server-side cursor, which costs
+        # three round trips even when the first page is all there is.
+        page = list(rows[offset:offset + CROSSING_PAGE])
+        for order in page:
+            loaded.append(order)
+            if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
+                usable += order.quantity - order.filled_quantity
+                if usable >= need:
+                    return loaded
+        if len(page) < CROSSING_PAGE:
+            return loaded
+        offset += CROSSING_PAGE
 
 
 def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict[Hashable, Order]]:
@@ -634,12 +650,10 @@ def _finish(changes: _Changes) -> None:
 
     symbol, sequence = instrument.symbol, instrument.book_sequence
     private: list[tuple[int, dict[str, Any]]] = []
-    if changes.changed_orders:
-        orders = Order.objects.select_related("instrument").filter(pk__in=changes.changed_orders)
-        by_id = {view.order.pk: view for view in orders_with_fills(orders)}
-        for order_id in changes.changed_orders:
-            view = by_id[order_id]
-            private.append((view.order.organisation_id, {"type": "order", "order": order_payload(view)}))
+    changes.views = _order_views(changes)
+    for order_id in changes.changed_orders:
+        view = changes.views[order_id]
+        private.append((view.order.organisation_id, {"type": "order", "order": order_payload(view)}))
     public = []
     for trade in changes.trades:
         public.append(public_trade_payload(id=trade.pk, price=trade.price, quantity=trade.quantity,
@@ -655,6 +669,27 @@ def _finish(changes: _Changes) -> None:
         broadcast.publish(messages)
 
     transaction.on_commit(publish, robust=True)
+
+
+def _order_views(changes: _Changes) -> dict[int, OrderView]:
+    """The changed orders with their fills, from memory: an order entered by
+    this transaction has exactly this transaction's fills; only orders that
+    rested before need their earlier fills read (one query)."""
+    fills: dict[int, list[OrderFill]] = {order_id: [] for order_id in changes.changed_orders}
+    earlier = [order_id for order_id in changes.changed_orders if order_id not in changes.new_orders]
+    if earlier:
+        for view in orders_with_fills([changes.changed_orders[order_id] for order_id in earlier]):
+            fills[view.order.pk] = view.fills
+    for trade in changes.trades:  # in execution order, like orders_with_fills
+        for order_id, side in ((trade.buy_order_id, Side.BUY), (trade.sell_order_id, Side.SELL)):
+            if order_id in changes.new_orders:
+                fills[order_id].append(OrderFill(trade.pk, trade.price, trade.quantity,
+                                                 "taker" if trade.aggressor == side else "maker"))
+    views = {}
+    for order_id, order in changes.changed_orders.items():
+        order.instrument = changes.instrument
+        views[order_id] = OrderView(order=order, fills=fills[order_id])
+    return views
 
 
 def _positions_add(instrument_id: int, deltas: Mapping[int, _PositionDelta]) -> None:
@@ -790,13 +825,14 @@ def _submit_tx(
     if side == Side.SELL:
         _check_sell_capacity(organisation=organisation, instrument=instrument, extra=quantity)
     order.save(force_insert=True)
+    changes.new_orders.add(order.pk)
     if side == Side.BUY:
         _reserve_cash(changes, organisation=organisation, amount=order.reserved_amount,
                       reference=f"order:{order.pk}", actor=user)
     _apply_match(changes, order, result, resting)
     # ... 3. the accounts, in one pass in id order (ledger_post_all).
     _finish(changes)
-    return SubmitResult(order, created=True)
+    return SubmitResult(order, created=True, view=changes.views.get(order.pk))
 
 
 def orders_submit_batch(*, user: User, orders: Sequence[Mapping[str, Any]]) -> list[SubmitResult | ExchangeError]:
