@@ -99,16 +99,12 @@ def _pending_state_commitments(trade: Trade) -> dict[str, int]:
     instrument of this hour beyond what is already allocated (its open sells
     not covered by capacity it bought there). A DE trade must leave that
     much free in the state."""
-    from market.models import Instrument
-    from market.services.capacity import instrument_commitments
+    from market.services.capacity import hour_commitments
 
     instrument = trade.instrument
-    rows = instrument_commitments(
-        organisation=trade.seller_id,
-        instruments=Instrument.objects.filter(gpu_class_id=instrument.gpu_class_id,
-                                              delivery_start=instrument.delivery_start).exclude(zone__code=DE),
-    )
-    return {row.zone: max(0, row.open_sell - max(0, row.net_position)) for row in rows}
+    rows = hour_commitments(organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
+                            delivery_start=instrument.delivery_start)
+    return {row.zone: max(0, row.open_sell - max(0, row.net_position)) for row in rows if row.zone != DE}
 
 
 def _site_slices(trade: Trade, quantity: int) -> list[tuple[int, int]]:
