@@ -191,23 +191,24 @@ def _use(site_id: int, instrument: Any, gpus: int) -> None:
     usage, capacity = SiteUsage._meta.db_table, SiteCapacity._meta.db_table
     cap = f"(SELECT c.gpus FROM {capacity} c WHERE c.site_id = %s AND c.gpu_class_id = %s)"  # noqa: S608 (model table)
     site, cls = site_id, instrument.gpu_class_id
+    hour = connection.ops.adapt_datetimefield_value(instrument.delivery_start)  # as the ORM stores it
     with connection.cursor() as cursor:
         if gpus < 0:
             cursor.execute(
                 f"UPDATE {usage} SET gpus = gpus + %s WHERE site_id = %s AND gpu_class_id = %s "  # noqa: S608
                 f"AND hour_start = %s AND gpus + %s >= 0 RETURNING gpus",
-                [gpus, site, cls, instrument.delivery_start, gpus],
+                [gpus, site, cls, hour, gpus],
             )
         else:
             # Insert the hour's row or add to it, either way only while the
             # result stays within the site's capacity (the WHERE of the insert
             # and of the conflict update). No row back: refused.
             cursor.execute(
-                f"INSERT INTO {usage} AS u (site_id, gpu_class_id, hour_start, gpus) "  # noqa: S608 (model tables)
+                f"INSERT INTO {usage} (site_id, gpu_class_id, hour_start, gpus) "  # noqa: S608 (model tables)
                 f"SELECT %s, %s, %s, %s WHERE %s <= {cap} "
-                f"ON CONFLICT (site_id, gpu_class_id, hour_start) DO UPDATE SET gpus = u.gpus + EXCLUDED.gpus "
-                f"WHERE u.gpus + %s <= {cap} RETURNING u.gpus",
-                [site, cls, instrument.delivery_start, gpus, gpus, site, cls, gpus, site, cls],
+                f"ON CONFLICT (site_id, gpu_class_id, hour_start) DO UPDATE SET gpus = {usage}.gpus + EXCLUDED.gpus "
+                f"WHERE {usage}.gpus + %s <= {cap} RETURNING {usage}.gpus",
+                [site, cls, hour, gpus, gpus, site, cls, gpus, site, cls],
             )
         if cursor.fetchone() is None:
             raise CannotDeliver(instrument_seller_of(site_id))

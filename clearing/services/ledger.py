@@ -137,6 +137,7 @@ def _insert_entries(checked: list[tuple[Posting, list[tuple[int, Decimal]]]]) ->
     this runs in every order transaction, where compiling bulk_create costs
     more than the statements)."""
     now = JournalEntry._meta.get_field("created_at").get_default()  # the field's default, as an ORM insert would
+    created = connection.ops.adapt_datetimefield_value(now)  # as the ORM would store it (SQLite: text)
     entry_table, line_table = JournalEntry._meta.db_table, JournalLine._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -144,7 +145,7 @@ def _insert_entries(checked: list[tuple[Posting, list[tuple[int, Decimal]]]]) ->
             + ", ".join(["(%s, %s, %s, %s, %s)"] * len(checked)) + " RETURNING id",
             [value for posting, _rows in checked
              for value in (posting.kind, posting.reference, posting.memo,
-                           posting.actor.pk if posting.actor is not None else None, now)],
+                           posting.actor.pk if posting.actor is not None else None, created)],
         )
         ids = [row[0] for row in cursor.fetchall()]
         lines = [(entry_id, account_pk, amount)

@@ -121,7 +121,8 @@ def hour_commitments(
             f"AND p.organisation_id = %s), 0) "
             f"FROM {instrument} i JOIN {zone} z ON z.id = i.zone_id "
             f"WHERE i.gpu_class_id = %s AND i.delivery_start = %s AND i.segment IN (%s, %s)",
-            [organisation_id, Side.SELL, *RESTING_STATUSES, organisation_id, gpu_class_id, delivery_start,
+            [organisation_id, Side.SELL, *RESTING_STATUSES, organisation_id, gpu_class_id,
+             connection.ops.adapt_datetimefield_value(delivery_start),
              *HOURLY_SEGMENTS],
         )
         return [InstrumentCommitment(pk, cls, start, code, int(open_sell), int(position))
