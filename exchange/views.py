@@ -17,6 +17,7 @@ from exchange.health import run_checks
 from market import calendar
 from market.models import GpuClass, Instrument
 
+
 def _rate(rate: Decimal) -> Decimal:
     """A fee rate with its own decimals, at least three: 0.0150 -> 0.015, 0.0125 stays."""
     three = rate.quantize(Decimal("0.001"))

@@ -14,7 +14,8 @@ Rules (market rules §2.2, §2.3; API contract "Orders"):
   service's checks (``Instrument.tick_size``, with its own error codes): the
   core assumes no grid. An :class:`Order` still refuses (``ValueError``) to
   be made with a price that is not a finite non-negative ``Decimal`` or
-  another malformed field, so a bad price can never reach a fill. A trade always executes at the *resting* (maker) order's price.
+  another malformed field, so a bad price can never reach a fill. A trade
+  always executes at the *resting* (maker) order's price.
 * Price-time priority: best price first, then the lowest ``priority`` key (a
   sequence number the caller assigns; later orders get larger keys).
 * A market order is a limit order at the protection price (reference price
