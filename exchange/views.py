@@ -2,8 +2,9 @@
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Field, Max, Min, Model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -30,6 +31,10 @@ def _percent(rate: Decimal) -> Decimal:
     return percent.quantize(Decimal(1)) if percent == percent.to_integral_value() else percent.normalize()
 
 
+def _default(model: type[Model], name: str) -> Any:
+    return cast(Field, model._meta.get_field(name)).get_default()
+
+
 def market_facts(now: datetime) -> dict[str, Decimal]:
     """The figures of the market rules that the landing page explains, as in
     force at ``now``: the fee schedule (``clearing.selectors.fee_terms_at``),
@@ -37,16 +42,15 @@ def market_facts(now: datetime) -> dict[str, Decimal]:
     initial margin of the active GPU classes (admin-configurable; the
     classes' field defaults while there is none)."""
     terms = fee_terms_at(now)
-    fields = GpuClass._meta
     classes = GpuClass.objects.filter(active=True).aggregate(
         n=Count("pk"), price_min=Min("min_price"), price_max=Max("max_price"),
         margin_min=Min("initial_margin_rate"), margin_max=Max("initial_margin_rate"))
     if not classes["n"]:
         for key, field in (("price_min", "min_price"), ("price_max", "max_price"),
                            ("margin_min", "initial_margin_rate"), ("margin_max", "initial_margin_rate")):
-            classes[key] = fields.get_field(field).get_default()
+            classes[key] = _default(GpuClass, field)
     return {
-        "tick": Instrument._meta.get_field("tick_size").get_default(),
+        "tick": _default(Instrument, "tick_size"),
         "price_min": classes["price_min"],
         "price_max": classes["price_max"],
         "initial_margin_percent": _percent(classes["margin_min"]),
