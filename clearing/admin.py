@@ -6,11 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import number_format
@@ -21,16 +22,29 @@ from django.utils.translation import gettext_lazy as _
 from clearing.models import (
     Account,
     CashDeposit,
+    DeliveryTicket,
+    FeeSchedule,
     Invoice,
     InvoiceLine,
     JournalEntry,
     JournalLine,
+    PayoutAccount,
+    PayoutAccountChange,
     ReconciliationRun,
     StatementOrganisation,
+    WithdrawalRequest,
 )
 from clearing.reconcile import run_checks
 from clearing.selectors import with_current_balance
-from clearing.services import cash_deposit_book
+from clearing.services import cash_deposit_book, dispute_resolve, withdrawal_approve, withdrawal_reject
+from clearing.services.cash import (
+    four_eyes_refusal,
+    payout_change_approve,
+    payout_change_reject,
+    payout_change_request,
+    payout_four_eyes_refusal,
+)
+from clearing.services.delivery import delivery_hold, tickets_flag_not_provided
 from clearing.statements import local_today, statement_for
 from exchange.admin import ReadOnlyAdminMixin
 from exchange.errors import ExchangeError, add_error_to_form
@@ -268,13 +282,6 @@ class StatementOrganisationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- Fees, funds and withdrawals (issue 4) ---------------------------------------------------
 
-from django.contrib import messages  # noqa: E402
-from django.contrib.admin import helpers  # noqa: E402
-
-from clearing.models import FeeSchedule, WithdrawalRequest  # noqa: E402
-from clearing.services import withdrawal_approve, withdrawal_reject  # noqa: E402
-from clearing.services.cash import four_eyes_refusal  # noqa: E402
-
 
 @admin.register(FeeSchedule)
 class FeeScheduleAdmin(admin.ModelAdmin):
@@ -377,12 +384,6 @@ class WithdrawalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 # --- Delivery tickets and dispute resolution (issue 4) -------------------------------------------
-
-from django.shortcuts import redirect  # noqa: E402
-
-from clearing.models import DeliveryTicket  # noqa: E402
-from clearing.services import dispute_resolve  # noqa: E402
-from clearing.services.delivery import delivery_hold, tickets_flag_not_provided  # noqa: E402
 
 
 class DeliveryHoldForm(forms.Form):
@@ -488,14 +489,6 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 # --- Payout accounts under four eyes (issue 7 item 10) -------------------------------------------
-
-from clearing.models import PayoutAccount, PayoutAccountChange  # noqa: E402
-from clearing.services.cash import (  # noqa: E402
-    payout_change_approve,
-    payout_change_reject,
-    payout_change_request,
-    payout_four_eyes_refusal,
-)
 
 
 @admin.register(PayoutAccount)
