@@ -475,7 +475,9 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     page that calls ``dispute_resolve`` (refund, audit, settlement in one
     transaction); a ``not_provided`` one can be held (no automatic refund)."""
 
-    list_display = ("id", "trade", "seller", "buyer", "gpus", "value", "status", "on_hold", "delivery_start",
+    # What an operator decides on first (status, hold, hour), then who and how much: at 1280 px beside
+    # the admin's navigation, the columns after "buyer" need scrolling.
+    list_display = ("id", "status", "on_hold", "delivery_start", "seller", "buyer", "gpus", "value", "trade",
                     "settled_at")
     list_filter = ("status",)
     search_fields = ("=id", "=trade__id", "seller__legal_name", "buyer__legal_name")
@@ -604,7 +606,8 @@ class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     approve (first or second operator) or reject; the four-eyes refusal is
     shown as a message and nothing is written."""
 
-    list_display = ("id", "requested_at", "organisation", "iban", "holder_name", "status", "requested_by",
+    # Who and where it stands first: beside the admin's navigation the later columns need scrolling.
+    list_display = ("id", "organisation", "status", "iban", "holder_name", "requested_at", "requested_by",
                     "first_approved_by", "decided_by")
     list_filter = ("status",)
     list_select_related = ("organisation", "requested_by", "first_approved_by", "decided_by")

@@ -232,6 +232,33 @@ def test_the_screens_and_the_api_show_not_provided_without_waiting_for_the_job(w
     assert body["not_provided_at"] is not None
 
 
+def test_a_not_provided_ticket_no_longer_says_access_is_due_at_the_start(world: World, client):
+    ticket = sold_ticket(world)
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=ticket.delivery_start - timedelta(days=2))
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+
+    client.force_login(world.charlie)  # the buyer
+    buyer_page = client.get(f"/deliveries/{ticket.pk}/").content.decode()
+    client.force_login(world.alice)  # the seller
+    seller_page = client.get(f"/deliveries/{ticket.pk}/").content.decode()
+
+    assert "did not post the access details by delivery start" in buyer_page
+    assert "Delivery has started without access details. Post them now" in seller_page
+    for page in (buyer_page, seller_page):
+        assert "no later than delivery start" not in page
+
+
+def test_the_withdrawals_page_groups_amounts_and_names_no_account_it_does_not_have(world: World, client):
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    client.force_login(world.alice)
+
+    page = client.get("/withdrawals/").content.decode()
+
+    assert "Available: 10,000.00 EUR" in page
+    assert "Withdrawals are paid only to this account" not in page  # there is none yet
+    assert 'class="stack"' in page  # the cards do not touch
+
+
 # --- 3. a refund beyond the seller's cash --------------------------------------------------------
 
 
