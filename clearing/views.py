@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -203,6 +203,8 @@ def delivery_list(request: AuthedRequest) -> HttpResponse:
         "membership": membership,
         "bought": [t for t in tickets if t.buyer_id == org_id],
         "sold": [t for t in tickets if t.seller_id == org_id],
+        # Before delivery start the buyer can only dispute: its button says "View", not "Confirm".
+        "now": timezone.now(),
     })
 
 

@@ -459,3 +459,17 @@ def test_an_operator_collects_a_claim_in_the_admin_with_a_reason(world: World, o
     again = client.post(url, {"reason": "once more"})
     assert again.status_code == 200 and again.context["form"].non_field_errors()
     assert reconcile() == []
+
+
+def test_the_buyers_list_offers_confirm_only_from_delivery_start(world: World, client):
+    ticket = sold_ticket(world)
+    delivery_access_post(user=world.alice, ticket=ticket, endpoint="ssh gpu@by", instructions="")
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    client.force_login(world.charlie)
+
+    before = client.get("/deliveries/").content.decode()
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=ticket.delivery_start - timedelta(days=2))
+    after = client.get("/deliveries/").content.decode()
+
+    assert "Confirm or dispute" not in before and ">View<" in before
+    assert "Confirm or dispute" in after
