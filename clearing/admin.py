@@ -3,14 +3,15 @@ deposit, which goes through ``clearing.services.cash_deposit_book``."""
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import number_format
@@ -18,19 +19,35 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import Organisation
 from clearing.models import (
     Account,
     CashDeposit,
+    DeliveryTicket,
+    FeeSchedule,
     Invoice,
     InvoiceLine,
     JournalEntry,
     JournalLine,
+    PayoutAccount,
+    PayoutAccountChange,
     ReconciliationRun,
     StatementOrganisation,
+    WithdrawalRequest,
 )
 from clearing.reconcile import run_checks
-from clearing.selectors import with_current_balance
-from clearing.services import cash_deposit_book
+from clearing.selectors import account_summary, with_current_balance
+from clearing.services import cash_deposit_book, dispute_resolve, withdrawal_approve, withdrawal_reject
+from clearing.services.cash import (
+    ccp_claim_collect,
+    claim_owed,
+    four_eyes_refusal,
+    payout_change_approve,
+    payout_change_reject,
+    payout_change_request,
+    payout_four_eyes_refusal,
+)
+from clearing.services.delivery import delivery_hold, tickets_flag_not_provided
 from clearing.statements import local_today, statement_for
 from exchange.admin import ReadOnlyAdminMixin
 from exchange.errors import ExchangeError, add_error_to_form
@@ -113,15 +130,25 @@ class CashDepositAdmin(admin.ModelAdmin):
         return False
 
 
+class ClaimCollectForm(forms.Form):
+    reason = forms.CharField(label=_("reason (goes into the audit log)"), max_length=255,
+                             widget=forms.Textarea(attrs={"rows": 3}))
+
+
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("__str__", "organisation", "kind", "current_balance")
+    """Read-only balances. A member's ``ccp_claim`` account that is negative
+    (the organisation owes the clearing house) links to the page where an
+    operator collects the claim from its available cash
+    (``clearing.services.cash.ccp_claim_collect``, audited with a reason)."""
+
+    list_display = ("__str__", "organisation", "kind", "current_balance", "claim_link")
     list_filter = ("kind",)
     list_select_related = ("organisation",)
     search_fields = ("organisation__legal_name",)
     fields = ("organisation", "kind", "current_balance", "created_at")
     readonly_fields = fields
-    actions = None
+    actions = ("collect_claim",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         # House accounts keep no running balance (issue 7): theirs is the sum of their lines.
@@ -131,6 +158,66 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def current_balance(self, obj: Account) -> str:
         # Formatted here: the admin shows a method's value on the detail page unlocalised.
         return number_format(obj.current_balance, decimal_pos=2)  # type: ignore[attr-defined]  # from get_queryset
+
+    @staticmethod
+    def _owes(obj: Account) -> bool:
+        return obj.kind == Account.Kind.CCP_CLAIM and obj.balance < 0
+
+    @admin.display(description=_("claim"))
+    def claim_link(self, obj: Account) -> str:
+        if not self._owes(obj):
+            return ""
+        return format_html('<a href="{}">{}</a>', reverse("admin:clearing_account_collect", args=[obj.pk]),
+                           gettext("Collect…"))
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description=_("Collect the clearing house's claim"))
+    def collect_claim(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        if queryset.count() != 1 or not self._owes(queryset.get()):
+            self.message_user(request, gettext("Choose one claim of the clearing house (kind \"claim of the "
+                                               "clearing house\", negative balance)."), messages.WARNING)
+            return None
+        return redirect("admin:clearing_account_collect", pk=queryset.get().pk)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [path("<int:pk>/collect/", self.admin_site.admin_view(self.collect_view),
+                       name="clearing_account_collect")]
+        return custom + super().get_urls()
+
+    def collect_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not (self.has_view_permission(request) and request.user.is_staff):
+            raise PermissionDenied
+        account = get_object_or_404(Account.objects.select_related("organisation"), pk=pk,
+                                    kind=Account.Kind.CCP_CLAIM, organisation__isnull=False)
+        organisation = cast(Organisation, account.organisation)  # the query asked for one
+        form = ClaimCollectForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                entry = ccp_claim_collect(operator=request.user,
+                                          organisation=organisation, reason=form.cleaned_data["reason"])
+            except ExchangeError as error:
+                add_error_to_form(form, error)
+            else:
+                collected = sum((line.amount for line in entry.lines.all() if line.account_id == account.pk),
+                                Decimal("0.00"))
+                self.message_user(request, gettext("%(amount)s EUR of the claim against %(organisation)s collected.")
+                                  % {"amount": number_format(collected, decimal_pos=2),
+                                     "organisation": organisation.legal_name}, messages.SUCCESS)
+                return redirect("admin:clearing_account_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Collect the claim against %(organisation)s") % {"organisation": organisation.legal_name},
+            "organisation": organisation,
+            "owed": claim_owed(organisation=organisation),
+            "available": account_summary(organisation=organisation)[Account.Kind.CASH_AVAILABLE],
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/clearing/account/collect.html", context)
 
 
 class JournalLineInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -268,13 +355,6 @@ class StatementOrganisationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- Fees, funds and withdrawals (issue 4) ---------------------------------------------------
 
-from django.contrib import messages  # noqa: E402
-from django.contrib.admin import helpers  # noqa: E402
-
-from clearing.models import FeeSchedule, WithdrawalRequest  # noqa: E402
-from clearing.services import withdrawal_approve, withdrawal_reject  # noqa: E402
-from clearing.services.cash import four_eyes_refusal  # noqa: E402
-
 
 @admin.register(FeeSchedule)
 class FeeScheduleAdmin(admin.ModelAdmin):
@@ -378,12 +458,6 @@ class WithdrawalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- Delivery tickets and dispute resolution (issue 4) -------------------------------------------
 
-from django.shortcuts import redirect  # noqa: E402
-
-from clearing.models import DeliveryTicket  # noqa: E402
-from clearing.services import dispute_resolve  # noqa: E402
-from clearing.services.delivery import delivery_hold, tickets_flag_not_provided  # noqa: E402
-
 
 class DeliveryHoldForm(forms.Form):
     reason = forms.CharField(label=_("reason (goes into the audit log)"), widget=forms.Textarea(attrs={"rows": 4}))
@@ -401,7 +475,9 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     page that calls ``dispute_resolve`` (refund, audit, settlement in one
     transaction); a ``not_provided`` one can be held (no automatic refund)."""
 
-    list_display = ("id", "trade", "seller", "buyer", "gpus", "value", "status", "on_hold", "delivery_start",
+    # What an operator decides on first (status, hold, hour), then who and how much: at 1280 px beside
+    # the admin's navigation, the columns after "buyer" need scrolling.
+    list_display = ("id", "status", "on_hold", "delivery_start", "seller", "buyer", "gpus", "value", "trade",
                     "settled_at")
     list_filter = ("status",)
     search_fields = ("=id", "=trade__id", "seller__legal_name", "buyer__legal_name")
@@ -489,14 +565,6 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- Payout accounts under four eyes (issue 7 item 10) -------------------------------------------
 
-from clearing.models import PayoutAccount, PayoutAccountChange  # noqa: E402
-from clearing.services.cash import (  # noqa: E402
-    payout_change_approve,
-    payout_change_reject,
-    payout_change_request,
-    payout_four_eyes_refusal,
-)
-
 
 @admin.register(PayoutAccount)
 class PayoutAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -538,7 +606,8 @@ class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     approve (first or second operator) or reject; the four-eyes refusal is
     shown as a message and nothing is written."""
 
-    list_display = ("id", "requested_at", "organisation", "iban", "holder_name", "status", "requested_by",
+    # Who and where it stands first: beside the admin's navigation the later columns need scrolling.
+    list_display = ("id", "organisation", "status", "iban", "holder_name", "requested_at", "requested_by",
                     "first_approved_by", "decided_by")
     list_filter = ("status",)
     list_select_related = ("organisation", "requested_by", "first_approved_by", "decided_by")

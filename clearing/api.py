@@ -1,14 +1,28 @@
 """The member's view of its money: ``GET /api/v1/account/``."""
 
+from typing import Any, cast
+
+from django.db.models import Q
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework import status as http_status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.selectors import membership_for
+from clearing.models import DeliveryTicket
 from clearing.selectors import account_summary
+from clearing.services import (
+    delivery_access_post,
+    delivery_confirm,
+    delivery_dispute,
+    may_read_access,
+    tickets_visible_to,
+)
+from clearing.services.delivery import tickets_flag_not_provided
 from exchange.errors import ExchangeError
 from exchange.schema import ErrorSerializer
 
@@ -51,22 +65,6 @@ class AccountView(APIView):
 
 
 # --- Delivery tickets (issue 4; docs/architecture.md "Delivery and settlement") ----------------
-
-from typing import Any, cast  # noqa: E402
-
-from django.db.models import Q  # noqa: E402
-from rest_framework import status as http_status  # noqa: E402
-
-from accounts.models import User  # noqa: E402
-from clearing.models import DeliveryTicket  # noqa: E402
-from clearing.services import (  # noqa: E402
-    delivery_access_post,
-    delivery_confirm,
-    delivery_dispute,
-    may_read_access,
-    tickets_visible_to,
-)
-from clearing.services.delivery import tickets_flag_not_provided  # noqa: E402
 
 
 class DeliveryTicketSerializer(serializers.Serializer):

@@ -4,20 +4,37 @@ signed-in user's own; anything else does not exist for them (404)."""
 
 import io
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
+from django import forms
+from django.contrib import messages
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.utils import translation
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import Membership, Organisation, User
 from accounts.selectors import membership_for
 from clearing.invoicing import issuer
-from clearing.models import Invoice
+from clearing.models import Invoice, PayoutAccount, PayoutAccountChange, WithdrawalRequest
+from clearing.selectors import account_summary, withdrawals_of
+from clearing.services import (
+    delivery_access_post,
+    delivery_confirm,
+    delivery_dispute,
+    may_read_access,
+    tickets_visible_to,
+    withdrawal_cancel,
+    withdrawal_request,
+)
+from clearing.services.cash import claim_owed, payout_change_cancel, payout_change_request
+from clearing.services.delivery import OPEN_STATUSES, tickets_flag_not_provided
 from clearing.statements import (
     CsvDialect,
     csv_amount,
@@ -29,6 +46,7 @@ from clearing.statements import (
     statement_for,
     write_statement_csv,
 )
+from exchange.errors import ExchangeError, add_error_to_form
 
 
 class AuthedRequest(HttpRequest):
@@ -165,20 +183,6 @@ def invoice_detail(request: AuthedRequest, number: str) -> HttpResponse:
 
 # --- Delivery tickets (issue 4; docs/architecture.md "Delivery and settlement") ----------------
 
-from django.contrib import messages  # noqa: E402
-from django.db.models import Q  # noqa: E402
-from django.views.decorators.http import require_http_methods  # noqa: E402
-
-from clearing.services import (  # noqa: E402
-    delivery_access_post,
-    delivery_confirm,
-    delivery_dispute,
-    may_read_access,
-    tickets_visible_to,
-)
-from clearing.services.delivery import OPEN_STATUSES, tickets_flag_not_provided  # noqa: E402
-from exchange.errors import ExchangeError  # noqa: E402
-
 
 def _party_tickets(request: AuthedRequest, membership: Membership) -> Any:
     org_id = membership.organisation_id
@@ -199,6 +203,8 @@ def delivery_list(request: AuthedRequest) -> HttpResponse:
         "membership": membership,
         "bought": [t for t in tickets if t.buyer_id == org_id],
         "sold": [t for t in tickets if t.seller_id == org_id],
+        # Before delivery start the buyer can only dispute: its button says "View", not "Confirm".
+        "now": timezone.now(),
     })
 
 
@@ -250,18 +256,6 @@ def delivery_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 # --- withdrawals (issue 4; docs/architecture.md, "Fees, funds and withdrawals") ----------
-
-from decimal import Decimal  # noqa: E402
-
-from django import forms  # noqa: E402
-from django.contrib import messages as flash  # noqa: E402
-from django.shortcuts import get_object_or_404  # noqa: E402
-
-from clearing.models import PayoutAccount, PayoutAccountChange, WithdrawalRequest  # noqa: E402
-from clearing.selectors import account_summary, withdrawals_of  # noqa: E402
-from clearing.services import withdrawal_cancel, withdrawal_request  # noqa: E402
-from clearing.services.cash import claim_owed, payout_change_cancel, payout_change_request  # noqa: E402
-from exchange.errors import add_error_to_form  # noqa: E402
 
 
 class WithdrawalForm(forms.Form):

@@ -2,7 +2,9 @@
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
+from django.db.models import Count, Field, Max, Min, Model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -10,23 +12,54 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found
 
+from clearing.selectors import fee_terms_at
 from exchange.errors import api_not_found
 from exchange.health import run_checks
 from market import calendar
+from market.models import GpuClass, Instrument
 
-# The figures of market rules v1 that the landing page explains. Fees, bounds
-# and margin rates are admin-configurable; once the effective fee schedule is
-# in clearing, the landing page should read it from there instead.
-MARKET_FACTS = {
-    "tick": Decimal("0.01"),
-    "price_min": Decimal("0.00"),
-    "price_max": Decimal("200.00"),
-    "initial_margin_percent": 15,
-    "fee_day_ahead": Decimal("0.010"),
-    "fee_intraday_maker": Decimal("0.005"),
-    "fee_intraday_taker": Decimal("0.015"),
-    "fee_futures": Decimal("0.002"),
-}
+
+def _rate(rate: Decimal) -> Decimal:
+    """A fee rate with its own decimals, at least three: 0.0150 -> 0.015, 0.0125 stays."""
+    three = rate.quantize(Decimal("0.001"))
+    return three if three == rate else rate
+
+
+def _percent(rate: Decimal) -> Decimal:
+    """A share as a percentage without trailing zeros: 0.1500 -> 15, 0.1250 -> 12.5."""
+    percent = rate * 100
+    return percent.quantize(Decimal(1)) if percent == percent.to_integral_value() else percent.normalize()
+
+
+def _default(model: type[Model], name: str) -> Any:
+    return cast(Field, model._meta.get_field(name)).get_default()
+
+
+def market_facts(now: datetime) -> dict[str, Decimal]:
+    """The figures of the market rules that the landing page explains, as in
+    force at ``now``: the fee schedule (``clearing.selectors.fee_terms_at``),
+    the tick every instrument is listed with, and the price bounds and
+    initial margin of the active GPU classes (admin-configurable; the
+    classes' field defaults while there is none)."""
+    terms = fee_terms_at(now)
+    classes = GpuClass.objects.filter(active=True).aggregate(
+        n=Count("pk"), price_min=Min("min_price"), price_max=Max("max_price"),
+        margin_min=Min("initial_margin_rate"), margin_max=Max("initial_margin_rate"))
+    if not classes["n"]:
+        for key, field in (("price_min", "min_price"), ("price_max", "max_price"),
+                           ("margin_min", "initial_margin_rate"), ("margin_max", "initial_margin_rate")):
+            classes[key] = _default(GpuClass, field)
+    return {
+        "tick": _default(Instrument, "tick_size"),
+        "price_min": classes["price_min"],
+        "price_max": classes["price_max"],
+        "initial_margin_percent": _percent(classes["margin_min"]),
+        "initial_margin_percent_max": _percent(classes["margin_max"]),
+        "fee_day_ahead": _rate(terms.day_ahead_per_side),
+        "fee_intraday_maker": _rate(terms.intraday.maker),
+        "fee_intraday_taker": _rate(terms.intraday.taker),
+        "fee_futures": _rate(terms.futures_per_side),
+    }
 
 
 def next_day_ahead_auction(now: datetime) -> tuple[datetime, date]:
@@ -45,8 +78,9 @@ def next_day_ahead_auction(now: datetime) -> tuple[datetime, date]:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    gate_closure, delivery_day = next_day_ahead_auction(timezone.now())
-    context = {"gate_closure": gate_closure, "delivery_day": delivery_day, **MARKET_FACTS}
+    now = timezone.now()
+    gate_closure, delivery_day = next_day_ahead_auction(now)
+    context = {"gate_closure": gate_closure, "delivery_day": delivery_day, **market_facts(now)}
     return render(request, "home.html", context)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,9 +19,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from exchange.admin import ReadOnlyAdmin
 from exchange.errors import ExchangeError
 from market import services
-from market.models import DeliveryZone, GpuClass, Instrument
+from market.models import DeliveryZone, GpuClass, Instrument, Order, Site, SiteCapacity, Trade
 
 
 @admin.register(GpuClass)
@@ -182,10 +183,6 @@ class InstrumentAdmin(admin.ModelAdmin):
 # provider screen), which refuses a reduction below what is sold or offered and
 # writes the audit log. Operators see it here, with the site's audit trail.
 
-from django.db.models import Sum  # noqa: E402  (appended section; see the note above)
-
-from market.models import Site, SiteCapacity  # noqa: E402  (appended section; see the note above)
-
 
 class SiteCapacityInline(admin.TabularInline):
     model = SiteCapacity
@@ -239,9 +236,6 @@ class SiteAdmin(admin.ModelAdmin):
 # Read-only: orders and trades change only through market.services.orders
 # (members' requests, the expiry job), which keep the book, the reservations
 # and the ledger in step. Operators look, filter and search here.
-
-from exchange.admin import ReadOnlyAdmin  # noqa: E402  (appended section; see the note above)
-from market.models import Order, Trade  # noqa: E402  (appended section; see the note above)
 
 
 @admin.register(Order)

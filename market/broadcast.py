@@ -23,9 +23,15 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
+from market.serializers import BookLevelsField
+
 log = logging.getLogger(__name__)
 
 Level = tuple[Decimal, int]
+
+# One shared field (a field is stateless once made): the WebSocket updates
+# format levels with the same code as the REST book snapshot and the schema.
+_LEVELS = BookLevelsField()
 
 
 def book_group(symbol: str) -> str:
@@ -41,7 +47,8 @@ def member_group(organisation_id: int) -> str:
 
 
 def levels_json(levels: list[Level]) -> list[list[Any]]:
-    return [[f"{price:.2f}", quantity] for price, quantity in levels]
+    """``[["12.30", 40], ...]``, as ``market.serializers.BookLevelsField`` writes them."""
+    return _LEVELS.to_representation(levels)
 
 
 def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:

@@ -9,11 +9,13 @@ book is the resting orders in the database (bench/bench_matching.py measures
 
 Rules (market rules §2.2, §2.3; API contract "Orders"):
 
-* Quantities are whole GPUs (``int``); prices are ``Decimal`` on the 0.01 tick.
-  Price bounds and the tick are the service's checks (with its own error
-  codes); an :class:`Order` still refuses (``ValueError``) to be made with a
-  price off the tick or another malformed field, so a bad price can never
-  reach a fill. A trade always executes at the *resting* (maker) order's price.
+* Quantities are whole GPUs (``int``); prices are finite, non-negative
+  ``Decimal``. The tick and the price bounds are the instrument's and the
+  service's checks (``Instrument.tick_size``, with its own error codes): the
+  core assumes no grid. An :class:`Order` still refuses (``ValueError``) to
+  be made with a price that is not a finite non-negative ``Decimal`` or
+  another malformed field, so a bad price can never reach a fill. A trade
+  always executes at the *resting* (maker) order's price.
 * Price-time priority: best price first, then the lowest ``priority`` key (a
   sequence number the caller assigns; later orders get larger keys).
 * A market order is a limit order at the protection price (reference price
@@ -66,8 +68,6 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TypeAlias
-
-TICK = Decimal("0.01")
 
 OrderId: TypeAlias = Hashable
 OrganisationId: TypeAlias = Hashable
@@ -167,8 +167,9 @@ class Order:
         if self.filled < 0 or self.quantity <= self.filled:
             raise ValueError(f"order {self.id!r}: quantity {self.quantity} must exceed filled {self.filled} >= 0")
         price = self.price
-        if not isinstance(price, Decimal) or not price.is_finite() or price < 0 or price.quantize(TICK) != price:
-            raise ValueError(f"order {self.id!r}: price {price!r} is not a non-negative Decimal on the {TICK} tick")
+        if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
+            # No tick here: the service checks the instrument's (Instrument.tick_size).
+            raise ValueError(f"order {self.id!r}: price {price!r} is not a finite non-negative Decimal")
         if (self.tif is TimeInForce.GTD) != (self.expires_at is not None):
             raise ValueError(f"order {self.id!r}: expires_at is required for GTD and only for GTD")
         if self.expires_at is not None and self.expires_at.tzinfo is None:
@@ -262,7 +263,8 @@ def amend(
     """Decide an amend of a resting order (``None`` leaves a field unchanged).
 
     ``new_quantity`` is the new total quantity, including what has been filled.
-    A new price off the tick raises ``ValueError`` (as any malformed Order).
+    A malformed new price raises ``ValueError`` (as any malformed Order); the
+    tick is the service's check.
     """
     price = order.price if new_price is None else new_price
     quantity = order.quantity if new_quantity is None else new_quantity

@@ -26,6 +26,7 @@ from clearing.models import (
     JournalLine,
 )
 from exchange.errors import ExchangeError
+from exchange.locks import lock_organisations
 
 if TYPE_CHECKING:
     from accounts.models import Organisation, User
@@ -301,7 +302,11 @@ def cash_release(
 def cash_deposit_book(
     *, operator: "User", organisation: "Organisation", amount: Decimal, bank_reference: str
 ) -> CashDeposit:
-    """Book money that arrived at the clearing bank onto the member's available cash."""
+    """Book money that arrived at the clearing bank onto the member's available cash.
+
+    What the organisation owes the clearing house (``ccp_claim``, a refund it
+    could not pay) is repaid from the deposit first: a ``claim`` entry of
+    min(amount, owed) right after the deposit entry."""
     return _cash_deposit_book(operator=operator, organisation=organisation, amount=amount,
                               bank_reference=bank_reference)
 
@@ -330,13 +335,25 @@ def _cash_deposit_book(
     if CashDeposit.objects.filter(bank_reference=bank_reference).exists():
         raise duplicate
 
-    accounts = accounts_for(organisation=organisation)
-    entry = ledger_post(
-        kind=JournalEntry.Kind.DEPOSIT,
-        lines=[(accounts[Account.Kind.CASH_AVAILABLE], amount), (house_account(Account.Kind.BANK), -amount)],
-        reference=f"bank:{bank_reference}",
-        actor=operator,
-    )
+    # Lock order (exchange.locks): the organisation, then its accounts. A
+    # claim of the clearing house against the organisation is repaid first,
+    # from this deposit, in a second entry of the same transaction; the
+    # deposit entry stays the transfer the bank shows.
+    lock_organisations([organisation.pk])
+    available = accounts_for(organisation=organisation)[Account.Kind.CASH_AVAILABLE]
+    postings = [Posting(kind=JournalEntry.Kind.DEPOSIT,
+                        lines=[(available, amount), (house_account(Account.Kind.BANK), -amount)],
+                        reference=f"bank:{bank_reference}", actor=operator)]
+    claim = Account.objects.filter(organisation=organisation, kind=Account.Kind.CCP_CLAIM).first()
+    if claim is not None:
+        balances = dict(Account.objects.select_for_update(no_key=True).filter(pk__in=[available.pk, claim.pk])
+                        .order_by("pk").values_list("pk", "balance"))
+        repaid = min(amount, max(-balances[claim.pk], Decimal("0.00")))
+        if repaid > 0:
+            postings.append(Posting(kind=JournalEntry.Kind.CLAIM, lines=[(available, -repaid), (claim, repaid)],
+                                    reference=f"claim:{organisation.pk}",
+                                    memo=_("Claim of the clearing house repaid from a deposit"), actor=operator))
+    entry = ledger_post_all(postings)[0]
     try:
         with transaction.atomic():
             return CashDeposit.objects.create(

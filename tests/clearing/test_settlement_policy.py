@@ -21,16 +21,18 @@ import pytest
 from django.utils import translation
 
 from accounts.models import AuditLog
-from clearing.models import Account, DeliveryTicket, JournalEntry
+from clearing.models import Account, DeliveryTicket, JournalEntry, WithdrawalRequest
 from clearing.reconcile import reconcile
 from clearing.selectors import account_summary
 from clearing.services import (
+    cash_deposit_book,
     deliveries_settle,
     delivery_access_post,
     delivery_confirm,
     delivery_dispute,
     dispute_resolve,
     house_account,
+    withdrawal_cancel,
     withdrawal_request,
 )
 from clearing.services import delivery as delivery_module
@@ -230,6 +232,33 @@ def test_the_screens_and_the_api_show_not_provided_without_waiting_for_the_job(w
     assert body["not_provided_at"] is not None
 
 
+def test_a_not_provided_ticket_no_longer_says_access_is_due_at_the_start(world: World, client):
+    ticket = sold_ticket(world)
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=ticket.delivery_start - timedelta(days=2))
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+
+    client.force_login(world.charlie)  # the buyer
+    buyer_page = client.get(f"/deliveries/{ticket.pk}/").content.decode()
+    client.force_login(world.alice)  # the seller
+    seller_page = client.get(f"/deliveries/{ticket.pk}/").content.decode()
+
+    assert "did not post the access details by delivery start" in buyer_page
+    assert "Delivery has started without access details. Post them now" in seller_page
+    for page in (buyer_page, seller_page):
+        assert "no later than delivery start" not in page
+
+
+def test_the_withdrawals_page_groups_amounts_and_names_no_account_it_does_not_have(world: World, client):
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    client.force_login(world.alice)
+
+    page = client.get("/withdrawals/").content.decode()
+
+    assert "Available: 10,000.00 EUR" in page
+    assert "Withdrawals are paid only to this account" not in page  # there is none yet
+    assert 'class="stack"' in page  # the cards do not touch
+
+
 # --- 3. a refund beyond the seller's cash --------------------------------------------------------
 
 
@@ -286,29 +315,86 @@ def test_the_sellers_next_payout_repays_the_claim_first(world: World, otto, olga
     assert reconcile() == []
 
 
-def test_a_withdrawal_leaves_what_is_owed_and_an_operator_may_collect_it(world: World, otto, olga):
+def owing_alice(world: World, otto, olga) -> None:  # type: ignore[no-untyped-def]
+    """Alice's organisation owes the clearing house 0.02 (its fee on a full
+    refund it could not pay: all its cash waits in a withdrawal request)."""
     ticket = sold_ticket(world)
     verified_payout_account(world, otto, olga)
     withdrawal_request(user=world.alice, amount=CASH)
     delivery_dispute(user=world.charlie, ticket=ticket, reason="Nothing delivered")
     dispute_resolve(operator=otto, ticket=ticket, refund_amount=D("49.20"), reason="No access")
     assert claim_owed(organisation=world.org_a) == D("0.02")
-    from tests.factories import deposit
+    assert account_summary(organisation=world.org_a)["cash_available"] == D("0.00")
 
-    deposit(world.org_a, D("10.00"))
+
+def test_a_withdrawal_leaves_what_is_owed_and_an_operator_may_collect_it(world: World, otto, olga):
+    owing_alice(world, otto, olga)
+    # The member cancels its withdrawal: the cash is available again (not a deposit: no repayment).
+    withdrawal_cancel(user=world.alice, request=WithdrawalRequest.objects.get(organisation=world.org_a))
+    assert account_summary(organisation=world.org_a)["cash_available"] == CASH
     with pytest.raises(ExchangeError) as refused:
-        withdrawal_request(user=world.alice, amount=D("10.00"))
-    assert refused.value.code == "insufficient_funds" and "9.98" in refused.value.fields["amount"][0]
-    entry = ccp_claim_collect(operator=olga, organisation=world.org_a, reason="Deposit arrived")
+        withdrawal_request(user=world.alice, amount=CASH)
+    assert refused.value.code == "insufficient_funds" and "9999.98" in refused.value.fields["amount"][0]
+    entry = ccp_claim_collect(operator=olga, organisation=world.org_a, reason="Letter of 3 December")
     assert (entry.kind, lines_of(entry)) == ("claim", sorted([
         (world.org_a.pk, "cash_available", D("-0.02")), (world.org_a.pk, "ccp_claim", D("0.02"))]))
     assert claim_owed(organisation=world.org_a) == D("0.00")
-    assert AuditLog.objects.filter(action="ccp_claim_collect", actor=olga).exists()
+    assert AuditLog.objects.filter(action="ccp_claim_collect", actor=olga, reason="Letter of 3 December").exists()
     with pytest.raises(ExchangeError) as nothing:
         ccp_claim_collect(operator=olga, organisation=world.org_a, reason="again")
     assert nothing.value.code == "conflict"
-    withdrawal_request(user=world.alice, amount=D("9.98"))
+    withdrawal_request(user=world.alice, amount=CASH - D("0.02"))
     assert reconcile() == []
+
+
+def test_a_deposit_repays_the_claim_first(world: World, otto, olga):
+    owing_alice(world, otto, olga)
+
+    # 0.01 arrives: all of it repays half the claim; nothing reaches available cash.
+    small = cash_deposit_book(operator=olga, organisation=world.org_a, amount=D("0.01"), bank_reference="BANK-1")
+    assert claim_owed(organisation=world.org_a) == D("0.01")
+    assert account_summary(organisation=world.org_a)["cash_available"] == D("0.00")
+    # 10.00 arrives: 0.01 repays the rest of the claim, 9.99 is available.
+    large = cash_deposit_book(operator=olga, organisation=world.org_a, amount=D("10.00"), bank_reference="BANK-2")
+    assert claim_owed(organisation=world.org_a) == D("0.00")
+    assert account_summary(organisation=world.org_a)["cash_available"] == D("9.99")
+    # Nothing owed any more: a third deposit is only the deposit.
+    cash_deposit_book(operator=olga, organisation=world.org_a, amount=D("5.00"), bank_reference="BANK-3")
+    assert account_summary(organisation=world.org_a)["cash_available"] == D("14.99")
+
+    # The deposit entry is the transfer as the bank shows it; the repayment is a claim entry beside it.
+    org = world.org_a.pk
+    assert lines_of(small.entry) == sorted([(org, "cash_available", D("0.01")), (0, "bank", D("-0.01"))])
+    assert lines_of(large.entry) == sorted([(org, "cash_available", D("10.00")), (0, "bank", D("-10.00"))])
+    repayments = JournalEntry.objects.filter(kind=JournalEntry.Kind.CLAIM, reference=f"claim:{org}").order_by("pk")
+    assert [lines_of(entry) for entry in repayments] == [
+        sorted([(org, "cash_available", D("-0.01")), (org, "ccp_claim", D("0.01"))]),
+        sorted([(org, "cash_available", D("-0.01")), (org, "ccp_claim", D("0.01"))]),
+    ]
+    assert {entry.actor for entry in repayments} == {olga}
+    assert JournalEntry.objects.filter(reference="bank:BANK-3").count() == 1 and repayments.count() == 2
+    assert reconcile() == []
+
+
+def test_a_deposit_locks_the_organisation_before_its_accounts(world: World, olga, monkeypatch):
+    from clearing.services import ledger as ledger_module
+
+    calls: list[str] = []
+    real_lock, real_post = ledger_module.lock_organisations, ledger_module.ledger_post_all
+
+    def lock(ids):  # type: ignore[no-untyped-def]
+        calls.append(f"lock {list(ids)}")
+        return real_lock(ids)
+
+    def post(postings, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(f"post {[str(posting.kind) for posting in postings]}")
+        return real_post(postings, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "lock_organisations", lock)
+    monkeypatch.setattr(ledger_module, "ledger_post_all", post)
+    cash_deposit_book(operator=olga, organisation=world.org_a, amount=D("1.00"), bank_reference="BANK-LOCK")
+
+    assert calls == [f"lock {[world.org_a.pk]}", "post ['deposit']"]
 
 
 # --- 5. the lock order ---------------------------------------------------------------------------
@@ -335,3 +421,55 @@ def test_settlement_and_resolution_lock_both_organisations_before_posting(world:
     assert deliveries_settle() == 1
     both = sorted([world.org_a.pk, world.org_c.pk])
     assert calls == [both, both]
+
+
+# --- 6. operators collect a claim in the admin -----------------------------------------------------
+
+
+def test_an_operator_collects_a_claim_in_the_admin_with_a_reason(world: World, otto, olga, client):
+    from django.urls import reverse
+
+    owing_alice(world, otto, olga)
+    withdrawal_cancel(user=world.alice, request=WithdrawalRequest.objects.get(organisation=world.org_a))
+    olga.is_superuser = True
+    olga.save(update_fields=["is_superuser"])
+    client.force_login(olga)
+    claim = Account.objects.get(organisation=world.org_a, kind=Account.Kind.CCP_CLAIM)
+    url = reverse("admin:clearing_account_collect", args=[claim.pk])
+
+    listing = client.get(reverse("admin:clearing_account_changelist")).content.decode()
+    assert f'href="{url}"' in listing  # the negative claim links to its page
+    # The action leads to the same page, one claim at a time.
+    chosen = client.post(reverse("admin:clearing_account_changelist"),
+                         {"action": "collect_claim", "_selected_action": [claim.pk]})
+    assert chosen.status_code == 302 and chosen["Location"] == url
+    page = client.get(url).content.decode()
+    assert "0,02 EUR" in page and "10.000,00 EUR" in page  # owed, available (German, the default)
+
+    without_reason = client.post(url, {"reason": ""})
+    assert without_reason.status_code == 200 and "reason" in without_reason.context["form"].errors
+    assert claim_owed(organisation=world.org_a) == D("0.02")
+
+    done = client.post(url, {"reason": "Letter of 3 December"})
+    assert done.status_code == 302
+    assert claim_owed(organisation=world.org_a) == D("0.00")
+    assert account_summary(organisation=world.org_a)["cash_available"] == CASH - D("0.02")
+    assert AuditLog.objects.filter(action="ccp_claim_collect", actor=olga, reason="Letter of 3 December").exists()
+    # Nothing owed any more: the service's refusal comes back at the form.
+    again = client.post(url, {"reason": "once more"})
+    assert again.status_code == 200 and again.context["form"].non_field_errors()
+    assert reconcile() == []
+
+
+def test_the_buyers_list_offers_confirm_only_from_delivery_start(world: World, client):
+    ticket = sold_ticket(world)
+    delivery_access_post(user=world.alice, ticket=ticket, endpoint="ssh gpu@by", instructions="")
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    client.force_login(world.charlie)
+
+    before = client.get("/deliveries/").content.decode()
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=ticket.delivery_start - timedelta(days=2))
+    after = client.get("/deliveries/").content.decode()
+
+    assert "Confirm or dispute" not in before and ">View<" in before
+    assert "Confirm or dispute" in after

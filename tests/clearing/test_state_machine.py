@@ -29,6 +29,17 @@ after the seeded fee schedule's ``valid_from``, before the DST switch) and
 moves only by the machine's own rules, passed as ``now=`` to every service
 that takes it. Nothing depends on the wall clock or on the day the suite runs.
 
+**Draws.** What hypothesis draws never depends on the database: every
+rule's arguments are plain integers and choices, mapped to rows inside the
+rule (the ``pick``-th resting order, ticket, request ...). No precondition
+reads a row: a rule that finds nothing to act on records "nothing to act
+on" and does nothing. Hypothesis filters rules by their preconditions when
+it draws the next one, so a precondition that read rows made the shape of
+that draw depend on them, and any difference between two examples that
+share a prefix (row order, timing under load) failed the run with
+``FlakyStrategyDefinition``. The two preconditions left read only the
+machine's own step counter, jumps and clock, which follow from the draws.
+
 **Rules.** ``opening_book`` (the first step of every example): the providers
 offer capacity (resting sells in both instruments), and Charlie buys some at
 once. Then, in any order: ``deposit`` (an operator; now and then a bank
@@ -288,9 +299,6 @@ class ClearingMachine(RuleBasedStateMachine):
         for organisation_id, amount in CashDeposit.objects.values_list("organisation_id", "amount"):
             self.deposited[organisation_id] += amount
         self.taker_rate = fee_rates_at(T0).taker
-        # What the preconditions look at, refreshed after every step.
-        self.has_orders = self.has_resting = self.has_long = False
-        self.has_tickets = self.has_disputes = self.has_withdrawals = False
 
     def teardown(self) -> None:
         self.stats["resale tickets"] += DeliveryTicket.objects.filter(source_ticket__isnull=False).count()
@@ -323,17 +331,14 @@ class ClearingMachine(RuleBasedStateMachine):
                 return owner
         raise AssertionError("every ticket has a third organisation in this market")
 
-    def _refresh_flags(self) -> None:
-        self.has_orders = Order.objects.exists()
-        self.has_resting = Order.objects.filter(status__in=RESTING_STATUSES).exists()
-        self.has_long = Position.objects.filter(quantity__gt=0).exists()
-        self.has_tickets = DeliveryTicket.objects.exists()
-        self.has_disputes = DeliveryTicket.objects.filter(status=DeliveryTicket.Status.DISPUTED).exists()
-        self.has_withdrawals = WithdrawalRequest.objects.exists()
-
     def _step(self) -> None:
         self.steps += 1
-        self._refresh_flags()
+
+    def _nothing(self, label: str) -> None:
+        """A rule found no row to act on: it does nothing (see "Draws" in the module docstring)."""
+        event(f"{label}: nothing to act on")
+        self.stats[f"{label}: nothing to act on"] += 1
+        self._step()
 
     # --- cash --------------------------------------------------------------------------------
 
@@ -377,12 +382,13 @@ class ClearingMachine(RuleBasedStateMachine):
             assert error is not None and error.code == "insufficient_funds", error
         self._step()
 
-    @precondition(lambda self: self.has_withdrawals)
     @rule(pick=picks, decision=st.sampled_from(["approve", "approve", "approve", "reject", "cancel"]),
           operator=st.integers(0, 1))
     def withdrawal_decide(self, pick: int, decision: str, operator: int) -> None:
         """A later decision on an open request (mostly) or on one already decided (conflict)."""
         requests = list(WithdrawalRequest.objects.order_by("pk"))
+        if not requests:
+            return self._nothing("withdrawal decide")
         open_requests = [request for request in requests if request.status == WithdrawalRequest.Status.REQUESTED]
         self._decide(_pick(open_requests or requests, pick), decision, self.market.operators[operator])
         self._step()
@@ -464,13 +470,14 @@ class ClearingMachine(RuleBasedStateMachine):
             self.stats["trades"] += Trade.objects.filter(buy_order=result.order).count()
         self._step()
 
-    @precondition(lambda self: self.has_resting)
     @rule(pick=picks, who=st.integers(0, 3), quantity=st.integers(1, 5),
           tif=st.sampled_from(["GTC", "IOC", "FOK"]))
     def take(self, pick: int, who: int, quantity: int, tif: str) -> None:
         """Another member hits a resting order at its price: a trade, unless refused
         (no cash, no capacity, self-trade prevention, a FOK short of liquidity)."""
         resting = list(Order.objects.filter(status__in=RESTING_STATUSES).select_related("instrument").order_by("pk"))
+        if not resting:
+            return self._nothing("take")
         order = _pick(resting, pick)
         user = self.market.traders[who]
         side = "sell" if order.side == "buy" else "buy"
@@ -482,13 +489,15 @@ class ClearingMachine(RuleBasedStateMachine):
             self.stats["trades"] += Trade.objects.count() - trades_before
         self._step()
 
-    @precondition(lambda self: self.has_long)
     @rule(pick=picks, ticks=st.integers(-3, 3), quantity=st.integers(1, 5), taken=st.booleans())
     def resell(self, pick: int, ticks: int, quantity: int, taken: bool) -> None:
         """A member with a long position offers (part of) it again: resale, which needs no
         site, and whose trades are delivered from its own inbound tickets (source_ticket).
         Often another member buys it at once."""
-        position = _pick(list(Position.objects.filter(quantity__gt=0).order_by("pk")), pick)
+        longs = list(Position.objects.filter(quantity__gt=0).order_by("pk"))
+        if not longs:
+            return self._nothing("resell")
+        position = _pick(longs, pick)
         instrument = next(i for i in self.market.instruments if i.pk == position.instrument_id)
         offered = sum(order.quantity - order.filled_quantity for order in Order.objects.filter(
             organisation_id=position.organisation_id, instrument=instrument, side="sell",
@@ -513,11 +522,12 @@ class ClearingMachine(RuleBasedStateMachine):
         self.stats["trades"] += Trade.objects.count() - trades_before
         self._step()
 
-    @precondition(lambda self: self.has_orders)
     @rule(pick=picks, resting=st.sampled_from([True, True, True, False]))
     def cancel(self, pick: int, resting: bool) -> None:
         """Cancel a resting order (mostly) or one already out of the book (order_not_open)."""
         orders = list(Order.objects.order_by("pk"))
+        if not orders:
+            return self._nothing("cancel")
         candidates = [order for order in orders if order.status in RESTING_STATUSES] if resting else orders
         order = _pick(candidates or orders, pick)
         was_resting = order.status in RESTING_STATUSES
@@ -537,11 +547,12 @@ class ClearingMachine(RuleBasedStateMachine):
             assert _balance(order.organisation_id, Account.Kind.CASH_AVAILABLE) == available_before + released
         self._step()
 
-    @precondition(lambda self: self.has_orders)
     @rule(pick=picks, quantity=st.none() | st.integers(1, 6), ticks=st.none() | st.integers(-3, 3))
     def amend(self, pick: int, quantity: int | None, ticks: int | None) -> None:
         """Change a resting order's quantity and/or price (it may trade, or be refused)."""
         orders = list(Order.objects.order_by("pk"))
+        if not orders:
+            return self._nothing("amend")
         resting = [order for order in orders if order.status in RESTING_STATUSES]
         order = _pick(resting or orders, pick)
         price = None if ticks is None else BASE_PRICE + ticks * D("0.01")
@@ -577,14 +588,17 @@ class ClearingMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.jumps < 2 and self.steps >= 5 + 10 * self.jumps
                   and self.now < self.market.instruments[self.jumps].delivery_start)
-    @rule(minutes=st.integers(0, 59))
-    def start_delivery(self, minutes: int) -> None:
+    @rule(minutes=st.integers(0, 59), confirm=st.none() | picks)
+    def start_delivery(self, minutes: int, confirm: int | None) -> None:
         """Jump into the next instrument's delivery hour: its book is closed,
-        its buyers may confirm now, and its tickets without access are
-        ``not_provided``."""
+        its buyers may confirm now (often one does at once), and its tickets
+        without access are ``not_provided``."""
         self.now = self.market.instruments[self.jumps].delivery_start + timedelta(minutes=minutes)
         event(f"clock jumped into the delivery of instrument {self.jumps + 1}")
         self._expire()
+        ticket = None if confirm is None else self._ticket(confirm, OPEN, started=True)
+        if ticket is not None:
+            self._confirm(ticket, "right party")
         self._step()
 
     @precondition(lambda self: self.jumps < 2 and self.steps >= 10 * (self.jumps + 1))
@@ -610,10 +624,16 @@ class ClearingMachine(RuleBasedStateMachine):
             return Status.NOT_PROVIDED
         return ticket.status
 
-    def _ticket(self, pick: int, statuses: tuple[str, ...] | None = None) -> DeliveryTicket:
+    def _ticket(self, pick: int, statuses: tuple[str, ...] | None = None, *, started: bool = False,
+                ) -> DeliveryTicket | None:
+        """The ``pick``-th ticket in one of ``statuses`` (mostly), else of all; None without tickets.
+        With ``started``, tickets whose delivery has started and whose window is open come first."""
         tickets = list(DeliveryTicket.objects.order_by("pk"))
         preferred = [ticket for ticket in tickets if statuses is None or self._status(ticket) in statuses]
-        return _pick(preferred or tickets, pick)
+        if started:
+            preferred = [ticket for ticket in preferred
+                         if ticket.delivery_start <= self.now <= ticket.delivery_end + WINDOW] or preferred
+        return _pick(preferred or tickets, pick) if tickets else None
 
     def _actor(self, ticket: DeliveryTicket, side: str, actor: str) -> tuple[User, str | None]:
         """Who acts on the ticket, and the refusal that actor must get: mostly
@@ -626,11 +646,12 @@ class ClearingMachine(RuleBasedStateMachine):
             return self._third_party(ticket), "not_found"
         return self._owner_of(getattr(ticket, f"{side}_id")), None
 
-    @precondition(lambda self: self.has_tickets)
     @rule(pick=picks, actor=actors)
     def access_post(self, pick: int, actor: str) -> None:
         """The seller posts (or replaces) the access details."""
         ticket = self._ticket(pick, OPEN)
+        if ticket is None:
+            return self._nothing("access post")
         user, refusal = self._actor(ticket, "seller", actor)
         _result, error = self._attempt("access post", lambda: delivery_access_post(
             user=user, ticket=ticket, endpoint=f"ssh://gpu-{ticket.pk}.example",
@@ -651,12 +672,18 @@ class ClearingMachine(RuleBasedStateMachine):
     def _buyer_may_act(self, ticket: DeliveryTicket) -> bool:
         return self._status(ticket) in OPEN and self.now <= ticket.delivery_end + WINDOW
 
-    @precondition(lambda self: self.has_tickets)
     @rule(pick=picks, actor=actors)
     def confirm(self, pick: int, actor: str) -> None:
         """The buyer confirms once delivery has started; refused before, once
-        confirmed, disputed, settled or after the window."""
-        ticket = self._ticket(pick, OPEN)
+        confirmed, disputed, settled or after the window. Tickets that can be
+        confirmed now come first (the others while there are none)."""
+        ticket = self._ticket(pick, OPEN, started=True)
+        if ticket is None:
+            return self._nothing("confirm")
+        self._confirm(ticket, actor)
+        self._step()
+
+    def _confirm(self, ticket: DeliveryTicket, actor: str) -> None:
         user, refusal = self._actor(ticket, "buyer", actor)
         _result, error = self._attempt("confirm", lambda: delivery_confirm(user=user, ticket=ticket, now=self.now))
         if refusal is not None:
@@ -666,15 +693,15 @@ class ClearingMachine(RuleBasedStateMachine):
             assert DeliveryTicket.objects.get(pk=ticket.pk).status == DeliveryTicket.Status.CONFIRMED
         else:
             assert error is not None and error.code == "conflict", error
-        self._step()
 
-    @precondition(lambda self: self.has_tickets)
     @rule(pick=picks, actor=actors, then=st.sampled_from(["leave", "resolve"]), percent=refunds,
           operator=st.integers(0, 1))
     def dispute(self, pick: int, actor: str, then: str, percent: int, operator: int) -> None:
         """The buyer disputes; the money stays pending until an operator resolves it,
         often at once, else later (``resolve``)."""
         ticket = self._ticket(pick, OPEN)
+        if ticket is None:
+            return self._nothing("dispute")
         user, refusal = self._actor(ticket, "buyer", actor)
         _result, error = self._attempt("dispute", lambda: delivery_dispute(
             user=user, ticket=ticket, reason="Keine GPUs erreichbar", now=self.now))
@@ -689,13 +716,14 @@ class ClearingMachine(RuleBasedStateMachine):
             assert error is not None and error.code == "conflict", error
         self._step()
 
-    @precondition(lambda self: self.has_tickets)
     @rule(pick=picks, percent=refunds, operator=st.integers(0, 1))
     def resolve(self, pick: int, percent: int, operator: int) -> None:
         """An operator decides a dispute or a ticket whose access never came
         (mostly), or tries one that is neither (conflict)."""
-        self._resolve(self._ticket(pick, (Status.DISPUTED, Status.NOT_PROVIDED)), percent,
-                      self.market.operators[operator])
+        ticket = self._ticket(pick, (Status.DISPUTED, Status.NOT_PROVIDED))
+        if ticket is None:
+            return self._nothing("resolve")
+        self._resolve(ticket, percent, self.market.operators[operator])
         self._step()
 
     def _resolve(self, ticket: DeliveryTicket, percent: int, operator: User) -> None:
@@ -719,11 +747,12 @@ class ClearingMachine(RuleBasedStateMachine):
             if refund - payout > seller_available:
                 self.stats["refunds advanced by the clearing house"] += 1
 
-    @precondition(lambda self: self.has_tickets)
     @rule(pick=picks, operator=st.integers(0, 1))
     def hold(self, pick: int, operator: int) -> None:
         """An operator stops the automatic refund of a ticket whose access never came."""
         ticket = self._ticket(pick, (Status.NOT_PROVIDED,))
+        if ticket is None:
+            return self._nothing("hold")
         _result, error = self._attempt("hold", lambda: delivery_hold(
             operator=self.market.operators[operator], ticket=ticket, reason="Anbieter legt Nachweis vor",
             now=self.now))
@@ -892,6 +921,11 @@ class ClearingMachine(RuleBasedStateMachine):
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
 if os.environ.get("RB_STATE_MACHINE_SHRINK") == "1":
     PHASES.append(Phase.shrink)
+# RB_STATE_MACHINE_RANDOM=1 runs other examples than the fixed ones (with
+# --hypothesis-seed=N, reproducibly): a way to look further, or to show that
+# the draws do not depend on the database. The coverage list below is then
+# only printed, since it is tuned to the fixed examples.
+RANDOM = os.environ.get("RB_STATE_MACHINE_RANDOM") == "1"
 
 
 @pytest.mark.django_db
@@ -899,12 +933,15 @@ def test_random_life_of_the_exchange_keeps_every_invariant() -> None:
     """30 examples of up to 40 random steps each; see the module docstring."""
     machine = type("StateMachine", (ClearingMachine,), {"market": build_market(), "stats": Counter()})
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=30, stateful_step_count=40, deadline=None, derandomize=True, database=None, phases=PHASES,
+        max_examples=30, stateful_step_count=40, deadline=None, derandomize=not RANDOM, database=None, phases=PHASES,
         suppress_health_check=[HealthCheck.too_slow], print_blob=False))
     # The examples reached every corner, not only the refusals. Deterministic
     # (derandomize), but a change to the rules changes the examples: if one of
     # these ever drops to zero, adjust the rules' strategies, not the list.
     stats = machine.stats
+    print("state machine coverage:", dict(sorted(stats.items())))  # shown with -s
+    if RANDOM:
+        return
     for what in ("trades", "submit: ok", "submit: refused", "take: ok", "cancel: ok", "amend: ok", "expired orders",
                  "deposit: ok", "deposit: refused", "withdrawal request: ok", "withdrawal approve: ok",
                  "withdrawal approve: refused", "access post: ok", "confirm: ok", "dispute: ok", "resolve: ok",
@@ -913,4 +950,3 @@ def test_random_life_of_the_exchange_keeps_every_invariant() -> None:
         # depends on the rows earlier tests left behind; tests/clearing/test_delivery.py
         # covers resale delivery directly.
         assert stats[what] > 0, f"the examples never reached {what!r}: {dict(sorted(stats.items()))}"
-    print("state machine coverage:", dict(sorted(stats.items())))  # shown with -s

@@ -398,3 +398,16 @@ def test_browsers_from_other_sites_are_refused(world: TradingWorld) -> None:
         await program.disconnect()
 
     run(scenario)
+
+
+def test_book_updates_format_levels_with_the_serializer_field_of_the_rest_book(monkeypatch):
+    # The wire: prices with two places, quantities as integers, zero removes a level.
+    _group, update = broadcast.book_message("H100.DE.X", 8, [(Decimal("2.5"), 3)], [(Decimal("2.60"), 0)])
+    assert update == {"type": "update", "sequence": 8, "bids": [["2.50", 3]], "asks": [["2.60", 0]]}
+
+    # Written once: the update is what market.serializers.BookLevelsField makes.
+    from market.serializers import BookLevelsField
+
+    monkeypatch.setattr(BookLevelsField, "to_representation", lambda self, value: [["shape", len(value)]])
+    _group, update = broadcast.book_message("H100.DE.X", 9, [(Decimal("2.50"), 3)], [])
+    assert (update["bids"], update["asks"]) == ([["shape", 1]], [["shape", 0]])

@@ -541,9 +541,10 @@ def test_match_over_the_crossing_orders_the_service_reads_equals_match_over_the_
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"price": Decimal("10.001")},
         {"price": Decimal("-0.01")},
         {"price": Decimal("NaN")},
+        {"price": Decimal("Infinity")},
+        {"price": 10.0},
         {"quantity": 0},
         {"quantity": 2.5},
         {"quantity": True},
@@ -562,6 +563,18 @@ def test_malformed_orders_are_refused(kwargs):
 
     with pytest.raises(ValueError):
         Order(**{**fields, **kwargs})
+
+
+@pytest.mark.parametrize(("low", "high"), [("10.00", "10.05"), ("10.000", "10.001"), ("10", "11")])
+def test_the_core_matches_on_any_grid_the_instrument_has(low, high):
+    # The tick is the instrument's (Instrument.tick_size), checked by the order
+    # service; the core only needs finite non-negative Decimal prices.
+    cheap, dear = sell(low, 2), sell(high, 2)
+
+    result = match(buy(high, 3, org=ALICE), [cheap, dear], now=NOW)
+
+    assert trades(result) == [(cheap.id, low, 2), (dear.id, high, 1)]
+    assert result.status is OrderStatus.FILLED
 
 
 def test_match_refuses_resting_orders_out_of_priority_order_or_on_the_wrong_side():
