@@ -929,6 +929,7 @@ RANDOM = os.environ.get("RB_STATE_MACHINE_RANDOM") == "1"
 
 
 @pytest.mark.django_db
+@pytest.mark.timeout(900)  # 2.5-4 minutes on 2 shared cores; the suite's 300 s is for ordinary tests
 def test_random_life_of_the_exchange_keeps_every_invariant() -> None:
     """30 examples of up to 40 random steps each; see the module docstring."""
     machine = type("StateMachine", (ClearingMachine,), {"market": build_market(), "stats": Counter()})
