@@ -87,7 +87,8 @@ class OwnFillSerializer(serializers.Serializer):
     price = _price("EUR/GPUh.")
     quantity = serializers.IntegerField()
     liquidity = serializers.ChoiceField(choices=["maker", "taker"])
-    fee = serializers.DecimalField(max_digits=18, decimal_places=2, coerce_to_string=True, help_text="EUR.")
+    fee = serializers.DecimalField(max_digits=18, decimal_places=6, coerce_to_string=True,
+                                   help_text="EUR, exact (rate × GPU-hours; charged monthly, rounded once).")
     executed_at = _time()
 
 
