@@ -3,7 +3,6 @@ promises about bounds, "open" as API users mean it, and times that must
 carry their offset. Actors as in orders_world."""
 
 import json
-import re
 from datetime import UTC, timedelta
 from io import StringIO
 
