@@ -959,7 +959,7 @@ def test_random_life_of_the_exchange_keeps_every_invariant() -> None:
     for what in ("trades", "submit: ok", "submit: refused", "take: ok", "cancel: ok", "amend: ok", "expired orders",
                  "deposit: ok", "deposit: refused", "withdrawal request: ok", "withdrawal approve: ok",
                  "withdrawal approve: refused", "access post: ok", "confirm: ok", "dispute: ok", "resolve: ok",
-                 "settled tickets"):
+                 "settled tickets", "monthly invoices"):
         # Resale tickets are not required here: whether an example reaches one
         # depends on the rows earlier tests left behind; tests/clearing/test_delivery.py
         # covers resale delivery directly.
