@@ -1,26 +1,39 @@
 """Money arithmetic of the clearing house: trade values, fees, buy reservations.
 
 Pure functions, no Django import, so the matching service, the auction and
-the property tests share one definition. Every result is a ``Decimal`` in EUR
-with exactly two decimal places; nothing here ever returns a sub-cent amount.
+the property tests share one definition. Money results are ``Decimal`` EUR
+with exactly two decimal places; the one exception is ``exact_fee``, the fee
+of one trade side at full precision (market rules §3).
 
-Rounding rules (decided with the lead, see docs/architecture.md):
+Rounding rules (docs/architecture.md, "Fees as published"):
 - a trade value (price on the 0.01 tick x whole GPUs x whole hours) is always
   whole cents; a price off the tick is refused, never rounded;
-- the fee of one trade side is rate x quantity x hours, rounded HALF_UP to the
-  cent (rates such as 0.005 EUR/GPUh have sub-cent digits);
-- the maximum fee reserved at order entry must cover the fees of however many
-  partial fills the order gets. Each fill's fee is rounded on its own, so
-  rounding the order's total up is not enough (two 1-GPU fills at 0.005 EUR
-  cost 0.01 + 0.01, the total 0.01 rounded up only 0.01). The reservation
-  rounds UP per GPU instead: quantity x ROUND_UP(rate x hours), which is at
-  least the sum of the HALF_UP fees of any split of the quantity into fills.
+- the fee of one trade side is rate x quantity x hours, exact (rates have
+  four places). Fees accrue per member and calendar month and are charged
+  once, rounded once: net r(A), VAT r(vat x r(A)), r = HALF_UP to the cent;
+- at each trade side a member moves what the month's charge grows by,
+  ``fee_held(A + f) - fee_held(A)`` (whole cents), into its fee reserve, so
+  the reserve holds the month's charge exactly;
+- that step is at most ``fee_step_cap(f)`` = ROUND_UP(f) + ROUND_UP(vat x
+  ROUND_UP(f)) whatever the month has accrued, and ROUND_UP is subadditive,
+  so the reservation at order entry, quantity x fee_step_cap(rate x hours),
+  covers the fee steps of any split of the quantity into fills (two 1-GPU
+  fills at 0.005 EUR may step 0.01 + 0.01 while the total's step is 0.01).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 CENT = Decimal("0.01")
+# Trade fees are stored with six places (numeric(18, 6)); rates have four,
+# so every fee of a rate x whole GPUs x whole hours is exact there.
+FEE_PLACES = Decimal("0.000001")
+# German VAT at the standard rate on the fees, in per cent (§ 12 Abs. 1 UStG;
+# every member is a German company). The one definition: the invoices
+# (clearing.invoicing) and the fee reserve use it.
+VAT_RATE = Decimal("19.00")
+VAT = VAT_RATE / 100
 
 
 def to_cents(amount: Decimal) -> Decimal:
@@ -46,24 +59,74 @@ def trade_value(price: Decimal, quantity: int, hours: int) -> Decimal:
     return (price * quantity * hours).quantize(CENT)
 
 
-def fee_for(rate: Decimal, quantity: int, hours: int) -> Decimal:
-    """The fee one side of one trade pays: rate x quantity x hours, HALF_UP to the cent."""
+def exact_fee(rate: Decimal, quantity: int, hours: int) -> Decimal:
+    """The fee one side of one trade accrues: rate x quantity x hours, exact (six places)."""
     _require_rate(rate)
     _require_count(quantity, "quantity")
     _require_count(hours, "hours")
-    return (rate * quantity * hours).quantize(CENT, rounding=ROUND_HALF_UP)
+    fee = rate * quantity * hours
+    if fee != fee.quantize(FEE_PLACES, rounding=ROUND_DOWN):
+        raise ValueError(f"a fee rate has at most four places, not {rate}")
+    return fee.quantize(FEE_PLACES)
 
 
-def max_fee(rate: Decimal, quantity: int, hours: int) -> Decimal:
-    """The most that fees at ``rate`` can come to over any split of ``quantity`` into fills.
+def fee_held(accrued: Decimal, vat: Decimal = VAT) -> Decimal:
+    """H(A): what a month with ``accrued`` exact fees costs if it ends now,
+    net plus VAT, each rounded once HALF_UP to the cent. Monotone in A."""
+    _require_decimal(accrued, "accrued")
+    if accrued < 0:
+        raise ValueError(f"accrued fees cannot be negative, not {accrued}")
+    net = to_cents(accrued)
+    return net + to_cents(vat * net)
 
-    quantity x ROUND_UP(rate x hours): see the module docstring for why the
-    rounding is per GPU and not on the total.
+
+def fee_step(accrued: Decimal, fee: Decimal, vat: Decimal = VAT) -> Decimal:
+    """What the month's charge grows by when a fee accrues: H(A + f) - H(A), whole cents, >= 0."""
+    _require_decimal(fee, "fee")
+    if fee < 0:
+        raise ValueError(f"a fee cannot be negative, not {fee}")
+    return fee_held(accrued + fee, vat) - fee_held(accrued, vat)
+
+
+def fee_step_cap(fee: Decimal, vat: Decimal = VAT) -> Decimal:
+    """m(f) = ROUND_UP(f) + ROUND_UP(vat x ROUND_UP(f)): at least ``fee_step(A, f)`` for every A.
+
+    r(A + f) - r(A) is a multiple of a cent below f + 0.01, so at most
+    ROUND_UP(f); the VAT part, r(vat x n2) - r(vat x n1) with n2 - n1 at
+    most ROUND_UP(f), is at most ROUND_UP(vat x ROUND_UP(f)).
+    """
+    _require_decimal(fee, "fee")
+    net = fee.quantize(CENT, rounding=ROUND_UP)
+    return net + (vat * net).quantize(CENT, rounding=ROUND_UP)
+
+
+def max_fee(rate: Decimal, quantity: int, hours: int, vat: Decimal = VAT) -> Decimal:
+    """The most that fees at ``rate`` can add to the fee reserve over any split of ``quantity`` into fills.
+
+    quantity x m(rate x hours): m is monotone and ROUND_UP subadditive, so a
+    fill of k GPUs steps at most m(k x rate x hours) <= k x m(rate x hours),
+    whatever the month has accrued before (see the module docstring).
     """
     _require_rate(rate)
     _require_count(quantity, "quantity")
     _require_count(hours, "hours")
-    return ((rate * hours).quantize(CENT, rounding=ROUND_UP) * quantity).quantize(CENT)
+    return (fee_step_cap(rate * hours, vat) * quantity).quantize(CENT)
+
+
+def split_rounded(total: Decimal, exact_parts: Sequence[Decimal]) -> list[Decimal]:
+    """Split ``total`` (whole cents, the rounded sum of ``exact_parts``) over
+    the parts by largest remainder: each part is its exact amount cut down to
+    the cent, and the cents left over go one each to the largest cut-off
+    remainders (ties: first first). The parts sum to ``total`` exactly."""
+    if not is_cents(total) or total < 0 or any(part < 0 for part in exact_parts) or not exact_parts:
+        raise ValueError("split a non-negative amount in cents over non-negative parts")
+    floors = [part.quantize(CENT, rounding=ROUND_DOWN) for part in exact_parts]
+    left = int(((total - sum(floors, Decimal("0"))) / CENT).to_integral_value())
+    if not 0 <= left <= len(floors):
+        raise ValueError(f"{total} is not the rounded sum of {list(exact_parts)}")
+    for index in sorted(range(len(floors)), key=lambda i: (-(exact_parts[i] - floors[i]), i))[:left]:
+        floors[index] += CENT
+    return [part.quantize(CENT) for part in floors]
 
 
 def buy_reservation(limit_price: Decimal, quantity: int, hours: int, taker_rate: Decimal) -> Decimal:
@@ -132,14 +195,15 @@ def open_buy_reservation(limit_price: Decimal, open_quantity: int, hours: int, t
     return buy_reservation(limit_price, open_quantity, hours, taker_rate)
 
 
-def min_sell_price(taker_rate: Decimal, tick: Decimal = CENT) -> Decimal:
-    """The lowest price at which a sell order may enter: the taker rate rounded
-    up to the tick. The seller's fee is taken from the trade's proceeds; at a
-    price on the tick at or above the rate, the fee (rate x qty x hours, HALF_UP)
-    never exceeds the value (price x qty x hours, whole cents), so a seller can
-    never owe more fee than the trade brings in."""
+def min_sell_price(taker_rate: Decimal, tick: Decimal = CENT, vat: Decimal = VAT) -> Decimal:
+    """The lowest price at which a sell order may enter: m(taker rate) per
+    GPU-hour (``fee_step_cap``), rounded up to the tick; 0.03 at 0.015 and
+    19 % VAT. The seller's fee reserve is filled from the trade's proceeds;
+    at this price or above, V = p x k x h >= k x h x m(rate) >= m(rate x k x h),
+    at least the fee step of the fill (a maker or a lowered rate steps no
+    more), so a seller never owes more than the trade brings in."""
     _require_rate(taker_rate)
-    return (taker_rate / tick).to_integral_value(rounding=ROUND_UP) * tick
+    return (fee_step_cap(taker_rate, vat) / tick).to_integral_value(rounding=ROUND_UP) * tick
 
 
 # --- fee schedule and fund shares (issue 4) -----------------------------------------------
@@ -180,7 +244,7 @@ DEFAULT_FEE_TERMS = FeeTerms(
 
 
 def fund_split(fee: Decimal, incentive_share: Decimal, rnd_share: Decimal) -> tuple[Decimal, Decimal, Decimal]:
-    """Split one trade's fee revenue into (fee revenue kept, incentive fund, R&D fund).
+    """Split a month's net fee revenue into (fee revenue kept, incentive fund, R&D fund): the sweep.
 
     Each fund's share is rounded HALF_UP to the cent; the remainder stays in
     fee revenue. The R&D share is capped at what the incentive share leaves,
@@ -188,7 +252,7 @@ def fund_split(fee: Decimal, incentive_share: Decimal, rnd_share: Decimal) -> tu
     """
     _require_decimal(fee, "fee")
     if fee < 0 or not is_cents(fee):
-        raise ValueError(f"a fee is a non-negative amount in cents, not {fee}")
+        raise ValueError(f"fee revenue is a non-negative amount in cents, not {fee}")
     incentive = min(to_cents(fee * incentive_share), fee)
     rnd = min(to_cents(fee * rnd_share), fee - incentive)
     return fee - incentive - rnd, incentive, rnd

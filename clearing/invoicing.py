@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from clearing.fees import CENT, is_cents
+from clearing.fees import CENT, VAT_RATE, is_cents
 from clearing.models import Invoice, InvoiceLine, InvoiceSequence, JournalEntry
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 BERLIN = ZoneInfo("Europe/Berlin")
 NUMBER_PREFIX = "RB"
 # The fee schedule's rates are net; all members are German companies (KYC
-# requires a DE VAT ID), so the fees carry German VAT at the standard rate.
-VAT_RATE = Decimal("19.00")
+# requires a DE VAT ID), so the fees carry German VAT at the standard rate
+# (``clearing.fees.VAT_RATE``, which the fee reserve uses too).
 VAT_NOTE = "Umsatzsteuer 19 % auf die Entgelte (§ 12 Abs. 1 UStG)."
 # The exchange operator as it appears on every invoice; production sets
 # settings.INVOICE_ISSUER to the real company's details.

@@ -72,12 +72,18 @@ class Account(models.Model):
         # house after a refund larger than its cash, carried negative until
         # repaid (issue 7, "Settlement policy and payout accounts").
         CCP_CLAIM = "ccp_claim", _("claim of the clearing house")
+        # Opened on first use, guarded: the fees (with VAT) of the member's
+        # current, not yet charged months, held at each trade so that the
+        # monthly charge is exactly what was held (issue 7, "Fees as published").
+        FEE_RESERVE = "fee_reserve", _("fees (held)")
         # The clearing house's own accounts (no organisation).
         BANK = "bank", _("bank")
         CCP = "ccp", _("central counterparty")
         FEE_REVENUE = "fee_revenue", _("fee revenue")
         INCENTIVE_FUND = "incentive_fund", _("start-up incentive fund")
         RND_FUND = "rnd_fund", _("R&D fund")
+        # Output VAT on the fees charged, owed to the tax office; not guarded.
+        VAT_PAYABLE = "vat_payable", _("VAT payable")
 
     organisation = models.ForeignKey(
         "accounts.Organisation",
@@ -109,8 +115,10 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(organisation__isnull=False, kind__in=("cash_available", "cash_reserved",
                                                                   "settlement_pending", "margin",
-                                                                  "withdrawal_pending", "ccp_claim"))
-                | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund")),
+                                                                  "withdrawal_pending", "ccp_claim",
+                                                                  "fee_reserve"))
+                | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund",
+                                                         "vat_payable")),
                 name="clearing_account_kind_matches_owner",
             ),
             # The backstop behind ledger_post's conditional update: a member's
@@ -118,7 +126,7 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(balance__gte=0)
                 | ~Q(kind__in=("cash_available", "cash_reserved", "settlement_pending", "margin",
-                               "withdrawal_pending", "incentive_fund", "rnd_fund")),
+                               "withdrawal_pending", "fee_reserve", "incentive_fund", "rnd_fund")),
                 name="clearing_account_guarded_not_negative",
             ),
         ]
@@ -151,13 +159,15 @@ MEMBER_KINDS: tuple[str, ...] = (
 # Member accounts opened only when first used, outside the four every member
 # has (and outside GET /api/v1/account/): see "Withdrawals" in the docs. The
 # statement lists each one the organisation has.
-MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING, Account.Kind.CCP_CLAIM)
+MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING, Account.Kind.CCP_CLAIM,
+                                       Account.Kind.FEE_RESERVE)
 HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.BANK,
     Account.Kind.CCP,
     Account.Kind.FEE_REVENUE,
     Account.Kind.INCENTIVE_FUND,
     Account.Kind.RND_FUND,
+    Account.Kind.VAT_PAYABLE,
 )
 # Accounts whose balance may never go below zero (mirrored by the check
 # constraint above): a member's money in each of its states, and the funds,
@@ -165,7 +175,8 @@ HOUSE_KINDS: tuple[str, ...] = (
 # are not guarded: the CCP's balance swings both ways with open trades. Nor is
 # a member's ``ccp_claim``: it is negative exactly while the member owes.
 GUARDED_KINDS: frozenset[str] = frozenset(
-    (*MEMBER_KINDS, Account.Kind.WITHDRAWAL_PENDING, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
+    (*MEMBER_KINDS, Account.Kind.WITHDRAWAL_PENDING, Account.Kind.FEE_RESERVE, Account.Kind.INCENTIVE_FUND,
+     Account.Kind.RND_FUND)
 )
 
 
@@ -209,6 +220,12 @@ class JournalEntry(ImmutableModel):
         verbose_name = _("journal entry")
         verbose_name_plural = _("journal entries")
         ordering = ("-id",)
+        constraints = [
+            # The monthly fee charge of a member ("fees:<org>:<YYYY-MM>") and
+            # the month's fund sweep ("fees-sweep:<YYYY-MM>") are posted once.
+            models.UniqueConstraint(fields=("reference",), condition=Q(kind="fee"),
+                                    name="clearing_journalentry_one_fee_entry_per_reference"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()} {self.reference}".strip()
@@ -799,3 +816,49 @@ class PayoutAccountChange(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.organisation}: {self.iban}"
+
+
+# --- Fees as published (issue 7 item 7; docs/architecture.md "Fees as published") ----------
+
+
+class FeeAccrual(models.Model):
+    """One member's fees of one calendar month (Europe/Berlin).
+
+    ``accrued`` is the exact sum of its trades' fees in the month; ``held``
+    is what its ``fee_reserve`` holds for the month, always
+    ``clearing.fees.fee_held(accrued)``. Written by the order service
+    (``clearing.services.fees.FeeBook``) while the organisation is locked,
+    and marked charged once by ``fees_charge_month``.
+    """
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation", verbose_name=_("organisation"), on_delete=models.PROTECT,
+        related_name="fee_accruals",
+    )
+    month = models.DateField(_("month"), help_text=_("The first day of the calendar month."))
+    accrued = models.DecimalField(_("fees accrued (EUR, exact)"), max_digits=24, decimal_places=6, default=0)
+    held = models.DecimalField(_("held incl. VAT (EUR)"), max_digits=18, decimal_places=2, default=0)
+    charged_at = models.DateTimeField(_("charged at"), null=True, blank=True)
+    entry = models.ForeignKey(
+        JournalEntry, verbose_name=_("journal entry"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", help_text=_("The entry that charged the month; empty for a month of less than a cent."),
+    )
+    invoice = models.ForeignKey(
+        "Invoice", verbose_name=_("invoice"), on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("fee accrual")
+        verbose_name_plural = _("fee accruals")
+        ordering = ("-month", "organisation_id")
+        constraints = [
+            models.UniqueConstraint(fields=("organisation", "month"), name="clearing_feeaccrual_one_per_month"),
+            models.CheckConstraint(condition=Q(accrued__gte=0) & Q(held__gte=0),
+                                   name="clearing_feeaccrual_not_negative"),
+            models.CheckConstraint(condition=Q(month__day=1), name="clearing_feeaccrual_month_first_day"),
+            models.CheckConstraint(condition=Q(charged_at__isnull=False) | Q(entry__isnull=True, invoice__isnull=True),
+                                   name="clearing_feeaccrual_entry_only_when_charged"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.month:%Y-%m}: {self.accrued}"

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 
@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Count, DecimalField, F, IntegerField, Max, Min, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -33,11 +33,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Organisation, User
+from clearing.fees import fee_held, to_cents
+from clearing.invoicing import BERLIN
 from clearing.models import (
     GUARDED_KINDS,
     HOUSE_KINDS,
     Account,
     DeliveryTicket,
+    FeeAccrual,
     Invoice,
     InvoiceSequence,
     JournalEntry,
@@ -324,30 +327,129 @@ def _pending_matches_tickets() -> Iterator[str]:
 
 
 FEE_ACCOUNT_KINDS = (Account.Kind.FEE_REVENUE, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
+# The charge runs at 00:30 on the 1st; a month still uncharged a day after its end is overdue.
+FEE_CHARGE_GRACE = timedelta(days=1)
 
 
-@register_check("fees_match_trades", gettext_lazy("The fee accounts hold exactly the fees the trades charged"))
-def _fees_match_trades() -> Iterator[str]:
-    # Only the lines of trade entries: the funds may receive or pay out
-    # other money (grants) without breaking this.
+def _trade_fees_by_month() -> dict[tuple[int, date], Decimal]:
+    """Σ exact fees per (organisation, Europe/Berlin month) over all trades,
+    as buyer and as seller (two grouped queries)."""
     from market.models import Trade
 
-    booked = dict.fromkeys(FEE_ACCOUNT_KINDS, ZERO)
-    rows = (JournalLine.objects.filter(entry__kind=JournalEntry.Kind.TRADE, account__organisation__isnull=True,
-                                       account__kind__in=FEE_ACCOUNT_KINDS)
+    totals: dict[tuple[int, date], Decimal] = defaultdict(lambda: Decimal("0"))
+    month = TruncMonth("executed_at", tzinfo=BERLIN)
+    for party, fee in (("buyer_id", "buyer_fee"), ("seller_id", "seller_fee")):
+        rows = (Trade.objects.order_by().annotate(month=month).values(party, "month")
+                .annotate(total=Sum(fee)).values_list(party, "month", "total"))
+        for organisation_id, trade_month, total in rows:
+            key = (organisation_id, trade_month.date() if isinstance(trade_month, datetime) else trade_month)
+            totals[key] += total
+    return totals
+
+
+def _names(pks: Iterable[int]) -> dict[int, str]:
+    return dict(Organisation.objects.filter(pk__in=list(pks)).values_list("pk", "legal_name"))
+
+
+@register_check("fee_accruals_match_trades",
+                gettext_lazy("Each member's monthly fee accrual equals the exact fees of its trades"))
+def _fee_accruals_match_trades() -> Iterator[str]:
+    # Fees accrue at full precision per trade into one row per member and
+    # Europe/Berlin month; what is held for the month is net + VAT of the
+    # accrued amount, each rounded once (clearing.fees.fee_held).
+    traded = _trade_fees_by_month()
+    accruals = {(org, month): (accrued, held) for org, month, accrued, held in
+                FeeAccrual.objects.values_list("organisation_id", "month", "accrued", "held")}
+    keys = sorted(key for key in traded.keys() | accruals.keys()
+                  if traded.get(key, ZERO) != accruals.get(key, (ZERO, ZERO))[0]
+                  or accruals.get(key, (ZERO, ZERO))[1] != fee_held(accruals.get(key, (ZERO, ZERO))[0]))
+    names = _names(org for org, _month in keys)
+    for org, month in keys:
+        accrued, held = accruals.get((org, month), (ZERO, ZERO))
+        yield _("%(organisation)s (#%(pk)s), %(month)s: fees accrued %(accrued)s, held %(held)s; its trades "
+                "accrued %(traded)s, which holds %(expected)s.") % {
+            "organisation": names.get(org, "?"), "pk": org, "month": f"{month:%Y-%m}",
+            "accrued": accrued.normalize(), "held": _money(held), "traded": traded.get((org, month), ZERO).normalize(),
+            "expected": _money(fee_held(traded.get((org, month), ZERO)))}
+
+
+@register_check("fee_reserve_matches_accruals",
+                gettext_lazy("Each fee reserve holds what the months not yet charged hold"))
+def _fee_reserve_matches_accruals() -> Iterator[str]:
+    ledger = dict(Account.objects.filter(kind=Account.Kind.FEE_RESERVE).exclude(balance=0)
+                  .values_list("organisation_id", "balance"))
+    held = dict(FeeAccrual.objects.filter(charged_at__isnull=True).order_by().values("organisation_id")
+                .annotate(total=Sum("held")).exclude(total=0).values_list("organisation_id", "total"))
+    differing = sorted(pk for pk in ledger.keys() | held.keys() if ledger.get(pk, ZERO) != held.get(pk, ZERO))
+    names = _names(differing)
+    for pk in differing:
+        yield _("%(organisation)s (#%(pk)s): fee reserve %(ledger)s, its months not yet charged hold "
+                "%(held)s.") % {"organisation": names.get(pk, "?"), "pk": pk,
+                                "ledger": _money(ledger.get(pk, ZERO)), "held": _money(held.get(pk, ZERO))}
+
+
+@register_check("fee_charges_match_entries",
+                gettext_lazy("Fee revenue, the funds and VAT hold exactly the fees charged"))
+def _fee_charges_match_entries() -> Iterator[str]:
+    # Fee revenue and the funds receive money only from "fee" entries (the
+    # monthly charge and the sweep, which only moves revenue into the funds),
+    # VAT payable only from the charge. Lines of other kinds on the funds
+    # (grants, corrections) do not count; trades book no fees any more.
+    booked = dict.fromkeys((*FEE_ACCOUNT_KINDS, Account.Kind.VAT_PAYABLE), ZERO)
+    rows = (JournalLine.objects.filter(entry__kind=JournalEntry.Kind.FEE, account__organisation__isnull=True)
             .order_by().values("account__kind").annotate(total=Sum("amount"))
             .values_list("account__kind", "total"))
     for kind, total in rows:
         booked[kind] = total or ZERO
-    charged = Trade.objects.aggregate(
-        total=Sum(F("buyer_fee") + F("seller_fee"), output_field=DecimalField(max_digits=18, decimal_places=2))
-    )["total"] or ZERO
-    if sum(booked.values(), ZERO) != charged:
-        yield _("The trades booked %(booked)s to the fee accounts (fee revenue %(revenue)s, incentive fund "
-                "%(incentive)s, R&D fund %(rnd)s), but charged %(charged)s in fees.") % {
-            "booked": _money(sum(booked.values(), ZERO)), "revenue": _money(booked[Account.Kind.FEE_REVENUE]),
-            "incentive": _money(booked[Account.Kind.INCENTIVE_FUND]), "rnd": _money(booked[Account.Kind.RND_FUND]),
-            "charged": _money(charged)}
+    net = vat = ZERO
+    for accrued, held in FeeAccrual.objects.filter(charged_at__isnull=False).values_list("accrued", "held"):
+        net += to_cents(accrued)
+        vat += held - to_cents(accrued)
+    revenue = sum((booked[kind] for kind in FEE_ACCOUNT_KINDS), ZERO)
+    if revenue != net or booked[Account.Kind.VAT_PAYABLE] != vat:
+        yield _("The fee entries booked %(revenue)s to fee revenue and the funds and %(vat_booked)s to VAT; the "
+                "months charged come to %(net)s net and %(vat)s VAT.") % {
+            "revenue": _money(revenue), "vat_booked": _money(booked[Account.Kind.VAT_PAYABLE]),
+            "net": _money(net), "vat": _money(vat)}
+    at_trades = (JournalLine.objects.filter(entry__kind=JournalEntry.Kind.TRADE, account__organisation__isnull=True,
+                                            account__kind__in=FEE_ACCOUNT_KINDS).aggregate(total=Sum("amount"))
+                 ["total"])
+    if at_trades:
+        yield _("Trade entries booked %(amount)s to fee revenue and the funds; fees are charged monthly.") % {
+            "amount": _money(at_trades)}
+
+
+@register_check("fees_charged_monthly", gettext_lazy("Every month that has ended is charged and swept"))
+def _fees_charged_monthly() -> Iterator[str]:
+    from clearing.services.fees import month_bounds
+
+    now = check_time()
+    months = sorted(set(FeeAccrual.objects.values_list("month", flat=True)))
+    for month in months:
+        if month_bounds(month)[1] + FEE_CHARGE_GRACE > now:
+            continue
+        open_rows = FeeAccrual.objects.filter(month=month, charged_at__isnull=True).count()
+        if open_rows:
+            yield ngettext("%(month)s: the fees of %(count)d organisation are not charged.",
+                           "%(month)s: the fees of %(count)d organisations are not charged.", open_rows) % {
+                "month": f"{month:%Y-%m}", "count": open_rows}
+            continue
+        total = sum((to_cents(a) for a in FeeAccrual.objects.filter(month=month).values_list("accrued", flat=True)),
+                    ZERO)
+        swept = JournalEntry.objects.filter(kind=JournalEntry.Kind.FEE, reference=f"fees-sweep:{month:%Y-%m}")
+        if total and not swept.exists() and _sweep_due(month, total):
+            yield _("%(month)s: the funds' shares of the fee revenue are not swept.") % {"month": f"{month:%Y-%m}"}
+
+
+def _sweep_due(month: date, total: Decimal) -> bool:
+    """Whether the month's sweep moves anything (shares of 0 % move nothing)."""
+    from clearing.fees import fund_split
+    from clearing.selectors import fee_terms_at
+    from clearing.services.fees import month_bounds
+
+    terms = fee_terms_at(month_bounds(month)[1] - timedelta(microseconds=1))
+    _kept, incentive, rnd = fund_split(total, terms.incentive_fund_share, terms.rnd_fund_share)
+    return bool(incentive + rnd)
 
 
 PositionTotals = tuple[int, int, int, Decimal, Decimal]  # quantity, bought, sold, buy_cost, sell_proceeds

@@ -41,6 +41,14 @@ def account_summary(*, organisation: "Organisation") -> dict[str, Decimal]:
     return summary
 
 
+def fee_reserve_balance(*, organisation: "Organisation") -> Decimal:
+    """What the organisation holds for its fees not yet charged (the
+    ``fee_reserve`` account; 0.00 before its first trade)."""
+    balance = Account.objects.filter(organisation=organisation, kind=Account.Kind.FEE_RESERVE).values_list(
+        "balance", flat=True).first()
+    return balance if balance is not None else ZERO
+
+
 def ledger_balance_from_lines(account: Account) -> Decimal:
     """The account's balance recomputed from its journal lines (for reconciliation)."""
     total = JournalLine.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]

@@ -39,3 +39,19 @@ def flag_not_provided() -> dict[str, int]:
     from clearing.services.delivery import tickets_flag_not_provided
 
     return {"flagged": tickets_flag_not_provided()}
+
+
+@shared_task(name="clearing.charge_fees", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def charge_fees(month: str | None = None) -> dict[str, object]:
+    """Charge every member's fees of the previous calendar month (or of
+    ``month``, YYYY-MM) and sweep the funds' shares (beat: the 1st at 00:30
+    Europe/Berlin). Idempotent; a member that could not be charged is logged
+    as an error by the service and reported by reconcile."""
+    import datetime
+
+    from clearing.services.fees import fees_charge_month, previous_month
+
+    when = (datetime.datetime.strptime(month, "%Y-%m").date() if month  # noqa: DTZ007 (a calendar month)
+            else previous_month())
+    return {"month": f"{when:%Y-%m}", "charged": fees_charge_month(month=when)}

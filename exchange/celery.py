@@ -29,6 +29,10 @@ app.conf.beat_schedule = {
     "clearing-settle-deliveries": {"task": "clearing.settle_deliveries", "schedule": crontab(minute="*/5")},
     # Tickets without access details at delivery start become not_provided; idempotent.
     "clearing-flag-not-provided": {"task": "clearing.flag_not_provided", "schedule": crontab(minute="*")},
+    # The previous month's fees, one invoice per member, and the funds' sweep
+    # (CELERY_TIMEZONE is Europe/Berlin); idempotent.
+    "clearing-charge-fees": {"task": "clearing.charge_fees",
+                             "schedule": crontab(minute="30", hour="0", day_of_month="1")},
 }
 
 

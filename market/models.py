@@ -382,8 +382,10 @@ class Trade(models.Model):
     price = models.DecimalField(_("price (EUR/GPUh)"), max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
     aggressor = models.CharField(_("aggressor"), max_length=4, choices=Side.choices)
-    buyer_fee = models.DecimalField(_("buyer fee"), max_digits=18, decimal_places=2)
-    seller_fee = models.DecimalField(_("seller fee"), max_digits=18, decimal_places=2)
+    # Exact: rate x quantity x hours (market rules §3, fees accrue at full
+    # precision; charged monthly, clearing.services.fees).
+    buyer_fee = models.DecimalField(_("buyer fee"), max_digits=18, decimal_places=6)
+    seller_fee = models.DecimalField(_("seller fee"), max_digits=18, decimal_places=6)
     executed_at = models.DateTimeField(_("executed at"), db_index=True)
 
     class Meta:

@@ -31,6 +31,19 @@ def _price(help_text: str, **kwargs: Any) -> serializers.DecimalField:
                                     **kwargs)
 
 
+class ExactFeeField(serializers.DecimalField):
+    """A trade's exact fee as a decimal string with at least two places and
+    no trailing zeros beyond them: "0.02", "0.005", "0.045"."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=18, decimal_places=6, coerce_to_string=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        text = str(super().to_representation(value))
+        whole, _point, places = text.partition(".")
+        return f"{whole}.{places.rstrip('0').ljust(2, '0')}"
+
+
 def _time(**kwargs: Any) -> serializers.DateTimeField:
     return serializers.DateTimeField(default_timezone=calendar.BERLIN, **kwargs)
 
@@ -87,7 +100,8 @@ class OwnFillSerializer(serializers.Serializer):
     price = _price("EUR/GPUh.")
     quantity = serializers.IntegerField()
     liquidity = serializers.ChoiceField(choices=["maker", "taker"])
-    fee = serializers.DecimalField(max_digits=18, decimal_places=2, coerce_to_string=True, help_text="EUR.")
+    fee = ExactFeeField(help_text="EUR, exact: rate × GPU-hours, up to 6 places. Charged with the month's "
+                        "other fees on one invoice, rounded once.")
     executed_at = _time()
 
 

@@ -53,6 +53,26 @@ def split_cents(amount: Decimal, weights: Sequence[int]) -> list[Decimal]:
     return [(Decimal(part) * CENT).quantize(CENT) for part in floors]
 
 
+def split_cents_capped(amount: Decimal, weights: Sequence[int], caps: Sequence[Decimal]) -> list[Decimal]:
+    """``split_cents``, then no part above its cap: a part's excess cents move
+    one by one to the first parts with room. Largest remainder is not
+    monotone in the amount (the Alabama paradox), so a seller fee split with
+    the same weights as a larger value can put a cent on a ticket whose
+    value got one cent less; moving it keeps the seller's payout per
+    ticket non-negative. Needs ``amount <= sum(caps)``."""
+    if amount > sum(caps, Decimal("0.00")):
+        raise ValueError(f"{amount} does not fit under the caps {list(caps)}")
+    parts = split_cents(amount, weights)
+    excess = sum((max(Decimal("0.00"), part - cap) for part, cap in zip(parts, caps, strict=True)),
+                 Decimal("0.00"))
+    parts = [min(part, cap) for part, cap in zip(parts, caps, strict=True)]
+    for index, cap in enumerate(caps):
+        room = min(cap - parts[index], excess)
+        parts[index] += room
+        excess -= room
+    return parts
+
+
 @dataclass
 class _SiteRoom:
     site_id: int
@@ -222,9 +242,11 @@ def _resale_sources(trade: Trade) -> list[tuple[DeliveryTicket, int]]:
             if ticket.gpus - (ticket.resold or 0) > 0]
 
 
-def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
+def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held: Decimal) -> list[DeliveryTicket]:
     """Allocate one spot trade to delivery tickets (resale first, then the
-    seller's sites) and split its value and fees over them.
+    seller's sites) and split its value and the fees held for it
+    (``buyer_held``/``seller_held``, the cents each side moved into its fee
+    reserve, ``clearing.services.fees``) over them.
 
     For the order service, inside its transaction right after the trade row is written
     (the instrument row is locked, so allocations in one instrument are
@@ -248,9 +270,9 @@ def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
             _use(site_id, instrument, take)
             slices.append({"seller_site_id": site_id, "gpus": take})
     weights = [piece["gpus"] for piece in slices]
-    value = trade.price * trade.quantity * instrument.hours
-    shares = zip(split_cents(value.quantize(CENT), weights), split_cents(trade.buyer_fee, weights),
-                 split_cents(trade.seller_fee, weights), strict=True)
+    values = split_cents((trade.price * trade.quantity * instrument.hours).quantize(CENT), weights)
+    shares = zip(values, split_cents(buyer_held, weights), split_cents_capped(seller_held, weights, values),
+                 strict=True)
     tickets = [
         DeliveryTicket(
             trade=trade, seller_id=trade.seller_id, buyer_id=trade.buyer_id,
@@ -260,7 +282,6 @@ def delivery_tickets_for_trade(*, trade: Trade) -> list[DeliveryTicket]:
         )
         for piece, (v, fb, fs) in zip(slices, shares, strict=True)
     ]
-    # Largest remainder may give a ticket a seller fee cent above its value
-    # only if the trade's Fs > V, which trade_posting refuses; the check
-    # constraint would catch it anyway.
+    # seller_held <= value (the sell floor, trade_posting checks it), so the
+    # capped split fits; the check constraint would catch it anyway.
     return DeliveryTicket.objects.bulk_create(tickets)

@@ -17,16 +17,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
-from django.utils import formats, timezone, translation
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from accounts.selectors import membership_for
 from accounts.services import audit_record
 from clearing.fees import CENT, is_cents
-from clearing.invoicing import InvoiceLineData, invoice_issue
 from clearing.models import DELIVERY_CONFIRMATION_WINDOW, Account, DeliveryTicket, JournalEntry
 from clearing.services.cash import ccp_claim_account
 from clearing.services.ledger import accounts_for, house_account, ledger_post
@@ -278,7 +276,7 @@ def dispute_resolve(*, operator: User, ticket: DeliveryTicket, refund_amount: De
                  reason=reason)
     if not _claim(ticket.pk, now):
         raise _conflict(_("This delivery has already been settled."))
-    _settle_claimed(DeliveryTicket.objects.get(pk=ticket.pk), now)
+    _settle_claimed(DeliveryTicket.objects.get(pk=ticket.pk))
     ticket.refresh_from_db()
     return ticket
 
@@ -390,36 +388,13 @@ def _settlement_memo(lines: list[tuple[Account, Decimal]]) -> str:
     return ""
 
 
-def _fee_invoices(ticket: DeliveryTicket, now: datetime) -> None:
-    trade = ticket.trade
-    symbol = trade.instrument.symbol
-    gpu_hours = Decimal(ticket.gpus * trade.instrument.hours)
-    fee_entry = JournalEntry.objects.filter(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}").first()
-    buyer_role = "taker" if trade.aggressor == "buy" else "maker"
-    seller_role = "maker" if buyer_role == "taker" else "taker"
-    with translation.override(settings.LANGUAGE_CODE):  # invoices are German documents
-        labels = {"taker": _("Intraday taker fee"), "maker": _("Intraday maker fee")}
-        for side, organisation, fee, role in (("buyer", ticket.buyer, ticket.buyer_fee, buyer_role),
-                                              ("seller", ticket.seller, ticket.seller_fee, seller_role)):
-            if fee == 0:
-                continue
-            invoice_issue(
-                organisation=organisation, reference=f"delivery:{ticket.pk}:{side}", issued_at=now,
-                lines=[InvoiceLineData(
-                    description=_("%(fee)s, %(symbol)s, delivery ticket %(ticket)s")
-                    % {"fee": labels[role], "symbol": symbol, "ticket": ticket.pk},
-                    amount=fee, quantity=gpu_hours, unit="GPUh")],
-                entry=fee_entry,
-            )
-
-
-def _settle_claimed(ticket: DeliveryTicket, now: datetime) -> JournalEntry:
-    """Post the payout or refund of a claimed ticket and issue its fee invoices (last)."""
+def _settle_claimed(ticket: DeliveryTicket) -> JournalEntry:
+    """Post the payout or refund of a claimed ticket. Its fees are invoiced
+    with the month's (``clearing.services.fees``), not here."""
     kind, lines = _settlement_lines(ticket)
     entry = ledger_post(kind=kind, lines=lines, reference=f"delivery:{ticket.pk}", memo=_settlement_memo(lines),
                         actor=ticket.resolved_by if ticket.refund_amount is not None else None)
     DeliveryTicket.objects.filter(pk=ticket.pk).update(settlement_entry=entry)
-    _fee_invoices(ticket, now)
     return entry
 
 
@@ -433,7 +408,7 @@ def ticket_settle(*, ticket_id: int, now: datetime) -> bool:
         ticket = DeliveryTicket.objects.select_related(
             "trade__instrument", "buyer", "seller", "resolved_by").get(pk=ticket_id)
         lock_organisations([ticket.buyer_id, ticket.seller_id])
-        _settle_claimed(ticket, now)
+        _settle_claimed(ticket)
         return True
 
 

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils.translation import gettext as _
 
-from clearing.fees import CENT, FeeTerms, fund_split, is_cents, trade_value
+from clearing.fees import CENT, is_cents, trade_value
 from clearing.models import (
     BANK_REFERENCE_MAX_LENGTH,
     GUARDED_KINDS,
@@ -403,58 +403,56 @@ def release_posting(
 
 
 def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: LedgerAccounts,
-                  terms: FeeTerms) -> Posting:
+                  buyer_held: Decimal, seller_held: Decimal) -> Posting:
     """The entry of one trade (novation through the CCP); reads nothing.
 
     For the order service, once per ``Trade`` row, posted with the other
     entries of its transaction by ``ledger_post_all``. With value
-    ``V = price x quantity x hours``, buyer fee ``Fb``, seller fee ``Fs`` and
-    ``R = reservation``, the part of the buy order's reservation that
-    belonged to the filled quantity (docs/architecture.md, "The trade in the
-    ledger")::
+    ``V = price x quantity x hours``, ``R = reservation`` (the part of the
+    buy order's reservation that belonged to the filled quantity) and
+    ``Δb``/``Δs`` = ``buyer_held``/``seller_held``, what each side moves into
+    its fee reserve for this trade (``clearing.services.fees.FeeBook``;
+    docs/architecture.md, "Fees as published")::
 
         buyer  cash_reserved       -R
-        buyer  cash_available      +(R - V - Fb)   the unused part of the limit and the fee
+        buyer  cash_available      +(R - V - Δb)   the unused part of the limit and the fee
         buyer  settlement_pending  +V
-        seller settlement_pending  +(V - Fs)
-        house  fee_revenue         +(Fb + Fs - Si - Sr)
-        house  incentive_fund      +Si
-        house  rnd_fund            +Sr
+        buyer  fee_reserve         +Δb
+        seller settlement_pending  +(V - Δs)
+        seller fee_reserve         +Δs
         house  ccp                 -V
 
-    ``Si`` and ``Sr`` are the fund shares of ``terms`` (the schedule in
-    effect at ``trade.executed_at``), each HALF_UP to the cent, the
-    remainder kept as fee revenue (``clearing.fees.fund_split``). The house
-    lines only insert rows (house accounts carry no running balance).
+    No fee revenue at the trade: fees are charged once a month. The one
+    house line only inserts a row (house accounts carry no running balance).
 
     Lines that come to 0.00 are left out (the ledger refuses zero lines).
-    ``R - V - Fb`` is never negative: the order reserved at its entry's taker
-    rate, and no fill is charged more than that (the rates are fixed at
-    entry, ``market.services.orders``). ``V >= Fs`` holds because sell
-    prices are at least the taker rate (``clearing.fees.min_sell_price``); a
-    trade breaking either is a bug and raises ``ValueError``.
+    ``R - V - Δb`` is never negative: the order reserved ``max_fee`` at its
+    entry's taker rate, and no fill steps the reserve by more than that
+    (``clearing.fees``). ``V >= Δs`` holds because sell prices are at least
+    ``clearing.fees.min_sell_price``; a trade breaking either is a bug and
+    raises ``ValueError``.
     """
     if not is_cents(reservation) or reservation < 0:
         raise ValueError(f"a reservation share is a non-negative amount in cents, not {reservation!r}")
     value = trade_value(trade.price, trade.quantity, hours)
-    buyer_fee, seller_fee = trade.buyer_fee, trade.seller_fee
-    if not (is_cents(buyer_fee) and is_cents(seller_fee)) or buyer_fee < 0 or seller_fee < 0:
-        raise ValueError("trade fees are non-negative amounts in cents")
-    if seller_fee > value:
-        raise ValueError(f"trade {trade.pk}: the seller fee {seller_fee} exceeds the value {value}")
-    if reservation - value - buyer_fee < 0:
-        raise ValueError(f"trade {trade.pk}: the reservation {reservation} does not cover {value} + {buyer_fee}")
-    kept, incentive, rnd = fund_split(buyer_fee + seller_fee, terms.incentive_fund_share, terms.rnd_fund_share)
+    if not (is_cents(buyer_held) and is_cents(seller_held)) or buyer_held < 0 or seller_held < 0:
+        raise ValueError("the fees held at a trade are non-negative amounts in cents")
+    if seller_held > value:
+        raise ValueError(f"trade {trade.pk}: the seller's fee step {seller_held} exceeds the value {value}")
+    if reservation - value - buyer_held < 0:
+        raise ValueError(f"trade {trade.pk}: the reservation {reservation} does not cover {value} + {buyer_held}")
     buyer, seller = trade.buyer_id, trade.seller_id
     candidates = [
-        (book.member(buyer, Account.Kind.CASH_RESERVED), -reservation),
-        (book.member(buyer, Account.Kind.CASH_AVAILABLE), reservation - value - buyer_fee),
-        (book.member(buyer, Account.Kind.SETTLEMENT_PENDING), value),
-        (book.member(seller, Account.Kind.SETTLEMENT_PENDING), value - seller_fee),
-        (book.house(Account.Kind.FEE_REVENUE), kept),
-        (book.house(Account.Kind.INCENTIVE_FUND), incentive),
-        (book.house(Account.Kind.RND_FUND), rnd),
-        (book.house(Account.Kind.CCP), -value),
+        (buyer, Account.Kind.CASH_RESERVED, -reservation),
+        (buyer, Account.Kind.CASH_AVAILABLE, reservation - value - buyer_held),
+        (buyer, Account.Kind.SETTLEMENT_PENDING, value),
+        (buyer, Account.Kind.FEE_RESERVE, buyer_held),
+        (seller, Account.Kind.SETTLEMENT_PENDING, value - seller_held),
+        (seller, Account.Kind.FEE_RESERVE, seller_held),
     ]
-    return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}",
-                   lines=[(account, amount) for account, amount in candidates if amount != 0])
+    # An account is looked up (and opened on first use) only for a line that is there.
+    lines = [(book.member(organisation_id, kind), amount) for organisation_id, kind, amount in candidates
+             if amount != 0]
+    if value:
+        lines.append((book.house(Account.Kind.CCP), -value))
+    return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}", lines=lines)

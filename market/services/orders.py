@@ -23,9 +23,9 @@ Decisions (beyond the design):
   traded): status ``cancelled`` with the reason.
 * Only the intraday segment trades in this issue; futures orders are refused
   with ``not_permitted`` until margining exists (the futures issue).
-* Sell prices are at least the taker fee rate rounded up to the tick
-  (``clearing.fees.min_sell_price``, 0.02 EUR/GPUh at 0.015): the seller's
-  fee comes out of the proceeds, and below that price it could exceed them.
+* Sell prices are at least ``clearing.fees.min_sell_price`` (0.03 EUR/GPUh
+  at a taker rate of 0.015 and 19 % VAT): the seller's fee step comes out of
+  the proceeds, and below that price it could exceed them.
   A lower sell price is ``price_out_of_bounds``.
 * A market order's protection price is the reference price (last trade, else
   the mid of best bid and ask, else the middle of the price bounds) +50 %
@@ -86,6 +86,7 @@ from clearing.services import (
     trade_posting,
 )
 from clearing.services.allocation import CannotDeliver
+from clearing.services.fees import FeeBook
 from exchange.errors import ExchangeError
 from exchange.locks import lock_organisations
 from market import broadcast, matching
@@ -421,6 +422,7 @@ class _Changes:
     actor: User | None
     terms: fees.FeeTerms | None = None
     book: LedgerAccounts | None = None
+    fee_book: FeeBook | None = None
     postings: list[Posting] = field(default_factory=list)
     touched: dict[str, set[Decimal]] = field(default_factory=lambda: {Side.BUY: set(), Side.SELL: set()})
     changed_orders: dict[int, Order] = field(default_factory=dict)  # in the order they changed
@@ -435,6 +437,8 @@ class _Changes:
         ledger accounts and the house accounts with one query."""
         _lock_organisations(organisation_ids)
         self.book = ledger_accounts(organisation_ids=organisation_ids)
+        # Their fee accruals of this month: no query until a fill charges one.
+        self.fee_book = FeeBook.load(organisation_ids, self.now)
 
     def post(self, posting: Posting) -> None:
         self.postings.append(posting)
@@ -489,9 +493,9 @@ def _apply_match(
     expiries, the taker's new state, the ledger entries, position deltas.
     The caller has locked every organisation of ``_parties``."""
     instrument, rates, now, book = changes.instrument, changes.rates, changes.now, changes.book
-    assert book is not None and changes.terms is not None, "lock the organisations first"  # noqa: S101
+    assert book is not None and changes.fee_book is not None, "lock the organisations first"  # noqa: S101
     hours = instrument.hours
-    booked: list[tuple[Trade, Decimal]] = []
+    booked: list[tuple[Trade, Decimal, tuple[Decimal, Decimal]]] = []
     for fill in result.fills:
         maker = resting[fill.maker_order_id]
         quantity = fill.quantity
@@ -506,11 +510,14 @@ def _apply_match(
         trade = Trade(
             instrument=instrument, buy_order=buy, sell_order=sell, buyer_id=buy.organisation_id,
             seller_id=sell.organisation_id, price=fill.price, quantity=quantity, aggressor=taker.side,
-            buyer_fee=fees.fee_for(_fill_rate(buy, taker=buy is taker, rates=rates), quantity, hours),
-            seller_fee=fees.fee_for(_fill_rate(sell, taker=sell is taker, rates=rates), quantity, hours),
+            buyer_fee=fees.exact_fee(_fill_rate(buy, taker=buy is taker, rates=rates), quantity, hours),
+            seller_fee=fees.exact_fee(_fill_rate(sell, taker=sell is taker, rates=rates), quantity, hours),
             executed_at=now,
         )
-        booked.append((trade, share))
+        # What each side moves into its fee reserve for this trade (cents).
+        held = (changes.fee_book.charge(buy.organisation_id, trade.buyer_fee),
+                changes.fee_book.charge(sell.organisation_id, trade.seller_fee))
+        booked.append((trade, share, held))
         maker.status = OrderStatus.PARTIALLY_FILLED if fill.maker_remaining else OrderStatus.FILLED
         # Database arithmetic for the fill: the check constraint
         # filled_quantity <= quantity is the last line of defence.
@@ -530,11 +537,12 @@ def _apply_match(
                 delta.sold += quantity
                 delta.sell_proceeds += value
     if booked:
-        trades = Trade.objects.bulk_create([trade for trade, _share in booked])
-        for trade, (_trade, share) in zip(trades, booked, strict=True):
-            changes.post(trade_posting(trade=trade, reservation=share, hours=hours, book=book, terms=changes.terms))
+        trades = Trade.objects.bulk_create([trade for trade, _share, _held in booked])
+        for trade, (_trade, share, (buyer_held, seller_held)) in zip(trades, booked, strict=True):
+            changes.post(trade_posting(trade=trade, reservation=share, hours=hours, book=book,
+                                       buyer_held=buyer_held, seller_held=seller_held))
             try:
-                delivery_tickets_for_trade(trade=trade)
+                delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held)
             except CannotDeliver:
                 if trade.sell_order is taker:
                     raise
@@ -627,6 +635,8 @@ def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict
 def _finish(changes: _Changes) -> None:
     """The ledger, positions, the instrument's counters, and the broadcasts after commit."""
     instrument = changes.instrument
+    if changes.fee_book is not None:
+        changes.fee_book.save()  # one upsert, and only when a fill accrued fees
     if changes.postings:
         # Every journal entry of the transaction at once: member balances in
         # one pass in account id order, house accounts insert-only.

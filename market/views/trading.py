@@ -40,7 +40,7 @@ from django_htmx.middleware import HtmxDetails
 from accounts.models import Membership, User
 from accounts.selectors import membership_for
 from accounts.services import trading_gate_check
-from clearing.selectors import account_summary
+from clearing.selectors import account_summary, fee_reserve_balance
 from exchange.errors import ExchangeError, add_error_to_form
 from market import calendar
 from market.models import RESTING_STATUSES, DeliveryZone, GpuClass, Instrument, Order, OrderType, Side, TimeInForce
@@ -434,6 +434,7 @@ def portfolio(request: TradingRequest) -> HttpResponse:
     context = {
         "organisation": organisation,
         "account": account_summary(organisation=organisation),
+        "fee_reserve": fee_reserve_balance(organisation=organisation),
         "positions": [(position, instruments.get(position.instrument)) for position in positions],
     }
     return render(request, "market/trading/portfolio.html", context)

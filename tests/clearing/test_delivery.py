@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from clearing.invoicing import invoice_issue  # noqa: F401 - the service settlement calls
+from clearing.fees import fee_step
 from clearing.models import Account, DeliveryTicket, Invoice, JournalEntry
 from clearing.reconcile import reconcile
 from clearing.selectors import account_summary
@@ -81,7 +81,8 @@ def test_one_trade_from_ticket_to_payout_with_hand_computed_amounts(world: World
     # Alice rests 4 H100 at 12.30 (maker, 0.005/GPUh), Charlie takes them (taker, 0.015/GPUh).
     trade = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
     assert (trade.buyer_fee, trade.seller_fee) == (D("0.06"), D("0.02"))
-    # V = 12.30 x 4 x 1 = 49.20; Charlie reserved 49.28 and got 49.28 - 49.20 - 0.06 = 0.02 back.
+    # Held for the month's fees: Charlie 0.06 + VAT r(0.0114) = 0.07, Alice 0.02 + r(0.0038) = 0.02.
+    # V = 12.30 x 4 x 1 = 49.20; Charlie reserved 49.32 and got 49.32 - 49.20 - 0.07 = 0.05 back.
     assert account_summary(organisation=world.org_c)["settlement_pending"] == D("49.20")
     assert account_summary(organisation=world.org_a)["settlement_pending"] == D("49.18")
 
@@ -89,7 +90,7 @@ def test_one_trade_from_ticket_to_payout_with_hand_computed_amounts(world: World
     site = world.org_a.sites.get()
     assert (ticket.seller_id, ticket.seller_site_id, ticket.buyer_id, ticket.gpus) == (
         world.org_a.pk, site.pk, world.org_c.pk, 4)
-    assert (ticket.value, ticket.buyer_fee, ticket.seller_fee) == (D("49.20"), D("0.06"), D("0.02"))
+    assert (ticket.value, ticket.buyer_fee, ticket.seller_fee) == (D("49.20"), D("0.07"), D("0.02"))
     assert (ticket.delivery_start, ticket.delivery_end) == (
         world.instrument.delivery_start, world.instrument.delivery_end)
     assert ticket.status == DeliveryTicket.Status.AWAITING_ACCESS
@@ -110,7 +111,7 @@ def test_one_trade_from_ticket_to_payout_with_hand_computed_amounts(world: World
 
     # Payout: Charlie's pending 49.20 goes to the CCP; Alice's 49.18 becomes available.
     assert account_summary(organisation=world.org_c) == {
-        "cash_available": D("9950.74"), "cash_reserved": D("0.00"), "settlement_pending": D("0.00"),
+        "cash_available": D("9950.73"), "cash_reserved": D("0.00"), "settlement_pending": D("0.00"),
         "margin": D("0.00")}
     assert account_summary(organisation=world.org_a) == {
         "cash_available": CASH + D("49.18"), "cash_reserved": D("0.00"), "settlement_pending": D("0.00"),
@@ -125,16 +126,8 @@ def test_one_trade_from_ticket_to_payout_with_hand_computed_amounts(world: World
                    (world.org_a.pk, "settlement_pending", D("-49.18")),
                    (world.org_a.pk, "cash_available", D("49.18"))])
 
-    # Fee invoices: buyer 0.06 net + 19 % VAT 0.01 = 0.07; seller 0.02 + 0.00.
-    buyer_invoice = Invoice.objects.get(reference=f"delivery:{ticket.pk}:buyer")
-    seller_invoice = Invoice.objects.get(reference=f"delivery:{ticket.pk}:seller")
-    assert (buyer_invoice.organisation_id, buyer_invoice.net_total, buyer_invoice.vat_amount,
-            buyer_invoice.gross_total) == (world.org_c.pk, D("0.06"), D("0.01"), D("0.07"))
-    assert (seller_invoice.organisation_id, seller_invoice.net_total, seller_invoice.gross_total) == (
-        world.org_a.pk, D("0.02"), D("0.02"))
-    (line,) = buyer_invoice.lines.all()
-    assert line.quantity == D("4") and line.unit == "GPUh" and world.instrument.symbol in line.description
-    assert buyer_invoice.entry is not None and buyer_invoice.entry.reference == f"trade:{trade.pk}"
+    # No fee invoice per ticket: the fees are invoiced once a month (clearing.services.fees).
+    assert not Invoice.objects.exists()
 
     # Alice's statement of today shows the payout line with its running balance.
     statement = statement_for(organisation=world.org_a, day=local_today())
@@ -169,7 +162,7 @@ def test_a_dispute_with_a_partial_refund_charged_to_the_seller(world: World, ope
                              reason="Half the GPUs were unreachable all hour")
     assert ticket.status == "settled" and ticket.refund_amount == D("24.60")
     # Refund 24.60 to Charlie; Alice gets 49.18 - 24.60 = 24.58; the CCP is flat again.
-    assert account_summary(organisation=world.org_c)["cash_available"] == D("9950.74") + D("24.60")
+    assert account_summary(organisation=world.org_c)["cash_available"] == D("9950.73") + D("24.60")
     assert account_summary(organisation=world.org_c)["settlement_pending"] == D("0.00")
     assert account_summary(organisation=world.org_a)["cash_available"] == CASH + D("24.58")
     assert account_summary(organisation=world.org_a)["settlement_pending"] == D("0.00")
@@ -179,7 +172,7 @@ def test_a_dispute_with_a_partial_refund_charged_to_the_seller(world: World, ope
     assert (log.actor_id, log.object_id, log.reason) == (operator.pk, str(ticket.pk),
                                                          "Half the GPUs were unreachable all hour")
     assert log.after["refund_amount"] == "24.60"
-    assert Invoice.objects.filter(reference__startswith=f"delivery:{ticket.pk}:").count() == 2
+    assert not Invoice.objects.exists()  # the fees are invoiced with the month's
     assert deliveries_settle(now=after_window(ticket)) == 0
     assert reconcile() == []
 
@@ -188,8 +181,8 @@ def test_a_full_refund_takes_the_sellers_fee_from_its_available_cash(world: Worl
     trade = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
     ticket = delivery_dispute(user=world.charlie, ticket=ticket_of(trade), reason="Nothing delivered")
     dispute_resolve(operator=operator, ticket=ticket, refund_amount=D("49.20"), reason="No access at all")
-    # Charlie has everything but the fee back; Alice bears her own fee 0.02.
-    assert account_summary(organisation=world.org_c)["cash_available"] == CASH - D("0.06")
+    # Charlie has everything but the fee held (0.07 with VAT) back; Alice bears her own fee 0.02.
+    assert account_summary(organisation=world.org_c)["cash_available"] == CASH - D("0.07")
     assert account_summary(organisation=world.org_a)["cash_available"] == CASH - D("0.02")
     assert reconcile() == []
 
@@ -288,8 +281,12 @@ def test_a_sale_is_split_over_sites_by_free_capacity_then_site_id(world: World):
     # The money of the second trade over its tickets adds up exactly: V = 12.40 x 45 = 558.00.
     rows = list(second.delivery_tickets.order_by("pk"))
     assert sum(t.value for t in rows) == D("558.00") == second.price * second.quantity
-    assert sum(t.buyer_fee for t in rows) == second.buyer_fee
-    assert sum(t.seller_fee for t in rows) == second.seller_fee
+    # The fees on the tickets are what each side moved into its fee reserve for
+    # this trade: Charlie's month 1.35 -> 2.025 holds 1.61 -> 2.42 (+0.81),
+    # Alice's 0.45 -> 0.675 holds 0.54 -> 0.81 (+0.27).
+    assert (second.buyer_fee, second.seller_fee) == (D("0.675"), D("0.225"))
+    assert sum(t.buyer_fee for t in rows) == D("0.81") == fee_step(first.buyer_fee, second.buyer_fee)
+    assert sum(t.seller_fee for t in rows) == D("0.27") == fee_step(first.seller_fee, second.seller_fee)
     assert reconcile() == []
 
 
@@ -426,12 +423,12 @@ def test_the_api_shows_tickets_to_their_parties_only_and_access_to_the_buyer_onl
 
     vera = api_as(world.vera).get(url).json()  # Alice's viewer
     assert (vera["role"], vera["access_endpoint"], vera["access_instructions"]) == ("seller", None, None)
-    assert vera["value"] == "24.60" and vera["fee"] == "0.01"
+    assert vera["value"] == "24.60" and vera["fee"] == "0.01"  # 0.01 maker, VAT r(0.0019) = 0.00
 
     buyer = api_as(world.charlie).get("/api/v1/deliveries/").json()
     assert [(row["id"], row["role"], row["access_endpoint"], row["access_instructions"]) for row in buyer] == [
         (ticket.pk, "buyer", "ssh gpu@by", "key 42")]
-    assert buyer[0]["fee"] == "0.03" and buyer[0]["instrument"] == world.instrument.symbol
+    assert buyer[0]["fee"] == "0.04" and buyer[0]["instrument"] == world.instrument.symbol
     assert api_as(operator).get(url).json()["access_instructions"] == "key 42"
 
     # Wrong side: the seller may not confirm; a dispute needs a reason; the buyer confirms once.

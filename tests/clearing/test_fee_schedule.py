@@ -15,9 +15,10 @@ from accounts.models import User
 from clearing.fees import DEFAULT_FEE_TERMS, FeeRates, fund_split
 from clearing.models import FeeSchedule, ImmutableError, JournalEntry
 from clearing.selectors import fee_rates_at, fee_terms_at, house_balances
+from clearing.services.fees import fees_charge_month, month_bounds, month_of
 from market.models import Trade
 from market.services.orders import order_submit
-from tests.market.orders_world import books_balance, make_world, money
+from tests.market.orders_world import books_balance, held, make_world, money
 
 D = Decimal
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -87,48 +88,49 @@ def test_the_row_with_the_latest_start_at_or_before_the_instant_applies():
 
 
 @pytest.mark.django_db
-def test_trades_before_and_after_a_new_schedule_use_the_rates_and_shares_of_their_time():
+def test_trades_before_and_after_a_new_schedule_use_the_rates_of_their_time_and_the_sweep_the_shares_at_month_end():
     world = make_world()
     now = timezone.now()
     change = now + timedelta(minutes=10)
+    after = change + timedelta(minutes=10)
+    if month_of(now) != month_of(after):
+        pytest.skip("the two trades would fall in two months (run in the last 20 minutes of a month)")
     schedule(change, maker="0.010", taker="0.030", incentive="0.25", rnd="0.15")
 
-    # Charlie's buy of 10 rests at 12.00, entered under the old rates: 120.00 + 10 x 0.02.
+    # Charlie's buy of 10 rests at 12.00, entered under the old rates: 120.00 + 10 x 0.03.
     order_submit(user=world.charlie, instrument=world.instrument, side="buy", price=D("12.00"), quantity=10, now=now)
-    assert money(world.org_c)["cash_reserved"] == D("120.20")
+    assert money(world.org_c)["cash_reserved"] == D("120.30")
 
-    # Before the change: Alice sells 3 (taker). Fb maker 0.005 x 3 = 0.015 -> 0.02,
-    # Fs taker 0.015 x 3 = 0.045 -> 0.05; F 0.07: incentive 0.014 -> 0.01,
-    # R&D 0.007 -> 0.01, fee revenue keeps 0.05.
+    # Before the change: Alice sells 3 (taker). Fb maker 0.005 x 3 = 0.015, Fs taker 0.015 x 3 = 0.045.
     order_submit(user=world.alice, instrument=world.instrument, side="sell", price=D("12.00"), quantity=3, now=now)
     # After the change: Alice sells the other 7. Charlie's buy keeps the
-    # rates of its entry (market rules §3): Fb maker 0.005 x 7 = 0.035 -> 0.04;
+    # rates of its entry (market rules §3): Fb maker 0.005 x 7 = 0.035;
     # Alice's sell enters under the new ones: Fs taker 0.030 x 7 = 0.21.
-    # F 0.25: incentive 25 % = 0.0625 -> 0.06, R&D 15 % = 0.0375 -> 0.04,
-    # fee revenue keeps 0.15.
-    after = change + timedelta(minutes=10)
     order_submit(user=world.alice, instrument=world.instrument, side="sell", price=D("12.00"), quantity=7, now=after)
 
     first, second = Trade.objects.order_by("id")
-    assert (first.buyer_fee, first.seller_fee, first.executed_at) == (D("0.02"), D("0.05"), now)
-    assert (second.buyer_fee, second.seller_fee, second.executed_at) == (D("0.04"), D("0.21"), after)
-    lines = {
-        trade.pk: sorted((line.account.kind, line.amount)
-                         for line in JournalEntry.objects.get(reference=f"trade:{trade.pk}").lines.all()
-                         if line.account.organisation_id is None)
-        for trade in (first, second)
-    }
-    assert lines[first.pk] == [("ccp", D("-36.00")), ("fee_revenue", D("0.05")), ("incentive_fund", D("0.01")),
-                               ("rnd_fund", D("0.01"))]
-    assert lines[second.pk] == [("ccp", D("-84.00")), ("fee_revenue", D("0.15")), ("incentive_fund", D("0.06")),
-                                ("rnd_fund", D("0.04"))]
-    assert (house("fee_revenue"), house("incentive_fund"), house("rnd_fund")) == (D("0.20"), D("0.07"), D("0.05"))
-    # The buyer: 10,000 - 120.20 reserved; back 36.06 - 36.00 - 0.02 = 0.04
-    # and 84.14 - 84.00 - 0.04 = 0.10. Paid 120.00 value and 0.06 fees.
+    assert (first.buyer_fee, first.seller_fee, first.executed_at) == (D("0.015"), D("0.045"), now)
+    assert (second.buyer_fee, second.seller_fee, second.executed_at) == (D("0.035"), D("0.21"), after)
+    # The trades book no fee revenue: their only house line is the CCP's.
+    for trade, value in ((first, D("-36.00")), (second, D("-84.00"))):
+        assert [(line.account.kind, line.amount)
+                for line in JournalEntry.objects.get(reference=f"trade:{trade.pk}").lines.all()
+                if line.account.organisation_id is None] == [("ccp", value)]
+    # Held for the month: Charlie 0.050 -> 0.05 + VAT r(0.0095) = 0.06;
+    # Alice 0.255 -> 0.26 + VAT r(0.0494) = 0.05 = 0.31.
+    assert (held(world.org_c), held(world.org_a)) == (D("0.06"), D("0.31"))
     assert money(world.org_c) == {"cash_available": D("9879.94"), "cash_reserved": D("0.00"),
                                   "settlement_pending": D("120.00"), "margin": D("0.00")}
-    # The seller is due 36.00 - 0.05 + 84.00 - 0.21.
-    assert money(world.org_a)["settlement_pending"] == D("119.74")
+    assert money(world.org_a)["settlement_pending"] == D("119.69")  # 120.00 - 0.31
+
+    # At month end the shares of the schedule then in effect (0.25/0.15) are
+    # swept from the month's net revenue 0.05 + 0.26 = 0.31: incentive
+    # 0.0775 -> 0.08, R&D 0.0465 -> 0.05; fee revenue keeps 0.18; VAT 0.01 + 0.05.
+    month = month_of(now)
+    assert fees_charge_month(month=month, now=month_bounds(month)[1]) == 2
+    assert (house("fee_revenue"), house("incentive_fund"), house("rnd_fund"), house("vat_payable")) == (
+        D("0.18"), D("0.08"), D("0.05"), D("0.06"))
+    assert (held(world.org_c), held(world.org_a)) == (D("0.00"), D("0.00"))
     books_balance()
 
 

@@ -19,7 +19,7 @@ from accounts.models import User
 from clearing import reconcile as reconcile_module
 from clearing.invoicing import invoice_issue
 from clearing.management.commands.reconcile import Command as ReconcileCommand
-from clearing.models import Account, DeliveryTicket, JournalEntry, JournalLine, ReconciliationRun
+from clearing.models import Account, DeliveryTicket, FeeAccrual, JournalEntry, JournalLine, ReconciliationRun
 from clearing.reconcile import MAX_DETAILS_PER_CHECK, Breach, reconcile, registered_checks, run_checks
 from clearing.selectors import account_summary, house_balances
 from clearing.services import (
@@ -31,6 +31,7 @@ from clearing.services import (
     ledger_post,
     ticket_settle,
 )
+from clearing.services.fees import fees_charge_month, month_bounds, month_of
 from clearing.tasks import reconcile as reconcile_task
 from exchange.celery import app as celery_app
 from market.models import OrderStatus, Position, Side, SiteCapacity
@@ -51,7 +52,10 @@ CHECK_NAMES = [
     "delivered_equals_traded",
     "ccp_matches_open_tickets",
     "pending_matches_tickets",
-    "fees_match_trades",
+    "fee_accruals_match_trades",
+    "fee_reserve_matches_accruals",
+    "fee_charges_match_entries",
+    "fees_charged_monthly",
     "positions_match_trades",
     "site_use_within_capacity",
 ]
@@ -375,32 +379,93 @@ def test_settlement_pending_that_differs_from_the_tickets_is_reported(trading):
     ]
 
 
-def test_fee_accounts_that_differ_from_the_trades_are_reported(trading):
-    first, second = trading["first"], trading["second"]
-    charged = first.buyer_fee + first.seller_fee + second.buyer_fee + second.seller_fee
-    assert charged == D("0.06") + D("0.02") + D("0.05") + D("0.02")
-    # A trade that charged a cent more than its entry booked.
+def month_text(trading) -> str:  # type: ignore[no-untyped-def]
+    return f"{month_of(trading['first'].executed_at):%Y-%m}"
+
+
+def test_a_fee_accrual_that_differs_from_the_trades_is_reported(trading):
+    first, second, world = trading["first"], trading["second"], trading["world"]
+    # Charlie took both trades: 0.015 x 4 + 0.015 x 3 = 0.105, held 0.11 + VAT r(0.0209) = 0.13.
+    assert first.buyer_fee + second.buyer_fee == D("0.105")
+    assert FeeAccrual.objects.get(organisation=world.org_c).held == D("0.13")
+    # A trade that charged a cent more than was accrued for it.
     type(first).objects.filter(pk=first.pk).update(buyer_fee=first.buyer_fee + D("0.01"))
 
     breaches = reconcile()
 
-    assert broken(breaches) == {"fees_match_trades"}
-    [detail] = details(breaches, "fees_match_trades")
-    assert detail.startswith("The trades booked 0.15 to the fee accounts (fee revenue ")
-    assert detail.endswith("but charged 0.16 in fees.")
+    assert broken(breaches) == {"fee_accruals_match_trades"}
+    assert details(breaches, "fee_accruals_match_trades") == [
+        f"Charlie Cloud AG (#{world.org_c.pk}), {month_text(trading)}: fees accrued 0.105, held 0.13; its trades "
+        "accrued 0.115, which holds 0.14."
+    ]
 
 
-def test_fee_lines_of_a_trade_entry_beyond_the_fees_are_reported(trading):
+def test_a_held_amount_that_is_not_the_months_charge_is_reported(trading):
+    world = trading["world"]
+    sql("UPDATE clearing_feeaccrual SET held = held + 0.01 WHERE organisation_id = %s", [world.org_d.pk])
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"fee_accruals_match_trades", "fee_reserve_matches_accruals"}
+    assert details(breaches, "fee_accruals_match_trades") == [
+        f"Dora Data GmbH (#{world.org_d.pk}), {month_text(trading)}: fees accrued 0.015, held 0.03; its trades "
+        "accrued 0.015, which holds 0.02."
+    ]
+    assert details(breaches, "fee_reserve_matches_accruals") == [
+        f"Dora Data GmbH (#{world.org_d.pk}): fee reserve 0.02, its months not yet charged hold 0.03."
+    ]
+
+
+def test_a_fee_reserve_that_differs_from_the_months_is_reported(trading):
+    world = trading["world"]
+    charlie = accounts_for(organisation=world.org_c)
+    reserve = Account.objects.get(organisation=world.org_c, kind="fee_reserve")
+    post("correction", (reserve, "0.01"), (charlie["cash_available"], "-0.01"))
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"fee_reserve_matches_accruals"}
+    assert details(breaches, "fee_reserve_matches_accruals") == [
+        f"Charlie Cloud AG (#{world.org_c.pk}): fee reserve 0.14, its months not yet charged hold 0.13."
+    ]
+
+
+def test_fee_lines_of_a_trade_entry_are_reported(trading):
     post("trade", (house_account("fee_revenue"), "1.00"), (house_account("bank"), "-1.00"))
 
-    assert details(reconcile(), "fees_match_trades") == [
-        "The trades booked 1.15 to the fee accounts (fee revenue 1.10, incentive fund 0.03, R&D fund 0.02), "
-        "but charged 0.15 in fees."
+    assert details(reconcile(), "fee_charges_match_entries") == [
+        "Trade entries booked 1.00 to fee revenue and the funds; fees are charged monthly."
+    ]
+
+
+def test_a_charged_month_reconciles_and_a_fee_entry_beyond_it_is_reported(trading):
+    month = month_of(trading["first"].executed_at)
+    end = month_bounds(month)[1]
+    # Charlie net 0.11 + VAT 0.02, Alice 0.02 + 0.00, Dora 0.02 + 0.00.
+    assert fees_charge_month(month=month, now=end) == 3
+    assert house_balances()[Account.Kind.VAT_PAYABLE] == D("0.02")
+    assert reconcile(now=end + timedelta(days=2)) == []
+
+    post("fee", (house_account("fee_revenue"), "1.00"), (house_account("bank"), "-1.00"))
+
+    assert details(reconcile(now=end + timedelta(days=2)), "fee_charges_match_entries") == [
+        "The fee entries booked 1.15 to fee revenue and the funds and 0.02 to VAT; the months charged come "
+        "to 0.15 net and 0.02 VAT."
+    ]
+
+
+def test_a_month_left_uncharged_is_reported_a_day_after_its_end(trading):
+    month = month_of(trading["first"].executed_at)
+    end = month_bounds(month)[1]
+    assert reconcile(now=end + timedelta(hours=23)) == []  # the charge runs at 00:30 on the 1st
+
+    assert details(reconcile(now=end + timedelta(days=1, minutes=1)), "fees_charged_monthly") == [
+        f"{month:%Y-%m}: the fees of 3 organisations are not charged."
     ]
 
 
 def test_money_for_the_funds_from_elsewhere_does_not_break_the_fee_check(trading):
-    # E.g. a grant paid into the incentive fund: not a trade entry.
+    # E.g. a grant paid into the incentive fund: not a fee entry.
     post("incentive", (house_account("incentive_fund"), "100.00"), (house_account("bank"), "-100.00"))
     assert reconcile() == []
 
@@ -527,7 +592,10 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: delivered_equals_traded",
         "OK: ccp_matches_open_tickets",
         "OK: pending_matches_tickets",
-        "OK: fees_match_trades",
+        "OK: fee_accruals_match_trades",
+        "OK: fee_reserve_matches_accruals",
+        "OK: fee_charges_match_entries",
+        "OK: fees_charged_monthly",
         "OK: positions_match_trades",
         "OK: site_use_within_capacity",
     ]
@@ -648,7 +716,7 @@ def test_an_alert_that_could_not_be_sent_is_sent_at_the_next_run(ledger, operato
 def test_the_cash_account_kinds_the_checks_guard():
     # The negative-balance check covers exactly the kinds the database guards.
     guarded = {"cash_available", "cash_reserved", "settlement_pending", "margin", "withdrawal_pending",
-               "incentive_fund", "rnd_fund"}
+               "fee_reserve", "incentive_fund", "rnd_fund"}
     assert {kind for kind in Account.Kind.values if kind in reconcile_module.GUARDED_KINDS} == guarded
 
 

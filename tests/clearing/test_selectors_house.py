@@ -13,6 +13,7 @@ from accounts.models import User
 from clearing.models import Account
 from clearing.selectors import account_balance, house_balances, trial_balance, unreconciled_accounts
 from clearing.services import accounts_for, house_account
+from clearing.services.fees import fees_charge_month, month_bounds, month_of
 from tests.factories import spot_trade
 from tests.market.orders_world import make_world
 
@@ -31,9 +32,12 @@ def zero_house_columns() -> None:
 @pytest.fixture
 def traded(db):
     """Four members with 10,000.00 each; Alice sold 4 H100 to Charlie at 12.30
-    (value 49.20, fees 0.06 + 0.02 = 0.08: incentive 0.02, R&D 0.01, revenue 0.05)."""
+    (value 49.20, fees 0.06 + 0.02 = 0.08), and the month's fees were charged:
+    VAT 0.01 (Charlie's), incentive 0.02, R&D 0.01, revenue keeps 0.05."""
     world = make_world()
-    spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
+    trade = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
+    month = month_of(trade.executed_at)
+    fees_charge_month(month=month, now=month_bounds(month)[1])
     zero_house_columns()
     return world
 
@@ -45,6 +49,7 @@ def test_house_balances_are_the_sums_of_the_lines(traded):
         "fee_revenue": D("0.05"),
         "incentive_fund": D("0.02"),
         "rnd_fund": D("0.01"),
+        "vat_payable": D("0.01"),
     }
 
 
@@ -53,8 +58,8 @@ def test_house_balances_of_some_kinds_only(traded):
 
 
 def test_house_kinds_without_lines_read_zero(db):
-    assert house_balances() == dict.fromkeys(("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund"),
-                                             D("0.00"))
+    assert house_balances() == dict.fromkeys(("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund",
+                                              "vat_payable"), D("0.00"))
 
 
 def test_account_balance_reads_the_column_for_members_and_the_lines_for_the_house(traded):

@@ -58,7 +58,7 @@ def test_two_settlement_runs_at_once_pay_each_ticket_once():
     assert sum(int(count) for count in outcomes.elements()) == 3, outcomes
     for ticket in tickets:
         assert posted_lines(ticket) == [expected_lines(ticket)]
-        assert Invoice.objects.filter(reference__startswith=f"delivery:{ticket.pk}:").count() == 2
+    assert not Invoice.objects.exists()  # fees are invoiced monthly, not per ticket
     assert reconcile() == []
 
 
@@ -98,17 +98,18 @@ def test_a_run_killed_after_claiming_a_ticket_then_run_again_gives_the_clean_led
     world = make_world()
     tickets = confirmed_tickets(world, [1, 2, 3])
     entries_before = JournalEntry.objects.count()
-    real = delivery_module._fee_invoices
+    real = delivery_module.ledger_post
 
-    def dies_on_the_second(ticket, now):  # type: ignore[no-untyped-def]
-        if ticket.pk == tickets[1].pk:
+    def dies_on_the_second(**kwargs):  # type: ignore[no-untyped-def]
+        entry = real(**kwargs)
+        if kwargs["reference"] == f"delivery:{tickets[1].pk}":
             # After the claim and the payout posting, inside the ticket's transaction.
-            assert DeliveryTicket.objects.get(pk=ticket.pk).status == "settled"
-            assert settlement_entries(ticket) == 1
+            assert DeliveryTicket.objects.get(pk=tickets[1].pk).status == "settled"
+            assert settlement_entries(tickets[1]) == 1
             raise WorkerKilled
-        real(ticket, now)
+        return entry
 
-    monkeypatch.setattr(delivery_module, "_fee_invoices", dies_on_the_second)
+    monkeypatch.setattr(delivery_module, "ledger_post", dies_on_the_second)
     with pytest.raises(WorkerKilled):
         deliveries_settle()
     # The first ticket committed; the second rolled back whole (claim, entry); the third never started.
@@ -116,15 +117,15 @@ def test_a_run_killed_after_claiming_a_ticket_then_run_again_gives_the_clean_led
     assert states == ["settled", "confirmed", "confirmed"]
     assert [settlement_entries(t) for t in tickets] == [1, 0, 0]
 
-    monkeypatch.setattr(delivery_module, "_fee_invoices", real)
+    monkeypatch.setattr(delivery_module, "ledger_post", real)
     assert deliveries_settle() == 2
     assert deliveries_settle() == 0
     # The ledger of one clean run: one payout per ticket, nothing else.
     assert JournalEntry.objects.count() == entries_before + 3
     for ticket in tickets:
         assert posted_lines(ticket) == [expected_lines(ticket)]
-    # Invoice numbers: the rolled-back ticket took none for good, so 1..6 without a gap.
-    assert sorted(Invoice.objects.values_list("sequence", flat=True)) == [1, 2, 3, 4, 5, 6]
+    # Settlement issues no invoices: the fees are invoiced once a month.
+    assert not Invoice.objects.exists()
     assert reconcile() == []
 
 

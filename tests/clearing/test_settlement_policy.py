@@ -11,7 +11,8 @@ policy and payout accounts (issue 7, items 9 and 10)"):
 Actors from tests/market/orders_world.py: Alice's organisation sells from its
 Bavarian site, Charlie's buys; Otto and Olga are operators. Amounts by hand:
 4 H100 at 12.30 for one hour, V = 49.20, seller fee 0.02 (maker 0.005 x 4),
-buyer fee 0.06 (taker 0.015 x 4), seller payout 49.18.
+buyer fee 0.06 (taker 0.015 x 4); held for the month's fees with VAT: the
+seller 0.02, the buyer 0.07; seller payout 49.18.
 """
 
 from datetime import timedelta
@@ -142,8 +143,8 @@ def test_not_provided_is_refunded_in_full_at_the_window_end_not_paid(world: Worl
     settled = fresh(ticket)
     assert (settled.status, settled.refund_amount, settled.not_provided_at) == (
         Status.SETTLED, D("49.20"), ticket.delivery_start)
-    # Charlie gets the value back (not the fee 0.06); Alice bears her fee 0.02 and is paid nothing.
-    assert account_summary(organisation=world.org_c)["cash_available"] == CASH - D("0.06")
+    # Charlie gets the value back (not the fee held, 0.07); Alice bears her fee 0.02 and is paid nothing.
+    assert account_summary(organisation=world.org_c)["cash_available"] == CASH - D("0.07")
     assert account_summary(organisation=world.org_a)["cash_available"] == CASH - D("0.02")
     assert settled.settlement_entry is not None and settled.settlement_entry.kind == JournalEntry.Kind.REFUND
     assert lines_of(settled.settlement_entry) == sorted([
@@ -278,7 +279,7 @@ def test_a_refund_beyond_the_sellers_cash_is_advanced_by_the_ccp_as_a_claim(worl
 
     done = dispute_resolve(operator=otto, ticket=ticket, refund_amount=D("49.20"), reason="No access at all")
     assert done.status == Status.SETTLED  # before issue 7: insufficient_funds, the buyer's money stuck
-    assert account_summary(organisation=world.org_c)["cash_available"] == CASH - D("0.06")  # refunded in full
+    assert account_summary(organisation=world.org_c)["cash_available"] == CASH - D("0.07")  # refunded in full
     assert account_summary(organisation=world.org_a)["cash_available"] == D("0.00")  # paid what it had
     assert claim_owed(organisation=world.org_a) == D("0.01")
     assert lines_of(done.settlement_entry) == sorted([  # type: ignore[arg-type]
@@ -307,9 +308,10 @@ def test_the_sellers_next_payout_repays_the_claim_first(world: World, otto, olga
     delivery_access_post(user=world.alice, ticket=second, endpoint="ssh gpu@by", instructions="")
     delivery_confirm(user=world.charlie, ticket=second, now=second.delivery_start)
     assert deliveries_settle() == 1
-    # Payout of the second: 2 x 12.30 = 24.60 less fee 0.01 = 24.59, of which 0.02 repays the claim.
+    # Payout of the second: 2 x 12.30 = 24.60 less the fee held for it, 0.02 (Alice's month goes
+    # from 0.02 to 0.03: net 0.03 + VAT 0.01), = 24.58, of which 0.02 repays the claim.
     assert claim_owed(organisation=world.org_a) == D("0.00")
-    assert account_summary(organisation=world.org_a)["cash_available"] == D("24.57")
+    assert account_summary(organisation=world.org_a)["cash_available"] == D("24.56")
     entry = fresh(second).settlement_entry
     assert (world.org_a.pk, "ccp_claim", D("0.02")) in lines_of(entry)  # type: ignore[arg-type]
     assert reconcile() == []

@@ -84,10 +84,11 @@ machine's clock>)`` finds no breach — entries balance, accounts sum to zero,
 balances equal their lines, reserved cash equals the open buy orders', nothing
 negative, invoices consecutive, delivered GPUs equal traded GPUs, the CCP
 carries minus the value of the unsettled tickets, each member's
-settlement_pending the value it still waits for, the fee accounts exactly the
-fees charged, positions equal the totals of the trades, no site delivers more
-than its capacity in an hour not yet over (issue 7 item 8 moved these
-invariants from the machine into reconcile). The machine checks what reconcile
+settlement_pending the value it still waits for, the fee accruals exactly the
+fees of the trades and the fee reserves what the uncharged months hold,
+positions equal the totals of the trades, no site delivers more than its
+capacity in an hour not yet over (issue 7 item 8 moved these invariants from
+the machine into reconcile). The machine checks what reconcile
 does not: per order 0 <= filled <= quantity, filled equals its trades, status
 ``filled`` exactly when nothing is open, a resting buy holds exactly the
 reservation of its open quantity, everything else holds none; each trade's
@@ -95,8 +96,14 @@ tickets add up to its quantity, value and fees, and no inbound ticket is
 resold beyond its GPUs; the bank minus deposits net of approved withdrawals,
 withdrawal_pending the open requests, no claim of the clearing house in a
 member's favour; each organisation's money (claims included) equals a shadow
-model (deposits - payouts - fees paid + proceeds - delivered value +
-refunds); each settled ticket has one settlement entry and its fee invoices.
+model (deposits - payouts - fees held + proceeds - delivered value +
+refunds), and its fee reserve the fee steps on its tickets; each ticket
+carries its trade's fee steps (the trade entry's fee_reserve lines, each at
+most the cap of ``clearing.fees``); each settled ticket has one settlement
+entry, and settlement issues no invoice. At the end of every example the
+month is charged (``fees_charge_month``): each member exactly what its
+reserve held, one invoice whose lines sum to the net, reconcile clean the
+day after, and a second run charges nothing.
 
 Runtime: about 35-45 s on two cores (30 examples of up to 40 steps).
 Shrinking is off by default (see ``PHASES``): a failure prints its whole
@@ -134,6 +141,7 @@ from clearing.models import (
     Account,
     CashDeposit,
     DeliveryTicket,
+    FeeAccrual,
     Invoice,
     InvoiceSequence,
     JournalEntry,
@@ -156,6 +164,7 @@ from clearing.services import (
 )
 from clearing.services.cash import payout_change_approve, payout_change_request
 from clearing.services.delivery import delivery_hold
+from clearing.services.fees import fees_charge_month, month_bounds, month_of
 from exchange.errors import ExchangeError
 from market import calendar as market_calendar
 from market.models import RESTING_STATUSES, DeliveryZone, Instrument, Order, OrderStatus, Position, Trade
@@ -182,6 +191,7 @@ Status = DeliveryTicket.Status
 OPEN = (Status.AWAITING_ACCESS, Status.ACCESS_POSTED, Status.NOT_PROVIDED)
 WINDOW = timedelta(hours=24)
 # A member's money in every state; the claim of the clearing house is negative while it owes.
+# The fee reserve (what is held for the month's fees) is checked on its own.
 MEMBER_MONEY_KINDS = (Account.Kind.CASH_AVAILABLE, Account.Kind.CASH_RESERVED, Account.Kind.SETTLEMENT_PENDING,
                       Account.Kind.MARGIN, Account.Kind.WITHDRAWAL_PENDING, Account.Kind.CCP_CLAIM)
 
@@ -302,7 +312,35 @@ class ClearingMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.stats["resale tickets"] += DeliveryTicket.objects.filter(source_ticket__isnull=False).count()
-        transaction.savepoint_rollback(self.savepoint)
+        try:
+            self._charge_the_month()
+        finally:
+            transaction.savepoint_rollback(self.savepoint)
+
+    def _charge_the_month(self) -> None:
+        """The month ends: every member is charged exactly what its fee
+        reserve held, on one invoice whose lines sum to the net, and
+        reconcile stays clean (also the next day, when the month must be
+        charged). A second run charges nothing."""
+        month = month_of(T0)
+        end = month_bounds(month)[1]
+        reserves = dict(Account.objects.filter(kind=Account.Kind.FEE_RESERVE).values_list("organisation_id",
+                                                                                           "balance"))
+        accruals = list(FeeAccrual.objects.filter(month=month))
+        assert fees_charge_month(month=month, now=end + timedelta(minutes=30)) == len(accruals)
+        assert fees_charge_month(month=month, now=end + timedelta(hours=1)) == 0
+        for accrual in FeeAccrual.objects.filter(month=month).select_related("invoice", "entry"):
+            assert accrual.charged_at is not None
+            assert reserves.get(accrual.organisation_id, ZERO) == accrual.held == fees.fee_held(accrual.accrued)
+            net = fees.to_cents(accrual.accrued)
+            if accrual.held:
+                invoice = accrual.invoice
+                assert invoice is not None and (invoice.net_total, invoice.gross_total) == (net, accrual.held)
+                assert sum(line.amount for line in invoice.lines.all()) == net
+                self.stats["monthly invoices"] += 1
+        assert not Account.objects.filter(kind=Account.Kind.FEE_RESERVE).exclude(balance=0).exists()
+        breaches = reconcile(now=end + timedelta(days=2))
+        assert breaches == [], "\n".join(f"{breach.check}: {breach.detail}" for breach in breaches)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -855,13 +893,23 @@ class ClearingMachine(RuleBasedStateMachine):
             by_trade[ticket.trade_id].append(ticket)
         trades = {trade.pk: trade for trade in Trade.objects.select_related("instrument")}
         assert set(by_trade) <= set(trades)
+        held_at_trade: dict[int, dict[int, Decimal]] = defaultdict(dict)
+        for reference, organisation_id, amount in JournalLine.objects.filter(
+                entry__kind=JournalEntry.Kind.TRADE, account__kind=Account.Kind.FEE_RESERVE).values_list(
+                "entry__reference", "account__organisation_id", "amount"):
+            held_at_trade[int(reference.removeprefix("trade:"))][organisation_id] = amount
         for trade in trades.values():
             own = by_trade[trade.pk]
             assert sum(ticket.gpus for ticket in own) == trade.quantity, trade.pk
             assert sum(ticket.value for ticket in own) == fees.trade_value(
                 trade.price, trade.quantity, trade.instrument.hours), trade.pk
-            assert sum(ticket.buyer_fee for ticket in own) == trade.buyer_fee, trade.pk
-            assert sum(ticket.seller_fee for ticket in own) == trade.seller_fee, trade.pk
+            # The tickets carry what each side moved into its fee reserve for the
+            # trade (the trade entry's fee_reserve lines), never more than the cap.
+            held = held_at_trade.get(trade.pk, {})
+            assert sum(ticket.buyer_fee for ticket in own) == held.get(trade.buyer_id, ZERO), trade.pk
+            assert sum(ticket.seller_fee for ticket in own) == held.get(trade.seller_id, ZERO), trade.pk
+            assert held.get(trade.buyer_id, ZERO) <= fees.fee_step_cap(trade.buyer_fee), trade.pk
+            assert held.get(trade.seller_id, ZERO) <= fees.fee_step_cap(trade.seller_fee), trade.pk
             assert {(ticket.buyer_id, ticket.seller_id) for ticket in own} == {(trade.buyer_id, trade.seller_id)}
         resold: Counter[int] = Counter()
         by_pk = {ticket.pk: ticket for ticket in tickets}
@@ -890,11 +938,10 @@ class ClearingMachine(RuleBasedStateMachine):
         for kind, balance in house_balances().items():
             balances[(None, kind)] = balance
         tickets = list(DeliveryTicket.objects.all())
-        trades = list(Trade.objects.all())
         settled = [ticket for ticket in tickets if ticket.settled_at is not None]
         deposited, paid_out = sum(self.deposited.values(), ZERO), sum(self.paid_out.values(), ZERO)
         assert balances[(None, Account.Kind.BANK)] == -(deposited - paid_out)
-        assert Invoice.objects.count() == sum((t.buyer_fee > 0) + (t.seller_fee > 0) for t in settled)
+        assert not Invoice.objects.exists()  # fees are invoiced once a month (teardown), not at settlement
         waiting: dict[int, Decimal] = defaultdict(lambda: ZERO)
         for organisation_id, amount in WithdrawalRequest.objects.filter(
                 status=WithdrawalRequest.Status.REQUESTED).values_list("organisation_id", "amount"):
@@ -904,9 +951,13 @@ class ClearingMachine(RuleBasedStateMachine):
             assert balances[(pk, Account.Kind.WITHDRAWAL_PENDING)] == waiting[pk], organisation
             # A claim of the clearing house is what the member owes: never in its favour.
             assert balances[(pk, Account.Kind.CCP_CLAIM)] <= ZERO, organisation
-            # The shadow model: what came in, minus what went out, fees paid, value received.
+            # What is held for the month's fees: the fee steps on its tickets, as buyer and as seller.
+            held = sum((t.buyer_fee for t in tickets if t.buyer_id == pk), ZERO) + sum(
+                (t.seller_fee for t in tickets if t.seller_id == pk), ZERO)
+            assert balances[(pk, Account.Kind.FEE_RESERVE)] == held, organisation
+            # The shadow model: what came in, minus what went out, fees held, value received.
             expected = (self.deposited[pk] - self.paid_out[pk]
-                        - sum((trade.buyer_fee for trade in trades if trade.buyer_id == pk), ZERO)
+                        - sum((t.buyer_fee for t in tickets if t.buyer_id == pk), ZERO)
                         + sum((t.value - t.seller_fee for t in tickets if t.seller_id == pk), ZERO)
                         - sum((t.value - (t.refund_amount or ZERO) for t in settled if t.buyer_id == pk), ZERO)
                         - sum((t.refund_amount or ZERO for t in settled if t.seller_id == pk), ZERO))
@@ -946,7 +997,7 @@ def test_random_life_of_the_exchange_keeps_every_invariant() -> None:
     for what in ("trades", "submit: ok", "submit: refused", "take: ok", "cancel: ok", "amend: ok", "expired orders",
                  "deposit: ok", "deposit: refused", "withdrawal request: ok", "withdrawal approve: ok",
                  "withdrawal approve: refused", "access post: ok", "confirm: ok", "dispute: ok", "resolve: ok",
-                 "settled tickets"):
+                 "settled tickets", "monthly invoices"):
         # Resale tickets are not required here: whether an example reaches one
         # depends on the rows earlier tests left behind; tests/clearing/test_delivery.py
         # covers resale delivery directly.

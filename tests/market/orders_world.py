@@ -20,7 +20,13 @@ from decimal import Decimal
 
 from accounts.models import KycCase, Organisation, User
 from clearing.models import JournalEntry
-from clearing.selectors import account_summary, trial_balance, unbalanced_entries, unreconciled_accounts
+from clearing.selectors import (
+    account_summary,
+    fee_reserve_balance,
+    trial_balance,
+    unbalanced_entries,
+    unreconciled_accounts,
+)
 from market.models import Instrument, Order, Position, Trade
 from tests.factories import (
     MembershipFactory,
@@ -85,6 +91,11 @@ def make_world(*, cash: Decimal = CASH) -> World:
 
 def money(organisation: Organisation) -> dict[str, Decimal]:
     return account_summary(organisation=organisation)
+
+
+def held(organisation: Organisation) -> Decimal:
+    """The organisation's fee reserve: its fees incl. VAT of the months not yet charged."""
+    return fee_reserve_balance(organisation=organisation)
 
 
 def position(organisation: Organisation, instrument: Instrument) -> tuple[int, int, int, Decimal, Decimal]:

@@ -3,7 +3,6 @@ promises about bounds, "open" as API users mean it, and times that must
 carry their offset. Actors as in orders_world."""
 
 import json
-import re
 from datetime import UTC, timedelta
 from io import StringIO
 
@@ -171,7 +170,8 @@ def test_the_serializers_the_schema_shows_produce_every_answer(world, monkeypatc
     assert order["fills"] == [{"trade_id": order["fills"][0]["trade_id"], "price": "12.00", "quantity": 1,
                                "liquidity": "taker"}]
     assert order["created_at"].endswith(("+01:00", "+02:00"))
-    assert re.fullmatch(r"\d+\.\d\d", answers["fills"][0]["fee"])
+    # The exact fee (issue 7 item 7): at least two places, up to six, no trailing zeros beyond two.
+    assert answers["fills"][0]["fee"] == "0.015"
     assert answers["positions"][0] == {"instrument": symbol, "quantity": 1, "average_price": "12.0000",
                                        "unrealised_pnl": "0.00", "last_price": "12.00"}
     assert answers["book"]["asks"] == [["12.00", 1]] and answers["book"]["bids"] == []

@@ -17,9 +17,10 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from clearing.fees import fee_held
 from clearing.models import DeliveryTicket
 from clearing.reconcile import reconcile
-from clearing.selectors import account_summary, house_balances
+from clearing.selectors import account_summary, fee_reserve_balance, house_balances
 from clearing.services import cash_deposit_book, deliveries_settle
 from exchange.errors import ExchangeError
 from market.models import Instrument, Order, Trade
@@ -91,11 +92,16 @@ def test_two_books_crossed_by_the_same_members_with_deposits_never_deadlock(two_
     _, _, (xenia, yusuf), _ = two_books
     for user in (xenia, yusuf):
         money = account_summary(organisation=user.membership.organisation)
-        # Each member bought and sold 4 x 6 GPU-hours at 10.00: cash out 240.00 + buyer
-        # fees, 240.00 - seller fees pending. Exact to the cent, whatever the interleaving.
+        # Each member bought and sold 4 x 6 GPU-hours at 10.00: cash out 240.00 + the fees
+        # held, 240.00 - the seller's fee steps pending. Exact to the cent, whatever the interleaving.
+        organisation = user.membership.organisation
         assert money["cash_reserved"] == D("0.00")
         assert money["settlement_pending"] == D("240.00") + D("240.00") - sum(
-            Trade.objects.filter(seller=user.membership.organisation).values_list("seller_fee", flat=True), D("0"))
+            DeliveryTicket.objects.filter(seller=organisation).values_list("seller_fee", flat=True), D("0"))
+        # 24 fills at 0.005 or 0.015 per side: what is held is the month's exact fees, rounded once, + VAT.
+        accrued = sum(Trade.objects.filter(seller=organisation).values_list("seller_fee", flat=True), D("0")) + sum(
+            Trade.objects.filter(buyer=organisation).values_list("buyer_fee", flat=True), D("0"))
+        assert fee_reserve_balance(organisation=organisation) == fee_held(accrued)
     assert reconcile() == []
 
 

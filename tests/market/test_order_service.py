@@ -1,9 +1,12 @@
 """market.services.orders: every order type and rule, with fills, fees,
 reservations and positions computed by hand (see orders_world for the actors).
 
-Fees: maker 0.005, taker 0.015 EUR/GPUh per side, each fill HALF_UP to the
-cent. A buy reserves limit x quantity x hours + quantity x ROUND_UP(0.015 x
-hours) = + 0.02 per GPU for one hour.
+Fees: maker 0.005, taker 0.015 EUR/GPUh per side, exact per trade. Each
+trade side moves what its month's charge grows by into its fee reserve:
+H(A) = r(A) + r(0.19 x r(A)), r HALF_UP to the cent, Δ = H(A + f) - H(A)
+(clearing.fees). A buy reserves limit x quantity x hours + quantity x
+m(0.015 x hours), m(u) = ROUND_UP(u) + ROUND_UP(0.19 x ROUND_UP(u)) = + 0.03
+per GPU for one hour.
 """
 
 from datetime import timedelta
@@ -21,7 +24,7 @@ from market.services import orders as services
 from market.services.orders import order_amend, order_cancel, order_submit, orders_expire, orders_submit_batch
 from market.tasks import expire_orders
 from tests.factories import OpenInstrumentFactory, SiteCapacityFactory, SiteFactory, TraderFactory, deposit
-from tests.market.orders_world import CASH, D, World, books_balance, make_world, money, position, written
+from tests.market.orders_world import CASH, D, World, books_balance, held, make_world, money, position, written
 
 pytestmark = pytest.mark.django_db
 
@@ -59,10 +62,10 @@ def test_a_resting_buy_reserves_its_limit_value_and_maximum_fee(world):
     order = buy(world, price=D("12.30"))
 
     assert order.status == "open"
-    # 12.30 x 10 x 1 + 10 x 0.02
-    assert order.reserved_amount == D("123.20")
-    assert money(world.org_c)["cash_available"] == D("9876.80")
-    assert money(world.org_c)["cash_reserved"] == D("123.20")
+    # 12.30 x 10 x 1 + 10 x 0.03
+    assert order.reserved_amount == D("123.30")
+    assert money(world.org_c)["cash_available"] == D("9876.70")
+    assert money(world.org_c)["cash_reserved"] == D("123.30")
     assert Trade.objects.count() == 0
     books_balance()
 
@@ -74,31 +77,33 @@ def test_a_crossing_sell_trades_at_the_resting_price_with_maker_and_taker_fees(w
     trade = Trade.objects.get()
     assert (trade.price, trade.quantity, trade.aggressor) == (D("12.30"), 4, "sell")
     assert (trade.buyer, trade.seller) == (world.org_c, world.org_a)
-    # Buyer is the maker: 0.005 x 4 = 0.02; seller the taker: 0.015 x 4 = 0.06.
+    # Buyer is the maker: 0.005 x 4 = 0.02; seller the taker: 0.015 x 4 = 0.06 (exact).
     assert (trade.buyer_fee, trade.seller_fee) == (D("0.02"), D("0.06"))
+    # Held for the month: the buyer 0.02 + VAT r(0.0038) = 0.02; the seller 0.06 + r(0.0114) = 0.07.
+    assert (held(world.org_c), held(world.org_a)) == (D("0.02"), D("0.07"))
     incoming.refresh_from_db()
     resting.refresh_from_db()
     assert (incoming.status, incoming.filled_quantity, incoming.remaining_quantity) == ("filled", 4, 0)
     assert (resting.status, resting.filled_quantity, resting.remaining_quantity) == ("partially_filled", 4, 6)
-    # The reservation left is exactly what the 6 open GPUs need: 12.30 x 6 + 6 x 0.02.
-    assert resting.reserved_amount == D("73.92")
+    # The reservation left is exactly what the 6 open GPUs need: 12.30 x 6 + 6 x 0.03.
+    assert resting.reserved_amount == D("73.98")
 
-    # R = 123.20 - 73.92 = 49.28; V = 49.20; the buyer gets R - V - Fb = 0.06 back.
-    assert money(world.org_c) == {"cash_available": D("9876.86"), "cash_reserved": D("73.92"),
+    # R = 123.30 - 73.98 = 49.32; V = 49.20; the buyer gets R - V - Δb = 0.10 back.
+    assert money(world.org_c) == {"cash_available": D("9876.80"), "cash_reserved": D("73.98"),
                                   "settlement_pending": D("49.20"), "margin": D("0.00")}
     # The seller is due V - Fs = 49.14 on delivery.
     assert money(world.org_a) == {"cash_available": CASH, "cash_reserved": D("0.00"),
-                                  "settlement_pending": D("49.14"), "margin": D("0.00")}
+                                  "settlement_pending": D("49.13"), "margin": D("0.00")}
     assert position(world.org_c, world.instrument) == (4, 4, 0, D("49.20"), D("0.00"))
     assert position(world.org_a, world.instrument) == (-4, 0, 4, D("0.00"), D("49.20"))
     entry = JournalEntry.objects.get(kind="trade")
     assert entry.reference == f"trade:{trade.pk}"
-    # Fees 0.02 + 0.06 = 0.08; the funds' shares of the seeded schedule:
-    # incentive 20 % = 0.016 -> 0.02, R&D 10 % = 0.008 -> 0.01; fee revenue keeps 0.05.
+    # No fee revenue at the trade: the fees go to the parties' fee reserves,
+    # charged once a month (clearing.services.fees).
     assert sorted((line.account.kind, line.amount) for line in entry.lines.all()) == sorted([
-        ("cash_reserved", D("-49.28")), ("cash_available", D("0.06")), ("settlement_pending", D("49.20")),
-        ("settlement_pending", D("49.14")), ("fee_revenue", D("0.05")), ("incentive_fund", D("0.02")),
-        ("rnd_fund", D("0.01")), ("ccp", D("-49.20")),
+        ("cash_reserved", D("-49.32")), ("cash_available", D("0.10")), ("settlement_pending", D("49.20")),
+        ("fee_reserve", D("0.02")), ("settlement_pending", D("49.13")), ("fee_reserve", D("0.07")),
+        ("ccp", D("-49.20")),
     ])
     books_balance()
 
@@ -127,10 +132,12 @@ def test_a_buy_sweeping_two_levels_pays_each_resting_price_and_gets_the_limit_di
     order.refresh_from_db()
     assert order.status == "filled"
     trades = list(Trade.objects.order_by("id").values_list("price", "quantity", "buyer_fee", "seller_fee"))
-    # 3 @ 12.00 (taker fee 0.045 -> 0.05, maker 0.015 -> 0.02), 3 @ 12.10 (the same fees).
-    assert trades == [(D("12.00"), 3, D("0.05"), D("0.02")), (D("12.10"), 3, D("0.05"), D("0.02"))]
-    # Reserved 12.50 x 6 + 0.12 = 75.12; paid 36.00 + 36.30 + 0.10 fees; the rest is available again.
-    assert money(world.org_c) == {"cash_available": CASH - D("72.40"), "cash_reserved": D("0.00"),
+    # 3 @ 12.00 (taker fee 0.045, maker 0.015, exact), 3 @ 12.10 (the same fees).
+    assert trades == [(D("12.00"), 3, D("0.045"), D("0.015")), (D("12.10"), 3, D("0.045"), D("0.015"))]
+    # The buyer's month: 0.045 holds 0.05 + VAT 0.01 = 0.06; 0.090 holds 0.09 + 0.02 = 0.11 (+0.05).
+    assert held(world.org_c) == D("0.11")
+    # Reserved 12.50 x 6 + 0.18 = 75.18; paid 36.00 + 36.30 + 0.11 held; the rest is available again.
+    assert money(world.org_c) == {"cash_available": CASH - D("72.41"), "cash_reserved": D("0.00"),
                                   "settlement_pending": D("72.30"), "margin": D("0.00")}
     assert money(world.org_a)["settlement_pending"] == D("35.98")
     assert money(world.org_d)["settlement_pending"] == D("36.28")
@@ -165,10 +172,12 @@ def test_market_buy_trades_up_to_the_protection_price_and_reserves_at_it(world):
     order = buy(world, type="market", quantity=3)
 
     order.refresh_from_db()
-    # Protection price: 12.30 x 1.5 = 18.45; reserved 18.45 x 3 + 0.06 = 55.41, all of it used or returned.
+    # Protection price: 12.30 x 1.5 = 18.45; reserved 18.45 x 3 + 0.09 = 55.44, all of it used or returned.
     assert (order.type, order.price, order.status, order.reserved_amount) == ("market", D("18.45"), "filled", 0)
     trade = Trade.objects.latest("id")
-    assert (trade.price, trade.quantity, trade.buyer_fee, trade.seller_fee) == (D("12.50"), 3, D("0.05"), D("0.02"))
+    assert (trade.price, trade.quantity, trade.buyer_fee, trade.seller_fee) == (D("12.50"), 3, D("0.045"),
+                                                                                D("0.015"))
+    # The month had 0.015 (holding 0.02); 0.060 holds 0.06 + 0.01 = 0.07: 0.05 more.
     assert money(world.org_c)["cash_available"] == available - D("37.55")
     books_balance()
 
@@ -183,8 +192,8 @@ def test_market_order_remainder_is_cancelled_and_its_reservation_released(world)
     assert order.price == D("150.00")
     assert (order.status, order.reason, order.filled_quantity, order.remaining_quantity) == (
         "cancelled", "market_remainder", 2, 0)
-    # Paid 2 x 50.00 + taker fee 0.03; nothing stays reserved.
-    assert money(world.org_c) == {"cash_available": CASH - D("100.03"), "cash_reserved": D("0.00"),
+    # Paid 2 x 50.00 + taker fee 0.03 with VAT r(0.0057) = 0.01 held; nothing stays reserved.
+    assert money(world.org_c) == {"cash_available": CASH - D("100.04"), "cash_reserved": D("0.00"),
                                   "settlement_pending": D("100.00"), "margin": D("0.00")}
     books_balance()
 
@@ -209,8 +218,8 @@ def test_ioc_fills_what_it_can_and_cancels_the_rest(world):
 
     order.refresh_from_db()
     assert (order.status, order.reason, order.filled_quantity) == ("cancelled", "ioc_remainder", 2)
-    # 2 x 13.00 + taker fee 0.03; the other 3 GPUs' reservation (39.06) is released.
-    assert money(world.org_c)["cash_available"] == CASH - D("26.03")
+    # 2 x 13.00 + taker fee 0.03 with VAT 0.01 held; the other 3 GPUs' reservation (39.09) is released.
+    assert money(world.org_c)["cash_available"] == CASH - D("26.04")
     assert money(world.org_c)["cash_reserved"] == D("0.00")
     books_balance()
 
@@ -333,9 +342,9 @@ def test_lowering_the_quantity_keeps_time_priority_and_releases_cash(world):
     amended = order_amend(user=world.charlie, order_id=first.pk, quantity=3)
 
     assert (amended.quantity, amended.priority) == (3, first.priority)
-    # 12.00 x 3 + 0.06
-    assert amended.reserved_amount == D("36.06")
-    assert money(world.org_c)["cash_reserved"] == D("36.06")
+    # 12.00 x 3 + 3 x 0.03
+    assert amended.reserved_amount == D("36.09")
+    assert money(world.org_c)["cash_reserved"] == D("36.09")
     sell(world, price=D("12.00"), quantity=3)
     amended.refresh_from_db()
     second.refresh_from_db()
@@ -350,7 +359,7 @@ def test_raising_the_quantity_loses_time_priority(world):
     amended = order_amend(user=world.charlie, order_id=first.pk, quantity=6)
 
     assert amended.priority > second.priority
-    assert amended.reserved_amount == D("72.12")
+    assert amended.reserved_amount == D("72.18")
     sell(world, price=D("12.00"), quantity=5)
     amended.refresh_from_db()
     second.refresh_from_db()
@@ -367,11 +376,12 @@ def test_a_price_amend_loses_priority_and_may_trade(world):
     assert (amended.price, amended.status, amended.filled_quantity) == (D("12.60"), "partially_filled", 2)
     trade = Trade.objects.get()
     assert (trade.price, trade.aggressor) == (D("12.50"), "buy")
-    # The amended order is the taker: 0.015 x 2 = 0.03; the rest reserved at the new price: 12.60 x 3 + 0.06.
-    assert trade.buyer_fee == D("0.03")
-    assert amended.reserved_amount == D("37.86")
-    assert money(world.org_c) == {"cash_available": CASH - D("25.00") - D("0.03") - D("37.86"),
-                                  "cash_reserved": D("37.86"), "settlement_pending": D("25.00"),
+    # The amended order is the taker: 0.015 x 2 = 0.03, held with VAT 0.01; the rest
+    # reserved at the new price: 12.60 x 3 + 3 x 0.03.
+    assert (trade.buyer_fee, held(world.org_c)) == (D("0.03"), D("0.04"))
+    assert amended.reserved_amount == D("37.89")
+    assert money(world.org_c) == {"cash_available": CASH - D("25.00") - D("0.04") - D("37.89"),
+                                  "cash_reserved": D("37.89"), "settlement_pending": D("25.00"),
                                   "margin": D("0.00")}
     books_balance()
 
@@ -387,7 +397,7 @@ def test_amend_refusals_leave_the_order_as_it_was(world):
     refused("not_found", order_amend, user=world.dora, order_id=order.pk, quantity=1)
 
     order.refresh_from_db()
-    assert (order.price, order.quantity, order.status, order.reserved_amount) == (D("12.00"), 5, "open", D("60.10"))
+    assert (order.price, order.quantity, order.status, order.reserved_amount) == (D("12.00"), 5, "open", D("60.15"))
 
 
 def test_amend_to_the_filled_quantity_is_refused(world):
@@ -497,9 +507,9 @@ def test_tick_and_bounds(world):
             "The price must be a multiple of the tick size 0.01 EUR/GPUh."]}
     refused("price_out_of_bounds", buy, world, price=D("200.01"))
     refused("price_out_of_bounds", buy, world, price=D("-1.00"))
-    # A sell below the taker fee rate (0.015, on the tick 0.02) would owe more fee than it earns.
-    refused("price_out_of_bounds", sell, world, price=D("0.01"))
-    assert sell(world, price=D("0.02"), quantity=1).status == "open"
+    # A sell below m(0.015) = 0.02 + VAT rounded up 0.01 = 0.03 could owe more fee than it earns.
+    refused("price_out_of_bounds", sell, world, price=D("0.02"))
+    assert sell(world, price=D("0.03"), quantity=1).status == "open"
 
 
 def test_closed_and_halted_instruments_take_no_orders(world):
@@ -514,9 +524,9 @@ def test_closed_and_halted_instruments_take_no_orders(world):
 
 
 def test_insufficient_funds(world):
-    # 10,000.00 covers 12.00 x 831 + 16.62 = 9,988.62 but not 832 GPUs (10,000.64).
+    # 10,000.00 covers 12.00 x 831 + 831 x 0.03 = 9,996.93 but not 832 GPUs (10,008.96).
     refused("insufficient_funds", buy, world, price=D("12.00"), quantity=832)
-    assert buy(world, price=D("12.00"), quantity=831).reserved_amount == D("9988.62")
+    assert buy(world, price=D("12.00"), quantity=831).reserved_amount == D("9996.93")
 
 
 def test_who_may_trade(world):
@@ -733,7 +743,7 @@ def _schedule(valid_from, *, maker: str, taker: str):  # type: ignore[no-untyped
 def test_a_fee_rise_between_entry_and_fill_charges_the_rates_of_entry(world):
     now = timezone.now()
     _schedule(now + timedelta(minutes=5), maker="0.050", taker="0.100")
-    # Entered under 0.005/0.015: reserves 120.00 + 10 x 0.02, and stores those rates.
+    # Entered under 0.005/0.015: reserves 120.00 + 10 x 0.03, and stores those rates.
     order = buy(world, price=D("12.00"), quantity=10, now=now)
     assert (order.maker_rate, order.taker_rate) == (D("0.005"), D("0.015"))
 
@@ -744,7 +754,8 @@ def test_a_fee_rise_between_entry_and_fill_charges_the_rates_of_entry(world):
     # The resting buy pays its entry's maker rate (0.05, not 0.50); it still
     # had every cent it needed reserved, and the incoming sell was not refused.
     assert (trade.buyer_fee, trade.seller_fee) == (D("0.05"), D("1.00"))
-    assert money(world.org_c)["cash_available"] == CASH - D("120.05")
+    # Held: 0.05 + VAT r(0.0095) = 0.06.
+    assert money(world.org_c)["cash_available"] == CASH - D("120.06")
     assert money(world.org_c)["cash_reserved"] == D("0.00")
     books_balance()
 
@@ -770,8 +781,9 @@ def test_a_new_organisation_without_accounts_can_sell_and_is_paid(world):
 
     order_submit(user=seller, instrument=world.instrument, side="sell", price=D("12.00"), quantity=5)
 
-    # V 60.00 - taker fee 0.075 -> 0.08
-    assert money(seller.membership.organisation)["settlement_pending"] == D("59.92")
+    # V 60.00 - the taker fee 0.075 held as 0.08 + VAT r(0.0152) = 0.10
+    assert money(seller.membership.organisation)["settlement_pending"] == D("59.90")
+    assert held(seller.membership.organisation) == D("0.10")
     deposit(seller.membership.organisation, "1.00")
     books_balance()
 
@@ -785,49 +797,59 @@ from clearing import fees  # noqa: E402
 
 
 def test_fee_helpers():
-    assert fees.min_sell_price(D("0.015")) == D("0.02")
-    assert fees.min_sell_price(D("0.01")) == D("0.01")
+    assert fees.min_sell_price(D("0.015")) == D("0.03")
+    assert fees.min_sell_price(D("0.01")) == D("0.02")
     assert fees.min_sell_price(D("0")) == D("0.00")
     assert fees.open_buy_reservation(D("12.30"), 0, 1, D("0.015")) == D("0.00")
-    assert fees.open_buy_reservation(D("12.30"), 6, 1, D("0.015")) == D("73.92")
+    assert fees.open_buy_reservation(D("12.30"), 6, 1, D("0.015")) == D("73.98")
     with pytest.raises(ValueError):
         fees.FeeRates(maker=D("0.02"), taker=D("0.01"))
 
 
-prices = st.integers(min_value=2, max_value=20000).map(lambda cents: D(cents) / 100)
+prices = st.integers(min_value=3, max_value=20000).map(lambda cents: D(cents) / 100)
+# What the member accrued in the month before a fill (other trades included).
+accrued = st.integers(min_value=0, max_value=10**9).map(lambda micro: D(micro) / 1_000_000)
 
 
 @given(limit=prices, hours=st.integers(min_value=1, max_value=25),
        fills=st.lists(st.tuples(st.integers(min_value=1, max_value=50), st.integers(min_value=0, max_value=20000),
-                                st.booleans()), min_size=1, max_size=12))
+                                st.booleans(), accrued), min_size=1, max_size=12))
 def test_reservation_shares_cover_every_fill_and_add_up_to_the_reservation(limit, hours, fills):
     """What _apply_match does per fill: the share is the old reservation minus
-    what the open quantity still needs. Each share pays its fill and fee; the
-    shares of a filled order add up to exactly what was reserved."""
+    what the open quantity still needs. Each share pays its fill and its fee
+    step (from whatever the month has accrued); the shares of a filled order
+    add up to exactly what was reserved."""
     rates = fees.INTRADAY_FEE_RATES
-    quantity = sum(q for q, _price, _maker in fills)
+    quantity = sum(q for q, _price, _maker, _accrued in fills)
     reserved = fees.buy_reservation(limit, quantity, hours, rates.taker)
     total, open_quantity = D("0.00"), quantity
-    for fill_quantity, price_cents, maker in fills:
+    for fill_quantity, price_cents, maker, month in fills:
         price = min(limit, D(price_cents) / 100)
         open_quantity -= fill_quantity
         needed = min(reserved, fees.open_buy_reservation(limit, open_quantity, hours, rates.taker))
         share, reserved = reserved - needed, needed
         value = fees.trade_value(price, fill_quantity, hours)
-        fee = fees.fee_for(rates.maker if maker else rates.taker, fill_quantity, hours)
+        fee = fees.fee_step(month, fees.exact_fee(rates.maker if maker else rates.taker, fill_quantity, hours))
         assert share >= value + fee >= 0
         total += share
     assert reserved == 0
     assert total == fees.buy_reservation(limit, quantity, hours, rates.taker)
 
 
-@given(price=prices, quantity=st.integers(min_value=1, max_value=10000), hours=st.integers(min_value=1, max_value=25))
-def test_at_or_above_the_sell_floor_the_seller_fee_never_exceeds_the_value(price, quantity, hours):
+@given(price=prices, quantity=st.integers(min_value=1, max_value=10000), hours=st.integers(min_value=1, max_value=25),
+       month=accrued)
+def test_at_or_above_the_sell_floor_the_seller_fee_never_exceeds_the_value(price, quantity, hours, month):
     rates = fees.INTRADAY_FEE_RATES
-    assert price >= fees.min_sell_price(rates.taker)  # the strategy starts at the floor, 0.02
-    assert fees.fee_for(rates.taker, quantity, hours) <= fees.trade_value(price, quantity, hours)
+    assert price >= fees.min_sell_price(rates.taker)  # the strategy starts at the floor, 0.03
+    assert fees.fee_step(month, fees.exact_fee(rates.taker, quantity, hours)) <= fees.trade_value(
+        price, quantity, hours)
 
 
 def test_below_the_sell_floor_the_fee_could_exceed_the_value():
-    # Why the floor exists: one GPU-hour at 0.01 would owe a taker fee of 0.02.
-    assert fees.fee_for(D("0.015"), 1, 1) > fees.trade_value(D("0.01"), 1, 1)
+    # Why the floor is m(0.015) = 0.03: with 0.01 accrued before (held 0.01),
+    # one taker GPU-hour (0.015) takes the month to 0.025 -> net 0.03 + VAT
+    # r(0.0057) = 0.01 = 0.04, a step of 0.03, more than a sale at 0.02 brings.
+    step = fees.fee_step(D("0.01"), fees.exact_fee(D("0.015"), 1, 1))
+    assert step == D("0.03")
+    assert step > fees.trade_value(D("0.02"), 1, 1)
+    assert step <= fees.trade_value(fees.min_sell_price(D("0.015")), 1, 1)

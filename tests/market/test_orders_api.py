@@ -71,7 +71,7 @@ def test_submit_answers_201_with_the_order_in_the_contract_shape(world):
     }
     assert body["created_at"].endswith(("+01:00", "+02:00"))
     account = client_for(world.charlie).get("/api/v1/account/").json()
-    assert (account["cash_available"], account["cash_reserved"]) == ("9876.80", "123.20")
+    assert (account["cash_available"], account["cash_reserved"]) == ("9876.70", "123.30")
 
 
 def test_a_crossing_order_answers_its_fills_and_average_price(world):
@@ -86,7 +86,8 @@ def test_a_crossing_order_answers_its_fills_and_average_price(world):
     # (36.00 + 36.30) / 6
     assert body["average_price"] == "12.0500"
     account = client_for(world.charlie).get("/api/v1/account/").json()
-    assert account["cash_available"] == str(CASH - D("72.40"))
+    # 72.30 paid, and 0.11 held for the month's fees (0.090 exact: 0.09 + VAT 0.02).
+    assert account["cash_available"] == str(CASH - D("72.41"))
     assert account["settlement_pending"] == "72.30"
 
 
@@ -206,7 +207,7 @@ def test_patch_amends_and_delete_cancels_releasing_the_reservation(world):
     amended = client_for(world.charlie).patch(url, {"quantity": 3, "price": "12.50"}, format="json")
     assert amended.status_code == 200, amended.content
     assert (amended.json()["quantity"], amended.json()["price"]) == (3, "12.50")
-    assert money(world.org_c)["cash_reserved"] == D("37.56")  # 12.50 x 3 + 0.06
+    assert money(world.org_c)["cash_reserved"] == D("37.59")  # 12.50 x 3 + 3 x 0.03
     refused(client_for(world.charlie).patch(url, {}, format="json"), 400, "invalid", written())
 
     cancelled = client_for(world.charlie).delete(url)

@@ -47,8 +47,8 @@ ZONES = ["DE", "DE-BW", "DE-BY", "DE-BE", "DE-BB", "DE-HB", "DE-HH", "DE-HE", "D
 
 # --- (a) cash: 20 buys, money for 10 --------------------------------------------------------
 
-# Each buy: 10 GPUs at 10.00 for one hour reserves 100.00 + 10 x 0.02 = 100.20.
-RESERVATION = D("100.20")
+# Each buy: 10 GPUs at 10.00 for one hour reserves 100.00 + 10 x 0.03 = 100.30.
+RESERVATION = D("100.30")
 
 
 @pytest.fixture
@@ -287,8 +287,8 @@ def test_identical_submits_at_once_create_one_order(cash_race):
 
     assert outcomes == Counter({"created": 1, "existing": 7})
     assert Order.objects.filter(client_order_id="same").count() == 1
-    # Only the winner reserved cash: 10.00 + 0.02.
-    assert account_summary(organisation=organisation)["cash_reserved"] == D("10.02")
+    # Only the winner reserved cash: 10.00 + 0.03.
+    assert account_summary(organisation=organisation)["cash_reserved"] == D("10.03")
     books_balance()
 
 
