@@ -523,12 +523,14 @@ def test_the_ticket_screens_say_what_to_do_next_and_show_refusals_at_the_fields(
     assert "ssh geheim@by" not in page and '<details class="access-replace">' in page  # replacing is folded away
 
     client.force_login(world.charlie)
+    assert next_step(client, url) == "View"  # before delivery start: confirming starts then
+    DeliveryTicket.objects.filter(pk=ticket.pk).update(delivery_start=timezone.now() - timedelta(minutes=1))
     assert next_step(client, url) == "Confirm or dispute"
     refused = client.post(url, {"action": "dispute", "reason": " "})
     page = refused.content.decode()
     assert refused.status_code == 400
     assert '<details class="dispute" open>' in page and errors_at(page, "reason") == ["Enter a reason."]
-    delivery_confirm(user=world.charlie, ticket=ticket, now=ticket.delivery_start)
+    delivery_confirm(user=world.charlie, ticket=ticket, now=timezone.now())
     assert next_step(client, url) == "View"
 
 
