@@ -51,8 +51,10 @@ INSTRUCTIONS = "Schlüssel: per SFTP hinterlegt unter /keys/tensorwerk.pub\nKnot
 PRICE = Decimal("2.50")
 GPUS = 7
 VALUE = Decimal("17.50")  # 2.50 x 7 x 1
-SELLER_FEE = Decimal("0.04")  # 0.005 x 7 x 1 = 0.035, HALF_UP to the cent
-PAYOUT = Decimal("17.46")  # value less the seller's fee
+# The provider's fee held for the month's invoice: 0.005 x 7 x 1 = 0.035 exact,
+# the month so far 0.04 net + 0.01 VAT (0.19 x 0.04 = 0.0076, HALF_UP).
+SELLER_FEE = Decimal("0.05")
+PAYOUT = Decimal("17.45")  # value less the fee held
 
 
 def de(amount: Decimal) -> str:
@@ -184,12 +186,13 @@ def test_provider_posts_access_startup_confirms_and_the_statement_shows_the_payo
     sold = startup.locator("section", has=startup.get_by_role("heading", name="Verkaufte Kapazität"))
     expect(sold).to_contain_text("Noch keine Kapazität verkauft.")
     expect(bought.locator("tbody tr")).to_have_count(1)
-    assert rows(bought)[0][3:] == [str(GPUS), de(VALUE), "Zugangsdaten hinterlegt", "Bestätigen oder reklamieren"]
+    # Before delivery start the list offers to look, not to confirm (confirming starts with delivery).
+    assert rows(bought)[0][3:] == [str(GPUS), de(VALUE), "Zugangsdaten hinterlegt", "Ansehen"]
     assert fits(bought)
     shots("startup-deliveries", startup)
 
     # 4. It opens the ticket and reads the access details ...
-    bought.get_by_role("link", name="Bestätigen oder reklamieren").click()
+    bought.get_by_role("link", name="Ansehen").click()
     access = startup.locator("section", has=startup.get_by_role("heading", name="Zugang zu Ihren GPUs"))
     expect(access).to_contain_text(ENDPOINT)
     expect(access.locator("pre")).to_have_text(INSTRUCTIONS)
