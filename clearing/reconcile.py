@@ -22,7 +22,7 @@ from itertools import islice
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Count, DecimalField, F, IntegerField, Max, Min, OuterRef, Subquery, Sum
+from django.db.models import Count, DecimalField, F, Max, Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -516,36 +516,51 @@ def _site_use_within_capacity() -> Iterator[str]:
     # provider may lower its capacity once an hour is delivered
     # (market.services.capacity), so a past hour may exceed today's number.
     # Resale tickets (no site) need no capacity.
-    from market.models import SiteCapacity
+    #
+    # market.SiteUsage holds the GPUs in use per site, class and hour (the
+    # one source of truth the allocation updates with a guarded UPDATE):
+    # each of its rows must equal the tickets' sum, and the tickets must fit
+    # the capacity. Three queries.
+    from market.models import SiteCapacity, SiteUsage
 
-    capacity = (SiteCapacity.objects.filter(site=OuterRef("seller_site"), gpu_class=OuterRef("gpu_class"))
-                .values("gpus")[:1])
-    over = (DeliveryTicket.objects.filter(seller_site__isnull=False, delivery_end__gt=check_time())
-            .order_by().values("seller_site", "gpu_class", "delivery_start")
-            .annotate(used=Sum("gpus"),
-                      capacity=Coalesce(Subquery(capacity, output_field=IntegerField()), 0))
-            .filter(used__gt=F("capacity"))
-            .order_by("delivery_start", "seller_site", "gpu_class"))
-    # TODO(issue 7 item 6): when market.SiteUsage (GPUs used per site, class
-    # and hour, changed only by a guarded update) exists, compare its rows
-    # here too: its `used` must equal these ticket sums for every (site,
-    # class, hour) not yet ended, and be <= the capacity (a row without
-    # tickets, or tickets without a row, is a breach).
-    rows = list(over)
-    if not rows:
+    now = check_time()
+    Key = tuple[int, int, datetime]
+    on_tickets: dict[Key, int] = {
+        (row["seller_site"], row["gpu_class"], row["delivery_start"]): row["used"]
+        for row in DeliveryTicket.objects.filter(seller_site__isnull=False, delivery_end__gt=now)
+        .order_by().values("seller_site", "gpu_class", "delivery_start").annotate(used=Sum("gpus"))
+    }
+    in_use: dict[Key, int] = {
+        (site_id, class_id, hour): gpus for site_id, class_id, hour, gpus in SiteUsage.objects.filter(
+            hour_start__gt=now - timedelta(hours=1), gpus__gt=0).values_list(
+            "site_id", "gpu_class_id", "hour_start", "gpus")
+    }
+    keys = on_tickets.keys() | in_use.keys()
+    capacity = {(site_id, class_id): gpus for site_id, class_id, gpus in SiteCapacity.objects.filter(
+        site_id__in={key[0] for key in keys}).values_list("site_id", "gpu_class_id", "gpus")}
+    broken = sorted((key for key in keys if in_use.get(key, 0) != on_tickets.get(key, 0)
+                     or on_tickets.get(key, 0) > capacity.get(key[:2], 0)), key=lambda key: (key[2], key[0], key[1]))
+    if not broken:
         return
     from market.models import GpuClass, Site
 
-    sites = {site.pk: site for site in Site.objects.filter(pk__in={row["seller_site"] for row in rows})
+    sites = {site.pk: site for site in Site.objects.filter(pk__in={key[0] for key in broken})
              .select_related("organisation")}
-    classes = dict(GpuClass.objects.filter(pk__in={row["gpu_class"] for row in rows}).values_list("pk", "code"))
-    for row in rows:
-        site = sites[row["seller_site"]]
-        yield _("Site %(site)s of %(organisation)s (#%(site_pk)s), %(gpu_class)s, hour from %(hour)s: "
-                "%(used)s GPUs on delivery tickets, capacity %(capacity)s.") % {
-            "site": site.name, "organisation": site.organisation.legal_name, "site_pk": site.pk,
-            "gpu_class": classes.get(row["gpu_class"], row["gpu_class"]),
-            "hour": _local_time(row["delivery_start"]), "used": row["used"], "capacity": row["capacity"]}
+    classes = dict(GpuClass.objects.filter(pk__in={key[1] for key in broken}).values_list("pk", "code"))
+    for site_id, class_id, hour in broken:
+        site = sites[site_id]
+        used = on_tickets.get((site_id, class_id, hour), 0)
+        limit = capacity.get((site_id, class_id), 0)
+        recorded = in_use.get((site_id, class_id, hour), 0)
+        names = {"site": site.name, "organisation": site.organisation.legal_name, "site_pk": site.pk,
+                 "gpu_class": classes.get(class_id, class_id), "hour": _local_time(hour),
+                 "used": used, "capacity": limit, "in_use": recorded}
+        if used > limit:
+            yield _("Site %(site)s of %(organisation)s (#%(site_pk)s), %(gpu_class)s, hour from %(hour)s: "
+                    "%(used)s GPUs on delivery tickets, capacity %(capacity)s.") % names
+        if recorded != used:
+            yield _("Site %(site)s of %(organisation)s (#%(site_pk)s), %(gpu_class)s, hour from %(hour)s: "
+                    "%(in_use)s GPUs recorded in use, %(used)s on delivery tickets.") % names
 
 
 def _local_time(instant: datetime) -> str:

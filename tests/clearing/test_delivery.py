@@ -315,8 +315,10 @@ def test_reconcile_reports_a_trade_whose_tickets_do_not_add_up(world: World):
     trade = spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=4)
     with connection.cursor() as cursor:
         cursor.execute("UPDATE clearing_deliveryticket SET gpus = 3 WHERE trade_id = %s", [trade.pk])
-    (breach,) = reconcile()
-    assert breach.check == "delivered_equals_traded"
+    breaches = reconcile()
+    # The site's recorded use (4) no longer matches its tickets (3) either.
+    assert sorted(b.check for b in breaches) == ["delivered_equals_traded", "site_use_within_capacity"]
+    (breach,) = [b for b in breaches if b.check == "delivered_equals_traded"]
     assert f"#{trade.pk}" in breach.detail and "4" in breach.detail and "3" in breach.detail
 
 

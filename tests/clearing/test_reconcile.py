@@ -34,7 +34,7 @@ from clearing.services import (
 from clearing.services.fees import fees_charge_month, month_bounds, month_of
 from clearing.tasks import reconcile as reconcile_task
 from exchange.celery import app as celery_app
-from market.models import OrderStatus, Position, Side, SiteCapacity
+from market.models import OrderStatus, Position, Side, SiteCapacity, SiteUsage
 from tests.clearing.conftest import deposit
 from tests.factories import BuyOrderRowFactory, OpenInstrumentFactory, delivery_hour, fee_line, spot_trade
 from tests.market.orders_world import make_world
@@ -554,6 +554,27 @@ def test_site_use_counts_the_tickets_of_one_hour_together(trading):
     SiteCapacity.objects.filter(site=trading["paid"].seller_site).update(gpus=8)
     [detail] = details(reconcile(), "site_use_within_capacity")
     assert "9 GPUs on delivery tickets, capacity 8." in detail
+
+
+def test_site_usage_that_differs_from_the_tickets_is_reported(trading):
+    paid, open_ticket = trading["paid"], trading["open"]
+    assert (SiteUsage.objects.get(site=paid.seller_site, hour_start=paid.delivery_start).gpus,
+            SiteUsage.objects.get(site=open_ticket.seller_site, hour_start=open_ticket.delivery_start).gpus) == (4, 3)
+    # Alice's usage a GPU higher than her tickets; Dora's usage row gone.
+    SiteUsage.objects.filter(site=paid.seller_site).update(gpus=F("gpus") + 1)
+    SiteUsage.objects.filter(site=open_ticket.seller_site).delete()
+
+    breaches = reconcile()
+
+    assert broken(breaches) == {"site_use_within_capacity"}
+    local = date_format(timezone.localtime(paid.delivery_start), "SHORT_DATETIME_FORMAT")
+    alice_site, dora_site = paid.seller_site, open_ticket.seller_site
+    assert sorted(details(breaches, "site_use_within_capacity")) == sorted([
+        f"Site {alice_site.name} of Alice Rechenwerk GmbH (#{alice_site.pk}), H100, hour from {local}: "
+        "5 GPUs recorded in use, 4 on delivery tickets.",
+        f"Site {dora_site.name} of Dora Data GmbH (#{dora_site.pk}), H100, hour from {local}: "
+        "0 GPUs recorded in use, 3 on delivery tickets.",
+    ])
 
 
 def test_an_hour_already_delivered_may_exceed_todays_capacity(trading):
