@@ -116,7 +116,7 @@ from market.selectors.orders import (
 from market.services import capacity
 
 if TYPE_CHECKING:
-    from accounts.models import User
+    from accounts.models import Membership, User
 
 log = logging.getLogger(__name__)
 
@@ -765,7 +765,19 @@ def order_submit(
     the organisation used before, the existing order and ``created=False``
     (nothing written). Raises ``ExchangeError`` with the contract's codes.
     """
-    membership = trading_gate(user=user, role="trader")
+    return _order_submit(
+        user=user, membership=trading_gate(user=user, role="trader"), instrument=instrument, side=side, type=type,
+        quantity=quantity, price=price, time_in_force=time_in_force, expires_at=expires_at, post_only=post_only,
+        client_order_id=client_order_id, stp_mode=stp_mode, now=now)
+
+
+def _order_submit(
+    *, user: User, membership: Membership, instrument: Instrument, side: str, type: str = OrderType.LIMIT,
+    quantity: int, price: Decimal | None = None, time_in_force: str = TimeInForce.GTC,
+    expires_at: datetime | None = None, post_only: bool = False, client_order_id: str | None = None,
+    stp_mode: str = StpMode.CANCEL_INCOMING, now: datetime | None = None,
+) -> SubmitResult:
+    """``order_submit`` after the trading gate (the batch asks the gate once)."""
     organisation = membership.organisation
     existing = _existing(organisation, client_order_id)
     if existing is not None:
@@ -853,11 +865,11 @@ def orders_submit_batch(*, user: User, orders: Sequence[Mapping[str, Any]]) -> l
     refused once for the whole batch."""
     if not orders or len(orders) > MAX_BATCH:
         raise _invalid({"orders": [_("Send 1 to %(max)d orders.") % {"max": MAX_BATCH}]})
-    trading_gate(user=user, role="trader")
+    membership = trading_gate(user=user, role="trader")
     results: list[SubmitResult | ExchangeError] = []
     for spec in orders:
         try:
-            results.append(order_submit(user=user, **spec))
+            results.append(_order_submit(user=user, membership=membership, **spec))
         except ExchangeError as error:
             results.append(error)
     return results
