@@ -86,18 +86,23 @@ def account_balance(account: Account) -> Decimal:
     return account.balance
 
 
-def with_current_balance(accounts: QuerySet[Account]) -> QuerySet[Account]:
-    """``accounts`` annotated with ``current_balance``: the stored running
-    balance for member accounts, the sum of the lines for house accounts
-    (one query; the lines are summed only for the house rows). For screens
-    that list accounts, e.g. the admin."""
-    line_sum = (
+def _line_sum() -> QuerySet[JournalLine]:
+    """The sum of the lines of the outer query's account (a subquery)."""
+    return (
         JournalLine.objects.filter(account=OuterRef("pk"))
         .order_by()
         .values("account")
         .annotate(total=Sum("amount"))
         .values("total")
     )
+
+
+def with_current_balance(accounts: QuerySet[Account]) -> QuerySet[Account]:
+    """``accounts`` annotated with ``current_balance``: the stored running
+    balance for member accounts, the sum of the lines for house accounts
+    (one query; the lines are summed only for the house rows). For screens
+    that list accounts, e.g. the admin."""
+    line_sum = _line_sum()
     return accounts.annotate(current_balance=Case(
         When(organisation__isnull=True,
              then=Coalesce(Subquery(line_sum, output_field=_MONEY), Value(ZERO), output_field=_MONEY)),
@@ -134,13 +139,7 @@ def unreconciled_accounts() -> QuerySet[Account]:
     TODO(issue 7): once every deployment runs the new ledger_post (and the old
     columns have been zeroed by a migration), tighten this to ``balance != 0``.
     """
-    line_sum = (
-        JournalLine.objects.filter(account=OuterRef("pk"))
-        .order_by()
-        .values("account")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
+    line_sum = _line_sum()
     member_wrong = Q(organisation__isnull=False) & ~Q(rounded_balance=F("from_lines"))
     house_wrong = Q(organisation__isnull=True) & ~Q(rounded_balance=ZERO) & ~Q(rounded_balance=F("from_lines"))
     return (

@@ -184,8 +184,8 @@ def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_Site
         if target is None:
             continue
         assert ticket.seller_site_id is not None  # noqa: S101 (filtered on its state)
-        _use(ticket.seller_site_id, instrument, -ticket.gpus)
-        _use(target.site_id, instrument, ticket.gpus)
+        _use(ticket.seller_site_id, instrument, -ticket.gpus, seller_id=trade.seller_id)
+        _use(target.site_id, instrument, ticket.gpus, seller_id=trade.seller_id)
         DeliveryTicket.objects.filter(pk=ticket.pk).update(seller_site_id=target.site_id)
         target.used += ticket.gpus
         moved += ticket.gpus
@@ -196,13 +196,7 @@ def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_Site
     return moved > 0
 
 
-def instrument_seller_of(site_id: int) -> int:
-    from market.models import Site
-
-    return Site.objects.filter(pk=site_id).values_list("organisation_id", flat=True).get()
-
-
-def _use(site_id: int, instrument: Any, gpus: int) -> None:
+def _use(site_id: int, instrument: Any, gpus: int, *, seller_id: int) -> None:
     """Add ``gpus`` (negative: give back) to a site's use in the instrument's
     hour with one guarded statement: never beyond the site's capacity of
     the class, never below zero. Raises ``CannotDeliver`` if the guard refuses."""
@@ -231,7 +225,7 @@ def _use(site_id: int, instrument: Any, gpus: int) -> None:
                 [site, cls, hour, gpus, gpus, site, cls, gpus, site, cls],
             )
         if cursor.fetchone() is None:
-            raise CannotDeliver(instrument_seller_of(site_id))
+            raise CannotDeliver(seller_id)
 
 
 def _resale_sources(trade: Trade) -> list[tuple[DeliveryTicket, int]]:
@@ -267,7 +261,7 @@ def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held
         if instrument.hours != 1:
             raise ValueError("site allocation is per delivery hour: spot instruments are hourly")
         for site_id, take in _site_slices(trade, remaining):
-            _use(site_id, instrument, take)
+            _use(site_id, instrument, take, seller_id=trade.seller_id)
             slices.append({"seller_site_id": site_id, "gpus": take})
     weights = [piece["gpus"] for piece in slices]
     values = split_cents((trade.price * trade.quantity * instrument.hours).quantize(CENT), weights)

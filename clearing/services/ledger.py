@@ -274,28 +274,18 @@ def cash_reserve(
     For the order service to call inside its transaction;
     ``insufficient_funds`` when the organisation has less available.
     """
-    amount = _positive_cents(amount)
-    accounts = accounts_for(organisation=organisation)
-    return ledger_post(
-        kind=JournalEntry.Kind.RESERVE,
-        lines=[(accounts[Account.Kind.CASH_AVAILABLE], -amount), (accounts[Account.Kind.CASH_RESERVED], amount)],
-        reference=reference,
-        actor=actor,
-    )
+    book = ledger_accounts(organisation_ids=[organisation.pk], house=False)
+    return ledger_post_all([reserve_posting(book=book, organisation_id=organisation.pk, amount=amount,
+                                            reference=reference, actor=actor)])[0]
 
 
 def cash_release(
     *, organisation: "Organisation", amount: Decimal, reference: str, actor: "User | None" = None
 ) -> JournalEntry:
     """Move cash from reserved back to available (a buy order is cancelled or expires)."""
-    amount = _positive_cents(amount)
-    accounts = accounts_for(organisation=organisation)
-    return ledger_post(
-        kind=JournalEntry.Kind.RELEASE,
-        lines=[(accounts[Account.Kind.CASH_RESERVED], -amount), (accounts[Account.Kind.CASH_AVAILABLE], amount)],
-        reference=reference,
-        actor=actor,
-    )
+    book = ledger_accounts(organisation_ids=[organisation.pk], house=False)
+    return ledger_post_all([release_posting(book=book, organisation_id=organisation.pk, amount=amount,
+                                            reference=reference, actor=actor)])[0]
 
 
 @transaction.atomic(durable=True)

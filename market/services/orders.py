@@ -373,14 +373,6 @@ def _protection_price(instrument: Instrument, side: str, rates: fees.FeeRates) -
     return min(instrument.max_price, max(floor, _to_tick(reference * (1 - PROTECTION_BAND), tick, ROUND_UP)))
 
 
-def _check_sell_capacity(*, organisation: Organisation, instrument: Instrument, extra: int) -> None:
-    """Refuse a sell (or a sell amend adding ``extra`` GPUs) that the
-    organisation's sites could not deliver; the resale of a long position
-    needs no sites (``capacity.capacity_check`` nets it, the one place of
-    that arithmetic). The caller holds the organisation's lock."""
-    capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=extra)
-
-
 def _existing(organisation: Organisation, client_order_id: str | None) -> Order | None:
     if client_order_id is None:
         return None
@@ -420,7 +412,6 @@ class _Changes:
     now: datetime
     rates: fees.FeeRates
     actor: User | None
-    terms: fees.FeeTerms | None = None
     book: LedgerAccounts | None = None
     fee_book: FeeBook | None = None
     postings: list[Posting] = field(default_factory=list)
@@ -455,8 +446,7 @@ class _Changes:
 
 
 def _changes(instrument: Instrument, now: datetime, actor: User | None) -> _Changes:
-    terms = fee_terms_at(now)
-    return _Changes(instrument=instrument, now=now, rates=terms.intraday, terms=terms, actor=actor)
+    return _Changes(instrument=instrument, now=now, rates=fee_terms_at(now).intraday, actor=actor)
 
 
 def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str) -> None:
@@ -845,7 +835,8 @@ def _submit_tx(
     # ... 2. every organisation it touches, in id order (and their accounts, read once) ...
     changes.lock(_parties(order, result, resting))
     if side == Side.SELL:
-        _check_sell_capacity(organisation=organisation, instrument=instrument, extra=quantity)
+        # Nets the resale of a long position itself; the organisation is locked.
+        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=quantity)
     order.save(force_insert=True)
     changes.new_orders.add(order.pk)
     if side == Side.BUY:
@@ -974,8 +965,8 @@ def _amend_tx(
         result, resting = _decide(changes, order)
     changes.lock(_parties(order, result, resting) if result is not None else {order.organisation_id})
     if order.side == Side.SELL and amended.quantity > old_quantity:
-        _check_sell_capacity(organisation=order.organisation, instrument=instrument,
-                             extra=amended.quantity - old_quantity)
+        capacity.capacity_check(organisation=order.organisation, instrument=instrument,
+                                quantity=amended.quantity - old_quantity)
     assert changes.book is not None  # noqa: S101 (set by changes.lock)
     if order.side == Side.BUY:
         needed = _reservation(order, instrument.hours)
