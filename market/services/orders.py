@@ -39,12 +39,12 @@ Decisions (beyond the design):
   cancelling one answers ``order_not_open`` (409).
 * Sell capacity: ``capacity_check`` (``market.services.capacity``) gets the
   order's whole quantity (an amend: the increase) and accounts for resale
-  of a long position itself; this module only skips the call when the
-  long position covers the whole sell (nothing more to deliver from sites).
-* Fee rates: the effective-dated schedule in force at the transaction's
-  ``now`` (``clearing.selectors.fee_rates_at``: entry time for the
-  reservation, trade time for the fees) unless the setting
-  ``FEE_RATES_INTRADAY`` overrides them (tests).
+  of a long position itself (a pure resale passes).
+* Fee rates: an order stores the intraday rates in force at its entry
+  (``Order.maker_rate``/``taker_rate``; its reservation uses the taker
+  rate), and a fill pays the lower of those and the rates in force at the
+  fill (``clearing.selectors.fee_terms_at``). Fees are exact and held per
+  month (``clearing.services.fees.FeeBook``; docs "Fees as published").
 * Broadcasts run after commit (``transaction.on_commit``, robust: a channel
   layer failure is logged and never turns a committed order into an error).
   Two transactions of one instrument commit in sequence order, but their
