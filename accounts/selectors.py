@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from accounts.authentication import hash_token
+from accounts.authentication import PRELOADED_MEMBERSHIP, hash_token
 from accounts.models import Invitation, KycCase, KycDocument, Membership, Organisation
 
 
@@ -14,6 +14,9 @@ def membership_for(user: Any) -> Membership | None:
     """The user's membership with its organisation and KYC case, in one query."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
+    preloaded = getattr(user, PRELOADED_MEMBERSHIP, None)
+    if preloaded is not None:  # an API request: read with its token (a new membership is read afresh)
+        return preloaded
     return (
         Membership.objects.select_related("organisation", "organisation__kyc")
         .filter(user_id=user.pk)

@@ -564,7 +564,19 @@ class FeeScheduleQuerySet(models.QuerySet["FeeSchedule"]):
     def delete(self) -> Any:
         if self.in_effect().exists():
             raise ImmutableError("A fee schedule that is in effect cannot be deleted.")
+        _forget_fee_schedule()
         return super().delete()
+
+
+def _forget_fee_schedule() -> None:
+    """This process's copy of the schedule (``clearing.selectors.fee_terms_at``)
+    is stale after a change: forget it now and again at commit."""
+    from django.db import transaction
+
+    from clearing.selectors import fee_schedule_forget
+
+    fee_schedule_forget()
+    transaction.on_commit(fee_schedule_forget)
 
 
 class FeeSchedule(models.Model):
@@ -616,6 +628,7 @@ class FeeSchedule(models.Model):
             "when": timezone.localtime(self.valid_from).strftime("%Y-%m-%d %H:%M")})
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        _forget_fee_schedule()
         now = timezone.now()
         if self._state.adding:
             super().save(*args, **kwargs)
@@ -637,6 +650,7 @@ class FeeSchedule(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         if type(self)._base_manager.filter(pk=self.pk, valid_from__lte=timezone.now()).exists():
             raise ImmutableError("A fee schedule that is in effect cannot be deleted.")
+        _forget_fee_schedule()
         return super().delete(*args, **kwargs)
 
     @property
@@ -647,8 +661,12 @@ class FeeSchedule(models.Model):
         from django.core.exceptions import ValidationError
 
         errors: dict[str, Any] = {}
-        if self.valid_from is not None and self.valid_from <= timezone.now():
-            errors["valid_from"] = _("A fee schedule must start in the future.")
+        from clearing.selectors import FEE_SCHEDULE_CACHE_SECONDS
+
+        lead = datetime.timedelta(seconds=FEE_SCHEDULE_CACHE_SECONDS)
+        if self.valid_from is not None and self.valid_from <= timezone.now() + 2 * lead:
+            # Every server process re-reads the schedule within ``lead``.
+            errors["valid_from"] = _("A fee schedule must start at least a minute from now.")
         if (self.intraday_maker is not None and self.intraday_taker is not None
                 and self.intraday_maker > self.intraday_taker):
             errors["intraday_maker"] = _("The maker fee must not exceed the taker fee.")

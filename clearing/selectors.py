@@ -1,5 +1,6 @@
 """Reads of the clearing house's books."""
 
+import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -166,20 +167,46 @@ def unbalanced_entries() -> QuerySet[JournalEntry]:
 # --- fee schedule (issue 4) ------------------------------------------------------------------
 
 
+# Every order reads the schedule; it is a handful of rows that change a few
+# times a year, so each process keeps them for FEE_SCHEDULE_CACHE_SECONDS.
+# That is safe because a schedule is published ahead: ``FeeSchedule.clean``
+# wants ``valid_from`` more than this far in the future, so every process has
+# re-read the table before a new row takes effect. A save or delete in this
+# process forgets the rows at once (and again when its transaction commits).
+FEE_SCHEDULE_CACHE_SECONDS = 30.0
+_schedule_cache: tuple[float, list[tuple["datetime", FeeTerms]]] | None = None
+
+
+def fee_schedule_forget() -> None:
+    """Drop this process's copy of the fee schedule (``fee_terms_at`` reads it again)."""
+    global _schedule_cache
+    _schedule_cache = None
+
+
+def _schedule() -> list[tuple["datetime", FeeTerms]]:
+    global _schedule_cache
+    now = time.monotonic()
+    if _schedule_cache is None or now - _schedule_cache[0] > FEE_SCHEDULE_CACHE_SECONDS:
+        rows = [(row.valid_from, FeeTerms(
+            day_ahead_per_side=row.day_ahead_per_side,
+            intraday=FeeRates(maker=row.intraday_maker, taker=row.intraday_taker),
+            futures_per_side=row.futures_per_side,
+            incentive_fund_share=row.incentive_fund_share,
+            rnd_fund_share=row.rnd_fund_share,
+        )) for row in FeeSchedule.objects.order_by("-valid_from")]
+        _schedule_cache = (now, rows)
+    return _schedule_cache[1]
+
+
 def fee_terms_at(when: "datetime") -> FeeTerms:
     """The fee rates and fund shares in effect at ``when``: the schedule row
     with the latest ``valid_from <= when``, or the market-rules defaults
-    before the first row. One indexed query."""
-    row = FeeSchedule.objects.in_effect(when).order_by("-valid_from").first()
-    if row is None:
-        return DEFAULT_FEE_TERMS
-    return FeeTerms(
-        day_ahead_per_side=row.day_ahead_per_side,
-        intraday=FeeRates(maker=row.intraday_maker, taker=row.intraday_taker),
-        futures_per_side=row.futures_per_side,
-        incentive_fund_share=row.incentive_fund_share,
-        rnd_fund_share=row.rnd_fund_share,
-    )
+    before the first row. Read from this process's copy of the schedule
+    (see ``FEE_SCHEDULE_CACHE_SECONDS``)."""
+    for valid_from, terms in _schedule():  # newest first
+        if valid_from <= when:
+            return terms
+    return DEFAULT_FEE_TERMS
 
 
 def fee_rates_at(when: "datetime") -> FeeRates:

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Organisation, User
 from accounts.selectors import membership_for
+from exchange import rawsql
 from exchange.errors import ExchangeError, error_from_exception
 from exchange.fields import AwareDateTimeField
 from exchange.schema import ErrorSerializer
@@ -268,17 +269,27 @@ def _organisation(request: Request) -> Organisation:
     return membership.organisation
 
 
-def _instrument(symbol: str, field: str = "instrument") -> Instrument:
-    instrument = Instrument.objects.filter(symbol=symbol).first()
+_INSTRUMENT = rawsql.Columns(Instrument, "i")
+
+
+def _instruments(symbols: set[str]) -> dict[str, Instrument]:
+    """The instruments of these symbols, by symbol, in one plain statement
+    (every order names one; a batch names up to a hundred)."""
+    if not symbols:
+        return {}
+    rows = rawsql.fetch(f"SELECT {_INSTRUMENT.sql} FROM {_INSTRUMENT.table} i "  # noqa: S608 (model table)
+                        f"WHERE i.symbol IN ({rawsql.placeholders(len(symbols))})", sorted(symbols))
+    return {instrument.symbol: instrument for instrument in (_INSTRUMENT.load(row)[0] for row in rows)}
+
+
+def _submit_kwargs(data: dict[str, Any], known: dict[str, Instrument] | None = None) -> dict[str, Any]:
+    """Validated request fields -> order_submit's keyword arguments (``known``: instruments already read)."""
+    symbol = data["instrument"]
+    instrument = (known if known is not None else _instruments({symbol})).get(symbol)
     if instrument is None:
-        raise ExchangeError("invalid", _("The order is invalid."), {field: [_("There is no instrument %(symbol)s.")
-                                                                            % {"symbol": symbol}]})
-    return instrument
-
-
-def _submit_kwargs(data: dict[str, Any]) -> dict[str, Any]:
-    """Validated request fields -> order_submit's keyword arguments."""
-    return {**data, "instrument": _instrument(data["instrument"])}
+        raise ExchangeError("invalid", _("The order is invalid."), {"instrument": [
+            _("There is no instrument %(symbol)s.") % {"symbol": symbol}]})
+    return {**data, "instrument": instrument}
 
 
 def _bounded(name: str, *, default: int | None, maximum: int, description: str) -> OpenApiParameter:
@@ -419,14 +430,19 @@ class OrderBatchView(APIView):
     def post(self, request: Request) -> Response:
         batch = BatchRequestSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
-        items: list[dict[str, Any] | ExchangeError] = []
+        shapes: list[dict[str, Any] | ExchangeError] = []
         for raw in batch.validated_data["orders"]:
-            shape = OrderRequestSerializer(data=raw)
-            if not shape.is_valid():
-                items.append(error_from_exception(ValidationError(shape.errors)) or ExchangeError("invalid", ""))
-                continue
+            request_shape = OrderRequestSerializer(data=raw)
+            if request_shape.is_valid():
+                shapes.append(dict(request_shape.validated_data))
+            else:
+                shapes.append(error_from_exception(ValidationError(request_shape.errors))
+                              or ExchangeError("invalid", ""))
+        known = _instruments({shape["instrument"] for shape in shapes if not isinstance(shape, ExchangeError)})
+        items: list[dict[str, Any] | ExchangeError] = []
+        for shape in shapes:
             try:
-                items.append(_submit_kwargs(dict(shape.validated_data)))
+                items.append(shape if isinstance(shape, ExchangeError) else _submit_kwargs(shape, known))
             except ExchangeError as error:
                 items.append(error)
         specs = [item for item in items if not isinstance(item, ExchangeError)]
@@ -438,7 +454,7 @@ class OrderBatchView(APIView):
             if isinstance(outcome, ExchangeError):
                 results.append({**outcome.as_dict(), "status_code": outcome.status})
             else:
-                view = selectors.orders_with_fills([outcome.order])[0]
+                view = outcome.view or selectors.orders_with_fills([outcome.order])[0]
                 results.append({**selectors.order_payload(view), "status_code": 201 if outcome.created else 200})
         return Response({"results": results})
 

@@ -30,3 +30,14 @@ def _test_settings(settings):  # type: ignore[no-untyped-def]
     caches = {alias: dict(conf) for alias, conf in settings.CACHES.items()}
     caches["default"]["KEY_PREFIX"] = f"{settings.REDIS_PREFIX}:{uuid.uuid4().hex[:12]}"
     settings.CACHES = caches
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fee_schedule():  # type: ignore[no-untyped-def]
+    # Each process keeps a copy of the fee schedule (clearing.selectors); a
+    # test's rows are rolled back behind its back, so start every test afresh.
+    from clearing.selectors import fee_schedule_forget
+
+    fee_schedule_forget()
+    yield
+    fee_schedule_forget()

@@ -15,13 +15,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
-from django.db.models import OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from clearing.fees import CENT, is_cents
 from clearing.models import DeliveryTicket
 from exchange.errors import ExchangeError
+from exchange.rawsql import db_time, fetch, insert_many
 
 DE = "DE"
 
@@ -99,19 +98,20 @@ class CannotDeliver(ExchangeError):
 
 def _seller_sites(trade: Trade) -> list[_SiteRoom]:
     """The seller's sites with capacity of the trade's class, with their use in
-    its hour (``SiteUsage``, the one source of truth). One query."""
-    from market.models import SiteCapacity, SiteUsage
+    its hour (``SiteUsage``, the one source of truth). One plain statement
+    (it runs for every trade)."""
+    from market.models import Site, SiteCapacity, SiteUsage
 
     instrument = trade.instrument
-    used = SiteUsage.objects.filter(site_id=OuterRef("site_id"), gpu_class_id=instrument.gpu_class_id,
-                                    hour_start=instrument.delivery_start).values("gpus")[:1]
-    return [
-        _SiteRoom(site_id, state, gpus, used_gpus)
-        for site_id, state, gpus, used_gpus in SiteCapacity.objects.filter(
-            site__organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
-        ).annotate(used=Coalesce(Subquery(used), Value(0))).order_by("site_id")
-        .values_list("site_id", "site__state", "gpus", "used")
-    ]
+    capacity, site, usage = (connection.ops.quote_name(model._meta.db_table)
+                             for model in (SiteCapacity, Site, SiteUsage))
+    rows = fetch(
+        f"SELECT c.site_id, s.state, c.gpus, COALESCE((SELECT u.gpus FROM {usage} u "  # noqa: S608 (model tables)
+        f"WHERE u.site_id = c.site_id AND u.gpu_class_id = c.gpu_class_id AND u.hour_start = %s), 0) "
+        f"FROM {capacity} c JOIN {site} s ON s.id = c.site_id "
+        f"WHERE s.organisation_id = %s AND c.gpu_class_id = %s ORDER BY c.site_id",
+        [db_time(instrument.delivery_start), trade.seller_id, instrument.gpu_class_id])
+    return [_SiteRoom(site_id, state, int(gpus), int(used)) for site_id, state, gpus, used in rows]
 
 
 def _pending_state_commitments(trade: Trade) -> dict[str, int]:
@@ -228,12 +228,19 @@ def _use(site_id: int, instrument: Any, gpus: int, *, seller_id: int) -> None:
             raise CannotDeliver(seller_id)
 
 
-def _resale_sources(trade: Trade) -> list[tuple[DeliveryTicket, int]]:
-    """The seller's own inbound tickets in this instrument with GPUs not yet resold, oldest first."""
-    inbound = (DeliveryTicket.objects.filter(trade__instrument_id=trade.instrument_id, buyer_id=trade.seller_id)
-               .annotate(resold=Sum("resold_tickets__gpus")).order_by("pk"))
-    return [(ticket, ticket.gpus - (ticket.resold or 0)) for ticket in inbound
-            if ticket.gpus - (ticket.resold or 0) > 0]
+def _resale_sources(trade: Trade) -> list[tuple[int, int]]:
+    """The seller's own inbound tickets in this instrument with GPUs not yet
+    resold, oldest first: (ticket id, GPUs free). One plain statement (it
+    runs for every trade)."""
+    from market.models import Trade as TradeModel
+
+    ticket, trades = (connection.ops.quote_name(model._meta.db_table) for model in (DeliveryTicket, TradeModel))
+    rows = fetch(
+        f"SELECT t.id, t.gpus - COALESCE((SELECT SUM(r.gpus) FROM {ticket} r WHERE r.source_ticket_id = t.id), 0) "  # noqa: S608
+        f"FROM {ticket} t JOIN {trades} tr ON tr.id = t.trade_id "
+        f"WHERE tr.instrument_id = %s AND t.buyer_id = %s ORDER BY t.id",
+        [trade.instrument_id, trade.seller_id])
+    return [(ticket_id, int(free)) for ticket_id, free in rows if free > 0]
 
 
 def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held: Decimal) -> list[DeliveryTicket]:
@@ -255,7 +262,7 @@ def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held
         if remaining == 0:
             break
         take = min(free, remaining)
-        slices.append({"source_ticket": source, "gpus": take})
+        slices.append({"source_ticket_id": source, "gpus": take})
         remaining -= take
     if remaining:
         if instrument.hours != 1:
@@ -278,4 +285,5 @@ def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held
     ]
     # seller_held <= value (the sell floor, trade_posting checks it), so the
     # capped split fits; the check constraint would catch it anyway.
-    return DeliveryTicket.objects.bulk_create(tickets)
+    insert_many(tickets)
+    return tickets

@@ -31,6 +31,7 @@ from clearing.selectors import fee_terms_at
 from clearing.services.ledger import _account_get_or_create, house_account, ledger_post
 from exchange.errors import ExchangeError
 from exchange.locks import lock_organisations
+from exchange.rawsql import converted, fetch, placeholders
 
 if TYPE_CHECKING:
     from accounts.models import Organisation
@@ -93,10 +94,13 @@ class FeeBook:
         if self._rows is None:
             rows = {org: _Accrual(ZERO, ZERO) for org in self.organisation_ids}
             charged: list[int] = []
-            for org, accrued, held, charged_at in FeeAccrual.objects.filter(
-                    organisation_id__in=sorted(self.organisation_ids), month=self.month).values_list(
-                    "organisation_id", "accrued", "held", "charged_at"):
-                rows[org] = _Accrual(accrued, held)
+            ids = sorted(self.organisation_ids)
+            table = connection.ops.quote_name(FeeAccrual._meta.db_table)
+            for org, accrued, held, charged_at in fetch(
+                    f"SELECT organisation_id, accrued, held, charged_at FROM {table} "  # noqa: S608 (model table)
+                    f"WHERE month = %s AND organisation_id IN ({placeholders(len(ids))})",
+                    [connection.ops.adapt_datefield_value(self.month), *ids]):
+                rows[org] = _Accrual(converted(FeeAccrual, "accrued", accrued), converted(FeeAccrual, "held", held))
                 if charged_at is not None:
                     charged.append(org)
             if charged:

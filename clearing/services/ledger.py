@@ -27,6 +27,7 @@ from clearing.models import (
 )
 from exchange.errors import ExchangeError
 from exchange.locks import lock_organisations
+from exchange.rawsql import Columns, fetch, lock_clause, placeholders
 
 if TYPE_CHECKING:
     from accounts.models import Organisation, User
@@ -247,6 +248,33 @@ def ledger_accounts(*, organisation_ids: Iterable[int], house: bool = True) -> L
         wanted |= Q(organisation__isnull=True)
     return LedgerAccounts({(account.organisation_id, account.kind): account
                            for account in Account.objects.filter(wanted)})
+
+
+_ACCOUNT = Columns(Account, "a")
+
+
+def lock_and_read_accounts(organisation_ids: Iterable[int]) -> LedgerAccounts:
+    """``exchange.locks.lock_organisations`` and ``ledger_accounts`` in one
+    plain statement: lock the organisation rows FOR NO KEY UPDATE in
+    ascending id (the CTE is sorted before it locks, and every locked row is
+    read by the outer join) and answer their accounts and the house
+    accounts. For the order path, which does this in every transaction."""
+    from accounts.models import Organisation
+
+    wanted = sorted(set(organisation_ids))
+    organisation_table = connection.ops.quote_name(Organisation._meta.db_table)
+    house = f"SELECT NULL, {_ACCOUNT.sql} FROM {_ACCOUNT.table} a WHERE a.organisation_id IS NULL"  # noqa: S608
+    sql = house if not wanted else (
+        f"WITH locked AS (SELECT id FROM {organisation_table} WHERE id IN ({placeholders(len(wanted))}) "  # noqa: S608
+        f"ORDER BY id{lock_clause(organisation_table)}) "
+        f"SELECT l.id, {_ACCOUNT.sql} FROM locked l LEFT JOIN {_ACCOUNT.table} a ON a.organisation_id = l.id "
+        f"UNION ALL {house}")
+    accounts: dict[tuple[int | None, str], Account] = {}
+    for row in fetch(sql, wanted):
+        account, _next = _ACCOUNT.load_or_none(row, 1)
+        if account is not None:
+            accounts[account.organisation_id, account.kind] = account
+    return LedgerAccounts(accounts)
 
 
 def _account_get_or_create(

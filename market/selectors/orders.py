@@ -17,10 +17,12 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import DecimalField, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum
 
 from accounts.models import Organisation
 from clearing.fees import CENT
+from exchange import rawsql
 from market.models import RESTING_STATUSES, Instrument, Order, Position, Side, Trade
 from market.serializers import (
     BookSerializer,
@@ -172,12 +174,14 @@ def orders_with_fills(orders: Iterable[Order]) -> list[OrderView]:
     by_id = {order.pk: order for order in orders}
     fills: dict[int, list[OrderFill]] = defaultdict(list)
     if by_id:
-        trades = (
-            Trade.objects.filter(Q(buy_order_id__in=by_id) | Q(sell_order_id__in=by_id))
-            .order_by("id")
-            .values_list("id", "price", "quantity", "aggressor", "buy_order_id", "sell_order_id")
-        )
-        for trade_id, price, quantity, aggressor, buy_order_id, sell_order_id in trades:
+        # Plain SQL: the order path asks this in every transaction that fills a resting order.
+        ids = sorted(by_id)
+        table, listed = connection.ops.quote_name(Trade._meta.db_table), rawsql.placeholders(len(ids))
+        trades = rawsql.fetch(
+            f"SELECT id, price, quantity, aggressor, buy_order_id, sell_order_id FROM {table} "  # noqa: S608
+            f"WHERE buy_order_id IN ({listed}) OR sell_order_id IN ({listed}) ORDER BY id", [*ids, *ids])
+        for trade_id, raw_price, quantity, aggressor, buy_order_id, sell_order_id in trades:
+            price = rawsql.converted(Trade, "price", raw_price)
             for order_id, side in ((buy_order_id, Side.BUY), (sell_order_id, Side.SELL)):
                 if order_id in by_id:
                     # The aggressor is the taker's side: the order was the taker iff it is on that side.

@@ -66,7 +66,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg import errors as pg_errors
@@ -79,7 +79,6 @@ from clearing.services import (
     LedgerAccounts,
     Posting,
     delivery_tickets_for_trade,
-    ledger_accounts,
     ledger_post_all,
     release_posting,
     reserve_posting,
@@ -87,11 +86,13 @@ from clearing.services import (
 )
 from clearing.services.allocation import CannotDeliver
 from clearing.services.fees import FeeBook
+from clearing.services.ledger import lock_and_read_accounts
+from exchange import rawsql
 from exchange.errors import ExchangeError
-from exchange.locks import lock_organisations
 from market import broadcast, matching
 from market.models import (
     RESTING_STATUSES,
+    DeliveryZone,
     Instrument,
     InstrumentStatus,
     Order,
@@ -163,20 +164,35 @@ class SubmitResult:
 # prevent (tests/market/test_orders_concurrency.py). Nothing else should.
 
 
+# The order path reads whole rows with plain SQL (``exchange.rawsql``: the
+# ORM's compile costs more than these statements).
+_INSTRUMENT, _ZONE, _ORDER = (rawsql.Columns(Instrument, "i"), rawsql.Columns(DeliveryZone, "z"),
+                              rawsql.Columns(Order, "o"))
+
+
 def _lock_instrument(instrument_id: int) -> Instrument:
-    """Lock and re-read the instrument: every write to its book waits here.
-    FOR NO KEY UPDATE: the lock only serialises, and must not block the
-    foreign-key checks of inserts that point at the instrument."""
-    return (Instrument.objects.select_related("zone").select_for_update(no_key=True, of=("self",))
-            .get(pk=instrument_id))
+    """Lock and re-read the instrument (with its zone): every write to its
+    book waits here. FOR NO KEY UPDATE: the lock only serialises, and must
+    not block the foreign-key checks of inserts that point at the instrument."""
+    rows = rawsql.fetch(
+        f"SELECT {_INSTRUMENT.sql}, {_ZONE.sql} FROM {_INSTRUMENT.table} i "  # noqa: S608 (model tables)
+        f"JOIN {_ZONE.table} z ON z.id = i.zone_id WHERE i.id = %s{rawsql.lock_clause('i')}",
+        [instrument_id])
+    if not rows:
+        raise Instrument.DoesNotExist(instrument_id)
+    instrument, at = _INSTRUMENT.load(rows[0])
+    zone, _at = _ZONE.load(rows[0], at)
+    Instrument.zone.field.set_cached_value(instrument, zone)
+    return instrument
 
 
-def _lock_organisations(organisation_ids: set[int]) -> None:
+def _lock_parties(organisation_ids: set[int]) -> LedgerAccounts:
     """Step 2 of the lock order (``exchange.locks``): every organisation
     whose money, commitments or capacity the transaction changes, in id
-    order, before the first write. Serialises one organisation's
+    order, before the first write; with their ledger accounts and the house
+    accounts, read by the same statement. Serialises one organisation's
     sell-side commitments across instruments."""
-    lock_organisations(organisation_ids)
+    return lock_and_read_accounts(organisation_ids)
 
 
 def _reserve_cash(changes: _Changes, *, organisation: Organisation, amount: Decimal, reference: str,
@@ -425,9 +441,8 @@ class _Changes:
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
-        ledger accounts and the house accounts with one query."""
-        _lock_organisations(organisation_ids)
-        self.book = ledger_accounts(organisation_ids=organisation_ids)
+        ledger accounts and the house accounts with one statement."""
+        self.book = _lock_parties(organisation_ids)
         # Their fee accruals of this month: no query until a fill charges one.
         self.fee_book = FeeBook.load(organisation_ids, self.now)
 
@@ -511,9 +526,11 @@ def _apply_match(
         maker.status = OrderStatus.PARTIALLY_FILLED if fill.maker_remaining else OrderStatus.FILLED
         # Database arithmetic for the fill: the check constraint
         # filled_quantity <= quantity is the last line of defence.
-        Order.objects.filter(pk=maker.pk).update(
-            filled_quantity=F("filled_quantity") + quantity, status=maker.status,
-            reserved_amount=maker.reserved_amount, updated_at=now)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_ORDER.table} SET filled_quantity = filled_quantity + %s, status = %s, "  # noqa: S608
+                f"reserved_amount = %s, updated_at = %s WHERE id = %s",
+                [quantity, maker.status, maker.reserved_amount, rawsql.db_time(now), maker.pk])
         changes.touch(maker.side, maker.price)
         changes.changed(maker)
         value = fill.price * quantity
@@ -527,7 +544,8 @@ def _apply_match(
                 delta.sold += quantity
                 delta.sell_proceeds += value
     if booked:
-        trades = Trade.objects.bulk_create([trade for trade, _share, _held in booked])
+        trades = [trade for trade, _share, _held in booked]
+        rawsql.insert_many(trades)
         for trade, (_trade, share, (buyer_held, seller_held)) in zip(trades, booked, strict=True):
             changes.post(trade_posting(trade=trade, reservation=share, hours=hours, book=book,
                                        buyer_held=buyer_held, seller_held=seller_held))
@@ -559,8 +577,13 @@ def _apply_match(
                                      actor=changes.actor))
         taker.reserved_amount = Decimal("0.00")
     if booked or getattr(taker, "_amended", False) or before != (taker.status, taker.reason, taker.reserved_amount):
-        taker.save(update_fields=["price", "quantity", "priority", "filled_quantity", "status", "reason",
-                                  "reserved_amount", "updated_at"])
+        taker.updated_at = now
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_ORDER.table} SET price = %s, quantity = %s, priority = %s, "  # noqa: S608 (model table)
+                f"filled_quantity = %s, status = %s, reason = %s, reserved_amount = %s, updated_at = %s WHERE id = %s",
+                [taker.price, taker.quantity, taker.priority, taker.filled_quantity, taker.status, taker.reason,
+                 taker.reserved_amount, rawsql.db_time(now), taker.pk])
     changes.changed(taker)
 
 
@@ -577,14 +600,11 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
     towards that, so self-trade prevention and FOK still see every order they
     may need; the matching core ignores what lies beyond.
     """
-    rows = Order.objects.filter(
-        instrument_id=taker.instrument_id, side=Side.SELL if taker.side == Side.BUY else Side.BUY,
-        status__in=RESTING_STATUSES,
-    )
-    if taker.side == Side.BUY:
-        rows = rows.filter(price__lte=taker.price).order_by("price", "priority")
-    else:
-        rows = rows.filter(price__gte=taker.price).order_by("-price", "priority")
+    crosses, best_first = ("o.price <= %s", "o.price, o.priority") if taker.side == Side.BUY else (
+        "o.price >= %s", "o.price DESC, o.priority")
+    sql = (f"SELECT {_ORDER.sql} FROM {_ORDER.table} o WHERE o.instrument_id = %s AND o.side = %s "  # noqa: S608
+           f"AND o.status IN (%s, %s) AND {crosses} ORDER BY {best_first} LIMIT %s OFFSET %s")
+    other_side = Side.SELL if taker.side == Side.BUY else Side.BUY
     need = taker.quantity - taker.filled_quantity
     loaded: list[Order] = []
     usable = 0
@@ -593,7 +613,8 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
         # Plain pages (LIMIT/OFFSET under the instrument lock: the book cannot
         # change between them) rather than a server-side cursor, which costs
         # three round trips even when the first page is all there is.
-        page = list(rows[offset:offset + CROSSING_PAGE])
+        page = [_ORDER.load(row)[0] for row in rawsql.fetch(
+            sql, [taker.instrument_id, other_side, *RESTING_STATUSES, taker.price, CROSSING_PAGE, offset])]
         for order in page:
             loaded.append(order)
             if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
@@ -646,7 +667,12 @@ def _finish(changes: _Changes) -> None:
         bids, asks = _levels(instrument, changes.touched)
         counters["book_sequence"] = instrument.book_sequence = instrument.book_sequence + 1
     if counters:
-        Instrument.objects.filter(pk=instrument.pk).update(**counters)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_INSTRUMENT.table} SET "  # noqa: S608 (model table and column names)
+                + ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in counters) + " WHERE id = %s",
+                [*(rawsql.db_time(value) if isinstance(value, datetime) else value for value in counters.values()),
+                 instrument.pk])
 
     symbol, sequence = instrument.symbol, instrument.book_sequence
     private: list[tuple[int, dict[str, Any]]] = []
@@ -717,14 +743,15 @@ def _levels(
     instrument: Instrument, touched: dict[str, set[Decimal]]
 ) -> tuple[list[broadcast.Level], list[broadcast.Level]]:
     """The open quantity now at every touched price level (0: the level is gone), best first. One query."""
-    prices = touched[Side.BUY] | touched[Side.SELL]
-    rows = (
-        Order.objects.filter(instrument=instrument, status__in=RESTING_STATUSES, price__in=prices)
-        .order_by()
-        .values("side", "price")
-        .annotate(open=Sum(F("quantity") - F("filled_quantity")))
-    )
-    open_at = {(row["side"], row["price"]): int(row["open"]) for row in rows}
+    prices = sorted(touched[Side.BUY] | touched[Side.SELL])
+    rows = rawsql.fetch(
+        f"SELECT o.side, o.price, SUM(o.quantity - o.filled_quantity) FROM {_ORDER.table} o "  # noqa: S608
+        f"WHERE o.instrument_id = %s AND o.status IN (%s, %s) AND o.price IN ({rawsql.placeholders(len(prices))}) "
+        f"GROUP BY o.side, o.price",
+        [instrument.pk, *RESTING_STATUSES, *prices])
+    price_field = Order._meta.get_field("price")
+    # The price as a Decimal of two places on every backend (SQLite answers floats).
+    open_at = {(side, price_field.to_python(price).quantize(fees.CENT)): int(total) for side, price, total in rows}
     bids = sorted(((p, open_at.get((Side.BUY, p), 0)) for p in touched[Side.BUY]), reverse=True)
     asks = sorted((p, open_at.get((Side.SELL, p), 0)) for p in touched[Side.SELL])
     return bids, asks
@@ -837,7 +864,7 @@ def _submit_tx(
     if side == Side.SELL:
         # Nets the resale of a long position itself; the organisation is locked.
         capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=quantity)
-    order.save(force_insert=True)
+    rawsql.insert(order)
     changes.new_orders.add(order.pk)
     if side == Side.BUY:
         _reserve_cash(changes, organisation=organisation, amount=order.reserved_amount,

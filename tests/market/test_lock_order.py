@@ -21,7 +21,7 @@ from clearing.fees import fee_held
 from clearing.models import DeliveryTicket
 from clearing.reconcile import reconcile
 from clearing.selectors import account_summary, fee_reserve_balance, house_balances
-from clearing.services import cash_deposit_book, deliveries_settle
+from clearing.services import LedgerAccounts, cash_deposit_book, deliveries_settle, ledger_accounts
 from exchange.errors import ExchangeError
 from market.models import Instrument, Order, Trade
 from market.services import orders as services
@@ -143,14 +143,15 @@ def test_control_twin_without_one_lock_order_postgresql_aborts_deadlocked_transa
 
     direction = threading.local()
 
-    def unordered(organisation_ids: set[int]) -> None:
+    def unordered(organisation_ids: set[int]) -> LedgerAccounts:
         from accounts.models import Organisation
 
         for pk in sorted(organisation_ids, reverse=getattr(direction, "reverse", False)):
             Organisation.objects.select_for_update().filter(pk=pk).values_list("pk").first()
             time.sleep(0.05)
+        return ledger_accounts(organisation_ids=organisation_ids)
 
-    monkeypatch.setattr(services, "_lock_organisations", unordered)
+    monkeypatch.setattr(services, "_lock_parties", unordered)
     monkeypatch.setattr(services, "MAX_RETRIES", 0)  # show the deadlock instead of retrying it away
 
     book_a, book_b, (xenia, yusuf), _operator = two_books

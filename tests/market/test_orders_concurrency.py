@@ -19,6 +19,7 @@ from django.db.models import F, Sum
 from accounts.models import Organisation
 from clearing.models import Account
 from clearing.selectors import account_summary
+from clearing.services import ledger_accounts
 from exchange.errors import ExchangeError
 from market.models import RESTING_STATUSES, Instrument, Order, Trade
 from market.services import capacity
@@ -108,7 +109,8 @@ def test_a_control_twin_a_naive_reservation_accepts_more_buys_than_the_cash_cove
     monkeypatch.setattr(services, "_reserve_cash", naive_reserve)
     # The organisation lock alone would already serialise one member's buys:
     # take it out too, so only the ledger's conditional update is missing.
-    monkeypatch.setattr(services, "_lock_organisations", lambda organisation_ids: None)
+    monkeypatch.setattr(services, "_lock_parties",
+                        lambda organisation_ids: ledger_accounts(organisation_ids=organisation_ids))
 
     outcomes = buy_all(trader, instruments)
 
@@ -263,7 +265,8 @@ def test_c_parallel_sells_never_exceed_registered_capacity(capacity_race):
 
 def test_c_control_twin_without_the_organisation_lock_sells_are_over_committed(capacity_race, monkeypatch):
     seller, organisation, instruments = capacity_race
-    monkeypatch.setattr(services, "_lock_organisations", lambda organisation_ids: None)
+    monkeypatch.setattr(services, "_lock_parties",
+                        lambda organisation_ids: ledger_accounts(organisation_ids=organisation_ids))
 
     outcomes = sell_all(seller, instruments)
 
