@@ -125,6 +125,9 @@ def insert_many(instances: Sequence[Model]) -> None:
         sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES ")  # noqa: S608 (model table and columns)
         cached = _INSERTS[model] = (sql, fields)
     sql, fields = cached
+    for instance in instances:
+        # As bulk_create: a foreign key set to an object saved since takes its key.
+        instance._prepare_related_fields_for_save(operation_name="insert_many")  # type: ignore[attr-defined]
     row = f"({placeholders(len(fields))})"
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection)
               for instance in instances for field in fields]

@@ -182,7 +182,7 @@ def _apply_balance(account_pk: int, kind: str, *, net: Decimal, lowest: Decimal)
             Account.objects.select_for_update(no_key=True).filter(pk=account_pk).values_list("pk").first()
             held = JournalLine.objects.filter(account_id=account_pk).aggregate(total=Sum("amount"))["total"]
             if (held or Decimal("0.00")) < need:
-                raise ExchangeError("insufficient_funds", _insufficient_funds_detail(kind))
+                raise ExchangeError("insufficient_funds", insufficient_funds_detail(kind))
         return
     if net == 0 and need == 0:
         return
@@ -199,7 +199,7 @@ def _apply_balance(account_pk: int, kind: str, *, net: Decimal, lowest: Decimal)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
-            raise ExchangeError("insufficient_funds", _insufficient_funds_detail(kind))
+            raise ExchangeError("insufficient_funds", insufficient_funds_detail(kind))
 
 
 def accounts_for(*, organisation: "Organisation") -> dict[str, Account]:
@@ -384,7 +384,7 @@ def _cash_deposit_book(
         raise duplicate from None
 
 
-def _insufficient_funds_detail(kind: str) -> str:
+def insufficient_funds_detail(kind: str) -> str:
     if kind == Account.Kind.CASH_AVAILABLE:
         return _("Not enough cash available.")
     return _("The balance of the account %(account)s is too low for this.") % {

@@ -132,16 +132,22 @@ def hour_commitments(
 def capacity_by_state(
     *, organisation: Organisation, gpu_class_ids: list[int] | None = None
 ) -> dict[int, dict[str, int]]:
-    """GPUs per class id and state over the organisation's sites (one query)."""
-    rows = SiteCapacity.objects.filter(site__organisation=organisation, gpus__gt=0)
+    """GPUs per class id and state over the organisation's sites (one plain
+    statement: every sell asks it)."""
+    capacity, site = (connection.ops.quote_name(model._meta.db_table) for model in (SiteCapacity, Site))
+    sql = (f"SELECT c.gpu_class_id, s.state, SUM(c.gpus) FROM {capacity} c "  # noqa: S608 (model tables)
+           f"JOIN {site} s ON s.id = c.site_id WHERE s.organisation_id = %s AND c.gpus > 0")
+    params: list[Any] = [organisation.pk]
     if gpu_class_ids is not None:
-        rows = rows.filter(gpu_class_id__in=gpu_class_ids)
+        if not gpu_class_ids:
+            return {}
+        sql += f" AND c.gpu_class_id IN ({', '.join(['%s'] * len(gpu_class_ids))})"
+        params += gpu_class_ids
     result: dict[int, dict[str, int]] = defaultdict(dict)
-    for gpu_class_id, state, gpus in (
-        rows.order_by().values("gpu_class_id", "site__state").annotate(total=Sum("gpus"))
-        .values_list("gpu_class_id", "site__state", "total")
-    ):
-        result[gpu_class_id][state] = gpus
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " GROUP BY c.gpu_class_id, s.state", params)
+        for gpu_class_id, state, gpus in cursor.fetchall():
+            result[gpu_class_id][state] = int(gpus)
     return dict(result)
 
 

@@ -58,7 +58,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
@@ -74,6 +74,7 @@ from psycopg import errors as pg_errors
 from accounts.models import Organisation
 from accounts.services import trading_gate
 from clearing import fees
+from clearing.models import Account
 from clearing.selectors import fee_terms_at
 from clearing.services import (
     LedgerAccounts,
@@ -86,7 +87,7 @@ from clearing.services import (
 )
 from clearing.services.allocation import CannotDeliver
 from clearing.services.fees import FeeBook
-from clearing.services.ledger import lock_and_read_accounts
+from clearing.services.ledger import insufficient_funds_detail, lock_and_read_accounts
 from exchange import rawsql
 from exchange.errors import ExchangeError
 from market import broadcast, matching
@@ -141,9 +142,10 @@ class _RestingUnfillable(Exception):
     sites cannot deliver); the transaction is rolled back, the order is
     cancelled, and the incoming order is entered again."""
 
-    def __init__(self, order_id: int) -> None:
+    def __init__(self, order_id: int, instrument_id: int) -> None:
         super().__init__(order_id)
         self.order_id = order_id
+        self.instrument_id = instrument_id
 
 
 REASON_CANNOT_DELIVER = "cannot_deliver"
@@ -438,10 +440,18 @@ class _Changes:
     trades: list[Trade] = field(default_factory=list)
     positions: dict[int, _PositionDelta] = field(default_factory=lambda: defaultdict(_PositionDelta))
     order_sequence: int | None = None
+    # A batch locks every organisation it may touch before its first order
+    # (``_batch_tx``); its instruments' changes then share the book, the fee
+    # book and the postings, and ``lock`` only checks.
+    locked: frozenset[int] | None = None
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
         ledger accounts and the house accounts with one statement."""
+        if self.locked is not None:
+            if not organisation_ids <= self.locked:
+                raise RuntimeError(f"organisations {organisation_ids - self.locked} were not locked by the batch")
+            return
         self.book = _lock_parties(organisation_ids)
         # Their fee accruals of this month: no query until a fill charges one.
         self.fee_book = FeeBook.load(organisation_ids, self.now)
@@ -496,10 +506,17 @@ def _apply_match(
 ) -> None:
     """Persist one match: trades, the resting orders' fills, STP cancels and
     expiries, the taker's new state, the ledger entries, position deltas.
-    The caller has locked every organisation of ``_parties``."""
+    The caller has locked every organisation of ``_parties``.
+
+    A taker without a primary key is a new order: its row is written once,
+    in the state the match leaves it in, and its reservation is posted
+    before its trades (the ledger checks each account's running sum in
+    the order of the postings)."""
     instrument, rates, now, book = changes.instrument, changes.rates, changes.now, changes.book
     assert book is not None and changes.fee_book is not None, "lock the organisations first"  # noqa: S101
     hours = instrument.hours
+    new = taker.pk is None
+    reservation = taker.reserved_amount if new else Decimal("0.00")
     booked: list[tuple[Trade, Decimal, tuple[Decimal, Decimal]]] = []
     for fill in result.fills:
         maker = resting[fill.maker_order_id]
@@ -543,6 +560,30 @@ def _apply_match(
             else:
                 delta.sold += quantity
                 delta.sell_proceeds += value
+    before = (taker.status, taker.reason, taker.reserved_amount)
+    taker.status = result.status.value
+    taker.reason = result.reason.value if result.reason is not None else ""
+    release = Decimal("0.00")
+    if result.rests:
+        changes.touch(taker.side, taker.price)
+    elif taker.reserved_amount > 0:
+        # An IOC, market or STP remainder: its reservation goes back.
+        release, taker.reserved_amount = taker.reserved_amount, Decimal("0.00")
+    taker.updated_at = now
+    if new:
+        rawsql.insert(taker)
+        changes.new_orders.add(taker.pk)
+        if reservation > 0:
+            _reserve_cash(changes, organisation=taker.organisation, amount=reservation,
+                          reference=f"order:{taker.pk}", actor=changes.actor)
+    elif booked or getattr(taker, "_amended", False) or before != (taker.status, taker.reason, taker.reserved_amount):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_ORDER.table} SET price = %s, quantity = %s, priority = %s, "  # noqa: S608 (model table)
+                f"filled_quantity = %s, status = %s, reason = %s, reserved_amount = %s, updated_at = %s WHERE id = %s",
+                [taker.price, taker.quantity, taker.priority, taker.filled_quantity, taker.status, taker.reason,
+                 taker.reserved_amount, rawsql.db_time(now), taker.pk])
+
     if booked:
         trades = [trade for trade, _share, _held in booked]
         rawsql.insert_many(trades)
@@ -556,7 +597,7 @@ def _apply_match(
                     raise
                 # The resting sell cannot be delivered for its own reasons:
                 # the caller cancels it and enters the incoming order again.
-                raise _RestingUnfillable(trade.sell_order.pk) from None
+                raise _RestingUnfillable(trade.sell_order.pk, trade.instrument_id) from None
         changes.trades.extend(trades)
 
     for order_id in result.stp_cancelled:
@@ -564,26 +605,9 @@ def _apply_match(
                      reason=matching.Reason.SELF_TRADE_PREVENTION.value)
     for order_id in result.expired:
         _end_resting(changes, resting[order_id], status=OrderStatus.EXPIRED, reason=REASON_EXPIRED)
-
-    before = (taker.status, taker.reason, taker.reserved_amount)
-    taker.status = result.status.value
-    taker.reason = result.reason.value if result.reason is not None else ""
-    if result.rests:
-        changes.touch(taker.side, taker.price)
-    elif taker.reserved_amount > 0:
-        # An IOC, market or STP remainder: its reservation goes back.
-        changes.post(release_posting(book=book, organisation_id=taker.organisation_id,
-                                     amount=taker.reserved_amount, reference=f"order:{taker.pk}",
-                                     actor=changes.actor))
-        taker.reserved_amount = Decimal("0.00")
-    if booked or getattr(taker, "_amended", False) or before != (taker.status, taker.reason, taker.reserved_amount):
-        taker.updated_at = now
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_ORDER.table} SET price = %s, quantity = %s, priority = %s, "  # noqa: S608 (model table)
-                f"filled_quantity = %s, status = %s, reason = %s, reserved_amount = %s, updated_at = %s WHERE id = %s",
-                [taker.price, taker.quantity, taker.priority, taker.filled_quantity, taker.status, taker.reason,
-                 taker.reserved_amount, rawsql.db_time(now), taker.pk])
+    if release > 0:
+        changes.post(release_posting(book=book, organisation_id=taker.organisation_id, amount=release,
+                                     reference=f"order:{taker.pk}", actor=changes.actor))
     changes.changed(taker)
 
 
@@ -645,15 +669,30 @@ def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict
 
 def _finish(changes: _Changes) -> None:
     """The ledger, positions, the instrument's counters, and the broadcasts after commit."""
-    instrument = changes.instrument
-    if changes.fee_book is not None:
-        changes.fee_book.save()  # one upsert, and only when a fill accrued fees
-    if changes.postings:
-        # Every journal entry of the transaction at once: member balances in
-        # one pass in account id order, house accounts insert-only.
-        ledger_post_all(changes.postings, savepoint=False)
+    _finish_money(changes.fee_book, changes.postings)
+    _finish_book(changes)
+
+
+def _finish_money(fee_book: FeeBook | None, postings: list[Posting]) -> None:
+    """The fee accruals and every journal entry of the transaction at once:
+    member balances in one pass in account id order, house accounts
+    insert-only (``ledger_post_all``)."""
+    if fee_book is not None:
+        fee_book.save()  # one upsert, and only when a fill accrued fees
+    if postings:
+        ledger_post_all(postings, savepoint=False)
+
+
+def _flush_positions(changes: _Changes) -> None:
     if changes.positions:
-        _positions_add(instrument.pk, changes.positions)
+        _positions_add(changes.instrument.pk, changes.positions)
+        changes.positions.clear()
+
+
+def _finish_book(changes: _Changes) -> None:
+    """One instrument's positions and counters, and its broadcasts after commit."""
+    instrument = changes.instrument
+    _flush_positions(changes)
 
     counters: dict[str, Any] = {}
     if changes.order_sequence is not None:
@@ -794,28 +833,22 @@ def _order_submit(
     expires_at: datetime | None = None, post_only: bool = False, client_order_id: str | None = None,
     stp_mode: str = StpMode.CANCEL_INCOMING, now: datetime | None = None,
 ) -> SubmitResult:
-    """``order_submit`` after the trading gate (the batch asks the gate once)."""
+    """``order_submit`` after the trading gate."""
     organisation = membership.organisation
     existing = _existing(organisation, client_order_id)
     if existing is not None:
         return SubmitResult(existing, created=False)
-    _check_segment(instrument)
-    # The request's own rules, judged by the clock now; the transaction reads
-    # the clock again after the instrument lock for everything that counts.
-    _check_request(side=side, type=type, price=price, time_in_force=time_in_force, expires_at=expires_at,
-                   post_only=post_only, client_order_id=client_order_id, stp_mode=stp_mode,
-                   now=now or timezone.now())
-    _check_quantity(instrument, quantity)
+    spec = _Spec(instrument=instrument, side=side, type=type, quantity=quantity, price=price,
+                 time_in_force=time_in_force, expires_at=expires_at, post_only=post_only,
+                 client_order_id=client_order_id, stp_mode=stp_mode)
+    _precheck(spec, now)
     try:
         for _attempt in range(MAX_UNFILLABLE):
             try:
-                return _with_retries(lambda: _submit_tx(
-                    user=user, organisation=organisation, instrument_id=instrument.pk, side=side, type=type,
-                    quantity=quantity, price=price, time_in_force=time_in_force, expires_at=expires_at,
-                    post_only=post_only, client_order_id=client_order_id, stp_mode=stp_mode, now=now))
+                return _with_retries(lambda: _submit_tx(user=user, organisation=organisation, spec=spec, now=now))
             except _RestingUnfillable as unfillable:
                 _with_retries(partial(_cancel_unfillable_tx, order_id=unfillable.order_id,
-                                      instrument_id=instrument.pk, now=now))
+                                      instrument_id=unfillable.instrument_id, now=now))
         raise ExchangeError("conflict", _("The book changed too often while this order was entered; try again."))
     except IntegrityError:
         # Two identical submits at once in different instruments' locks: the
@@ -826,71 +859,253 @@ def _order_submit(
         return SubmitResult(existing, created=False)
 
 
+@dataclass(frozen=True)
+class _Spec:
+    """One order as the member sent it (``order_submit``'s arguments)."""
+
+    instrument: Instrument
+    side: str
+    quantity: int
+    type: str = OrderType.LIMIT
+    price: Decimal | None = None
+    time_in_force: str = TimeInForce.GTC
+    expires_at: datetime | None = None
+    post_only: bool = False
+    client_order_id: str | None = None
+    stp_mode: str = StpMode.CANCEL_INCOMING
+
+
+def _precheck(spec: _Spec, now: datetime | None) -> None:
+    """The rules that need no lock, judged by the clock now; the transaction
+    reads the clock again after the instrument lock for everything that counts."""
+    _check_segment(spec.instrument)
+    _check_request(side=spec.side, type=spec.type, price=spec.price, time_in_force=spec.time_in_force,
+                   expires_at=spec.expires_at, post_only=spec.post_only, client_order_id=spec.client_order_id,
+                   stp_mode=spec.stp_mode, now=now or timezone.now())
+    _check_quantity(spec.instrument, spec.quantity)
+
+
+@dataclass
+class _Entry:
+    """An order checked and matched in memory (``_prepare``), not yet written."""
+
+    order: Order
+    result: matching.MatchResult
+    resting: dict[Hashable, Order]
+
+
+def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec: _Spec) -> _Entry:
+    """Check one order against its locked instrument, match it in the pure
+    core, lock its parties and check its cash and capacity. Writes nothing:
+    a refusal (``ExchangeError``) leaves no trace."""
+    instrument, at, rates = changes.instrument, changes.now, changes.rates
+    _check_open(instrument, at)
+    if spec.expires_at is not None and spec.expires_at <= at:
+        raise _invalid({"expires_at": [_("The expiry time must be in the future.")]})
+    if spec.type == OrderType.MARKET:
+        limit = _protection_price(instrument, spec.side, rates)
+    else:
+        limit = _check_price(instrument, spec.side, spec.price, rates)
+    order = Order(
+        instrument=instrument, organisation=organisation, placed_by=user, client_order_id=spec.client_order_id,
+        side=spec.side, type=spec.type, price=limit, quantity=spec.quantity, time_in_force=spec.time_in_force,
+        expires_at=spec.expires_at, post_only=spec.post_only, stp_mode=spec.stp_mode, status=OrderStatus.OPEN,
+        priority=changes.next_priority(), maker_rate=rates.maker, taker_rate=rates.taker,
+    )
+    if spec.side == Side.BUY:
+        order.reserved_amount = fees.buy_reservation(limit, spec.quantity, instrument.hours, rates.taker)
+    # The pure core decides before anything is written; then every
+    # organisation it touches is locked, in id order (step 2).
+    result, resting = _decide(changes, order)
+    changes.lock(_parties(order, result, resting))
+    if spec.side == Side.SELL:
+        # Nets the resale of a long position itself; the organisation is locked.
+        _flush_positions(changes)
+        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=spec.quantity)
+    else:
+        _check_cash(changes, organisation, order.reserved_amount)
+    return _Entry(order, result, resting)
+
+
+def _check_cash(changes: _Changes, organisation: Organisation, amount: Decimal) -> None:
+    """Refuse a buy whose reservation the organisation's available cash
+    (locked, with what this transaction has posted so far) does not cover.
+    The ledger's guarded update checks it again when it posts."""
+    assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
+    account = changes.book.member(organisation.pk, Account.Kind.CASH_AVAILABLE)
+    available = account.balance + sum((amount for posting in changes.postings for line_account, amount
+                                       in posting.lines if line_account.pk == account.pk), Decimal("0.00"))
+    if amount > available:
+        raise ExchangeError("insufficient_funds", insufficient_funds_detail(Account.Kind.CASH_AVAILABLE))
+
+
+def _write(changes: _Changes, entry: _Entry) -> None:
+    """Write a prepared order: the order row, its reservation, its trades."""
+    _apply_match(changes, entry.order, entry.result, entry.resting)
+
+
 @transaction.atomic(durable=True)
-def _submit_tx(
-    *, user: User, organisation: Organisation, instrument_id: int, side: str, type: str, quantity: int,
-    price: Decimal | None, time_in_force: str, expires_at: datetime | None, post_only: bool,
-    client_order_id: str | None, stp_mode: str, now: datetime | None,
-) -> SubmitResult:
+def _submit_tx(*, user: User, organisation: Organisation, spec: _Spec, now: datetime | None) -> SubmitResult:
     # Lock order (exchange.locks): 1. the instrument ...
-    instrument = _lock_instrument(instrument_id)
+    instrument = _lock_instrument(spec.instrument.pk)
     at = _clock(instrument, now)
     # The same client_order_id submitted twice at once in this instrument:
     # the second waited for the lock and finds the first.
-    existing = _existing(organisation, client_order_id)
+    existing = _existing(organisation, spec.client_order_id)
     if existing is not None:
         return SubmitResult(existing, created=False)
-    _check_open(instrument, at)
-    if expires_at is not None and expires_at <= at:
-        raise _invalid({"expires_at": [_("The expiry time must be in the future.")]})
     changes = _changes(instrument, at, user)
-    rates = changes.rates
-    if type == OrderType.MARKET:
-        limit = _protection_price(instrument, side, rates)
-    else:
-        limit = _check_price(instrument, side, price, rates)
-    order = Order(
-        instrument=instrument, organisation=organisation, placed_by=user, client_order_id=client_order_id,
-        side=side, type=type, price=limit, quantity=quantity, time_in_force=time_in_force, expires_at=expires_at,
-        post_only=post_only, stp_mode=stp_mode, status=OrderStatus.OPEN, priority=changes.next_priority(),
-        maker_rate=rates.maker, taker_rate=rates.taker,
-    )
-    if side == Side.BUY:
-        order.reserved_amount = fees.buy_reservation(limit, quantity, instrument.hours, rates.taker)
-    # ... the pure core decides before anything is written ...
-    result, resting = _decide(changes, order)
-    # ... 2. every organisation it touches, in id order (and their accounts, read once) ...
-    changes.lock(_parties(order, result, resting))
-    if side == Side.SELL:
-        # Nets the resale of a long position itself; the organisation is locked.
-        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=quantity)
-    rawsql.insert(order)
-    changes.new_orders.add(order.pk)
-    if side == Side.BUY:
-        _reserve_cash(changes, organisation=organisation, amount=order.reserved_amount,
-                      reference=f"order:{order.pk}", actor=user)
-    _apply_match(changes, order, result, resting)
+    # ... 2. the organisations (in _prepare) ...
+    entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
+    _write(changes, entry)
     # ... 3. the accounts, in one pass in id order (ledger_post_all).
     _finish(changes)
-    return SubmitResult(order, created=True, view=changes.views.get(order.pk))
+    return SubmitResult(entry.order, created=True, view=changes.views.get(entry.order.pk))
 
 
-def orders_submit_batch(*, user: User, orders: Sequence[Mapping[str, Any]]) -> list[SubmitResult | ExchangeError]:
-    """Submit up to ``MAX_BATCH`` orders, each in its own transaction, in
-    the given order. Each item holds ``order_submit``'s keyword arguments
+def orders_submit_batch(*, user: User, orders: Sequence[Mapping[str, Any]],
+                        now: datetime | None = None) -> list[SubmitResult | ExchangeError]:
+    """Submit up to ``MAX_BATCH`` orders of one member, in the given order,
+    in one transaction. Each item holds ``order_submit``'s keyword arguments
     (without ``user``); its result is a ``SubmitResult`` or the
-    ``ExchangeError`` that refused it. A user who may not trade at all is
-    refused once for the whole batch."""
+    ``ExchangeError`` that refused it, and a refused order changes nothing
+    (it is refused before anything of it is written). A user who may not
+    trade at all is refused once for the whole batch.
+
+    The transaction locks every instrument of the batch (id order), then
+    every organisation whose resting orders the batch's prices could reach
+    (id order), and posts the ledger once at the end: the lock order holds,
+    and the batch costs one lock round instead of one per order.
+    """
     if not orders or len(orders) > MAX_BATCH:
         raise _invalid({"orders": [_("Send 1 to %(max)d orders.") % {"max": MAX_BATCH}]})
-    membership = trading_gate(user=user, role="trader")
-    results: list[SubmitResult | ExchangeError] = []
-    for spec in orders:
+    organisation = trading_gate(user=user, role="trader").organisation
+    results: list[SubmitResult | ExchangeError | None] = [None] * len(orders)
+    specs: list[tuple[int, _Spec]] = []
+    for index, kwargs in enumerate(orders):
         try:
-            results.append(_order_submit(user=user, membership=membership, **spec))
+            spec = _Spec(**kwargs)
+            _precheck(spec, now)
+            specs.append((index, spec))
         except ExchangeError as error:
-            results.append(error)
-    return results
+            results[index] = error
+    if specs:
+        for _attempt in range(MAX_UNFILLABLE):
+            try:
+                entered = _with_retries(lambda: _batch_tx(user=user, organisation=organisation, specs=specs,
+                                                          now=now))
+                break
+            except _RestingUnfillable as unfillable:
+                _with_retries(partial(_cancel_unfillable_tx, order_id=unfillable.order_id,
+                                      instrument_id=unfillable.instrument_id, now=now))
+            except IntegrityError:
+                # A client_order_id of this batch was entered by another request
+                # at the same moment: enter the batch again, which finds it.
+                continue
+        else:
+            raise ExchangeError("conflict", _("The book changed too often while this batch was entered; try again."))
+        for index, outcome in entered.items():
+            results[index] = outcome
+    return [result for result in results if result is not None]
+
+
+def _existing_many(organisation: Organisation, client_order_ids: Iterable[str]) -> dict[str, Order]:
+    wanted = sorted(set(client_order_ids))
+    if not wanted:
+        return {}
+    return {order.client_order_id: order for order in Order.objects.select_related("instrument").filter(
+        organisation=organisation, client_order_id__in=wanted) if order.client_order_id is not None}
+
+
+def _lock_instruments(instrument_ids: Iterable[int]) -> dict[int, Instrument]:
+    """Step 1 of the lock order for a batch: its instruments (with their
+    zones) FOR NO KEY UPDATE, in ascending id, in one statement."""
+    wanted = sorted(set(instrument_ids))
+    rows = rawsql.fetch(
+        f"SELECT {_INSTRUMENT.sql}, {_ZONE.sql} FROM {_INSTRUMENT.table} i "  # noqa: S608 (model tables)
+        f"JOIN {_ZONE.table} z ON z.id = i.zone_id WHERE i.id IN ({rawsql.placeholders(len(wanted))}) "
+        f"ORDER BY i.id{rawsql.lock_clause('i')}", wanted)
+    instruments = {}
+    for row in rows:
+        instrument, at = _INSTRUMENT.load(row)
+        zone, _at = _ZONE.load(row, at)
+        Instrument.zone.field.set_cached_value(instrument, zone)
+        instruments[instrument.pk] = instrument
+    return instruments
+
+
+def _reachable_organisations(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> set[int]:
+    """Every organisation with a resting order that one of ``specs`` could
+    trade with, cancel (self-trade prevention) or expire: the other side of
+    each instrument up to the batch's most aggressive price there (a market
+    order: the price bound). One statement; a superset of the parties."""
+    reach: dict[tuple[int, str], Decimal] = {}
+    for spec in specs:
+        instrument = instruments[spec.instrument.pk]
+        if spec.side == Side.BUY:
+            limit = instrument.max_price if spec.price is None else spec.price
+            key = (instrument.pk, Side.SELL)
+            reach[key] = max(reach.get(key, limit), limit)
+        else:
+            limit = instrument.min_price if spec.price is None else spec.price
+            key = (instrument.pk, Side.BUY)
+            reach[key] = min(reach.get(key, limit), limit)
+    clauses, params = [], []
+    for (instrument_id, side), limit in sorted(reach.items()):
+        clauses.append(f"(o.instrument_id = %s AND o.side = %s AND o.price {'<=' if side == Side.SELL else '>='} %s)")
+        params += [instrument_id, side, limit]
+    rows = rawsql.fetch(
+        f"SELECT DISTINCT o.organisation_id FROM {_ORDER.table} o WHERE o.status IN (%s, %s) "  # noqa: S608
+        f"AND ({' OR '.join(clauses)})", [*RESTING_STATUSES, *params])
+    return {organisation_id for (organisation_id,) in rows}
+
+
+@transaction.atomic(durable=True)
+def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[int, _Spec]],
+              now: datetime | None) -> dict[int, SubmitResult | ExchangeError]:
+    # Lock order (exchange.locks): 1. every instrument of the batch ...
+    instruments = _lock_instruments(spec.instrument.pk for _index, spec in specs)
+    at = now or timezone.now()
+    for instrument in instruments.values():
+        at = _clock(instrument, at)  # never before any of their last trades
+    # ... 2. every organisation the batch may touch, with their accounts ...
+    locked = frozenset(_reachable_organisations(instruments, [spec for _index, spec in specs]) | {organisation.pk})
+    book = _lock_parties(set(locked))
+    fee_book = FeeBook.load(locked, at)
+    rates = fee_terms_at(at).intraday
+    postings: list[Posting] = []
+    by_instrument: dict[int, _Changes] = {}
+    existing = _existing_many(organisation, (spec.client_order_id for _index, spec in specs
+                                             if spec.client_order_id is not None))
+    outcomes: dict[int, SubmitResult | ExchangeError] = {}
+    entered: dict[int, Order] = {}
+    for index, spec in specs:
+        if spec.client_order_id is not None and spec.client_order_id in existing:
+            outcomes[index] = SubmitResult(existing[spec.client_order_id], created=False)
+            continue
+        changes = by_instrument.get(spec.instrument.pk)
+        if changes is None:
+            changes = by_instrument[spec.instrument.pk] = _Changes(
+                instrument=instruments[spec.instrument.pk], now=at, rates=rates, actor=user, book=book,
+                fee_book=fee_book, postings=postings, locked=locked)
+        try:
+            entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
+        except ExchangeError as error:
+            outcomes[index] = error
+            continue
+        # ... 3. (at the end) the accounts, in one pass in id order.
+        _write(changes, entry)
+        _flush_positions(changes)  # the next order's capacity and allocation read them
+        entered[index] = entry.order
+        if spec.client_order_id is not None:
+            existing[spec.client_order_id] = entry.order  # the same id again later in the batch: a resend
+    _finish_money(fee_book, postings)
+    for changes in by_instrument.values():
+        _finish_book(changes)
+        for index, order in entered.items():
+            if order.instrument_id == changes.instrument.pk:
+                outcomes[index] = SubmitResult(order, created=True, view=changes.views.get(order.pk))
+    return outcomes
 
 
 # --- cancel ------------------------------------------------------------------------------
