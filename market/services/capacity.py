@@ -168,7 +168,8 @@ def as_commitments(by_zone: dict[str, int]) -> Commitments:
 # --- the pre-trade check ----------------------------------------------------------------
 
 
-def capacity_check(*, organisation: Organisation, instrument: Instrument, quantity: int) -> None:
+def capacity_check(*, organisation: Organisation, instrument: Instrument, quantity: int,
+                   sites: dict[tuple[int, int], dict[str, int]] | None = None) -> None:
     """Refuse (``insufficient_capacity``) a new sell of ``quantity`` GPUs in
     ``instrument`` that the organisation's sites could not deliver together
     with everything it has already sold or offered in that hour.
@@ -179,6 +180,10 @@ def capacity_check(*, organisation: Organisation, instrument: Instrument, quanti
     quantity (an amend: with the increase): the resale of capacity bought
     earlier in this instrument is accounted for here, from the position.
     Futures are cash-settled and need no capacity.
+
+    ``sites``: a memo of the organisations' capacity by state, per
+    (organisation id, class id), that a caller keeps for one transaction
+    (the organisation is locked, so its sites cannot change meanwhile).
     """
     if instrument.segment not in HOURLY_SEGMENTS:
         return
@@ -192,9 +197,13 @@ def capacity_check(*, organisation: Organisation, instrument: Instrument, quanti
     for row in rows:
         if row.instrument_id != instrument.pk:
             others[row.zone] += row.committed
-    capacity = capacity_by_state(organisation=organisation, gpu_class_ids=[instrument.gpu_class_id]).get(
-        instrument.gpu_class_id, {}
-    )
+    key = (organisation.pk, instrument.gpu_class_id)
+    capacity = sites.get(key) if sites is not None else None
+    if capacity is None:
+        capacity = capacity_by_state(organisation=organisation, gpu_class_ids=[instrument.gpu_class_id]).get(
+            instrument.gpu_class_id, {})
+        if sites is not None:
+            sites[key] = capacity
     result = check_sell(
         capacity, as_commitments(others), zone=this.zone,
         open_sell=this.open_sell, net_position=this.net_position, quantity=quantity,

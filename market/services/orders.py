@@ -444,6 +444,8 @@ class _Changes:
     # (``_batch_tx``); its instruments' changes then share the book, the fee
     # book and the postings, and ``lock`` only checks.
     locked: frozenset[int] | None = None
+    # The locked organisations' capacity by state (``capacity.capacity_check``'s memo).
+    sites: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
@@ -690,29 +692,58 @@ def _flush_positions(changes: _Changes) -> None:
 
 
 def _finish_book(changes: _Changes) -> None:
-    """One instrument's positions and counters, and its broadcasts after commit."""
+    _finish_books([changes])
+
+
+def _finish_books(all_changes: Sequence[_Changes]) -> None:
+    """The instruments' positions, counters and book levels (one statement
+    each for all of them), and their broadcasts after commit."""
+    for changes in all_changes:
+        _flush_positions(changes)
+    levels = _levels([changes for changes in all_changes if changes.touched[Side.BUY] or changes.touched[Side.SELL]])
+    counters: list[tuple[Instrument, dict[str, Any]]] = []
+    for changes in all_changes:
+        instrument = changes.instrument
+        changed: dict[str, Any] = {}
+        if changes.order_sequence is not None:
+            changed["order_sequence"] = instrument.order_sequence = changes.order_sequence
+        if changes.trades:
+            changed["last_trade_at"] = instrument.last_trade_at = changes.now
+        if instrument.pk in levels:
+            changed["book_sequence"] = instrument.book_sequence = instrument.book_sequence + 1
+        if changed:
+            counters.append((instrument, changed))
+    _counters_update(counters)
+    for changes in all_changes:
+        _publish_after_commit(changes, levels.get(changes.instrument.pk))
+
+
+def _counters_update(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> None:
+    """Write the instruments' changed counters with one UPDATE (a CASE per column)."""
+    if not counters:
+        return
+    quote = connection.ops.quote_name
+    assignments, params = [], []
+    for name in ("order_sequence", "book_sequence", "last_trade_at"):
+        cases = [(instrument.pk, changed[name]) for instrument, changed in counters if name in changed]
+        if not cases:
+            continue
+        assignments.append(f"{quote(name)} = CASE id " + " ".join(["WHEN %s THEN %s"] * len(cases))
+                           + f" ELSE {quote(name)} END")
+        for pk, value in cases:
+            params += [pk, rawsql.db_time(value) if isinstance(value, datetime) else value]
+    ids = [instrument.pk for instrument, _changed in counters]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_INSTRUMENT.table} SET {', '.join(assignments)} "  # noqa: S608 (model table)
+                       f"WHERE id IN ({rawsql.placeholders(len(ids))})", [*params, *ids])
+
+
+def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level], list[broadcast.Level]] | None
+                          ) -> None:
+    """The instrument's book update (``levels``: None when no level changed),
+    its trades and the members' own order and fill events, sent after commit."""
     instrument = changes.instrument
-    _flush_positions(changes)
-
-    counters: dict[str, Any] = {}
-    if changes.order_sequence is not None:
-        counters["order_sequence"] = instrument.order_sequence = changes.order_sequence
-    if changes.trades:
-        counters["last_trade_at"] = instrument.last_trade_at = changes.now
-    bids: list[broadcast.Level] = []
-    asks: list[broadcast.Level] = []
-    publish_book = bool(changes.touched[Side.BUY] or changes.touched[Side.SELL])
-    if publish_book:
-        bids, asks = _levels(instrument, changes.touched)
-        counters["book_sequence"] = instrument.book_sequence = instrument.book_sequence + 1
-    if counters:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_INSTRUMENT.table} SET "  # noqa: S608 (model table and column names)
-                + ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in counters) + " WHERE id = %s",
-                [*(rawsql.db_time(value) if isinstance(value, datetime) else value for value in counters.values()),
-                 instrument.pk])
-
+    bids, asks = levels if levels is not None else ([], [])
     symbol, sequence = instrument.symbol, instrument.book_sequence
     private: list[tuple[int, dict[str, Any]]] = []
     changes.views = _order_views(changes)
@@ -728,7 +759,7 @@ def _finish_book(changes: _Changes) -> None:
             private.append((organisation_id, {"type": "fill", "fill": fill_payload(fill)}))
 
     def publish() -> None:
-        messages = [broadcast.book_message(symbol, sequence, bids, asks)] if publish_book else []
+        messages = [broadcast.book_message(symbol, sequence, bids, asks)] if levels is not None else []
         messages += [broadcast.trade_message(symbol, trade_event) for trade_event in public]
         messages += [broadcast.private_message(organisation_id, event) for organisation_id, event in private]
         broadcast.publish(messages)
@@ -779,21 +810,31 @@ def _positions_add(instrument_id: int, deltas: Mapping[int, _PositionDelta]) -> 
 
 
 def _levels(
-    instrument: Instrument, touched: dict[str, set[Decimal]]
-) -> tuple[list[broadcast.Level], list[broadcast.Level]]:
-    """The open quantity now at every touched price level (0: the level is gone), best first. One query."""
-    prices = sorted(touched[Side.BUY] | touched[Side.SELL])
+    all_changes: Sequence[_Changes],
+) -> dict[int, tuple[list[broadcast.Level], list[broadcast.Level]]]:
+    """Per instrument id: the open quantity now at every price level its
+    transaction touched (0: the level is gone), bids and asks best first.
+    One query for all the instruments."""
+    if not all_changes:
+        return {}
+    pairs = [(changes.instrument.pk, price) for changes in all_changes
+             for price in sorted(changes.touched[Side.BUY] | changes.touched[Side.SELL])]
     rows = rawsql.fetch(
-        f"SELECT o.side, o.price, SUM(o.quantity - o.filled_quantity) FROM {_ORDER.table} o "  # noqa: S608
-        f"WHERE o.instrument_id = %s AND o.status IN (%s, %s) AND o.price IN ({rawsql.placeholders(len(prices))}) "
-        f"GROUP BY o.side, o.price",
-        [instrument.pk, *RESTING_STATUSES, *prices])
-    price_field = Order._meta.get_field("price")
+        f"SELECT o.instrument_id, o.side, o.price, SUM(o.quantity - o.filled_quantity) "  # noqa: S608
+        f"FROM {_ORDER.table} o WHERE o.status IN (%s, %s) AND ("
+        + " OR ".join(["(o.instrument_id = %s AND o.price = %s)"] * len(pairs))
+        + ") GROUP BY o.instrument_id, o.side, o.price",
+        [*RESTING_STATUSES, *(value for pair in pairs for value in pair)])
     # The price as a Decimal of two places on every backend (SQLite answers floats).
-    open_at = {(side, price_field.to_python(price).quantize(fees.CENT)): int(total) for side, price, total in rows}
-    bids = sorted(((p, open_at.get((Side.BUY, p), 0)) for p in touched[Side.BUY]), reverse=True)
-    asks = sorted((p, open_at.get((Side.SELL, p), 0)) for p in touched[Side.SELL])
-    return bids, asks
+    open_at = {(instrument_id, side, rawsql.converted(Order, "price", price).quantize(fees.CENT)): int(total)
+               for instrument_id, side, price, total in rows}
+    levels = {}
+    for changes in all_changes:
+        pk, touched = changes.instrument.pk, changes.touched
+        bids = sorted(((p, open_at.get((pk, Side.BUY, p), 0)) for p in touched[Side.BUY]), reverse=True)
+        asks = sorted((p, open_at.get((pk, Side.SELL, p), 0)) for p in touched[Side.SELL])
+        levels[pk] = (bids, asks)
+    return levels
 
 
 # --- submit ------------------------------------------------------------------------------
@@ -921,7 +962,8 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
     if spec.side == Side.SELL:
         # Nets the resale of a long position itself; the organisation is locked.
         _flush_positions(changes)
-        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=spec.quantity)
+        capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=spec.quantity,
+                                sites=changes.sites)
     else:
         _check_cash(changes, organisation, order.reserved_amount)
     return _Entry(order, result, resting)
@@ -1074,6 +1116,7 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     fee_book = FeeBook.load(locked, at)
     rates = fee_terms_at(at).intraday
     postings: list[Posting] = []
+    sites: dict[tuple[int, int], dict[str, int]] = {}
     by_instrument: dict[int, _Changes] = {}
     existing = _existing_many(organisation, (spec.client_order_id for _index, spec in specs
                                              if spec.client_order_id is not None))
@@ -1087,7 +1130,7 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
         if changes is None:
             changes = by_instrument[spec.instrument.pk] = _Changes(
                 instrument=instruments[spec.instrument.pk], now=at, rates=rates, actor=user, book=book,
-                fee_book=fee_book, postings=postings, locked=locked)
+                fee_book=fee_book, postings=postings, locked=locked, sites=sites)
         try:
             entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
         except ExchangeError as error:
@@ -1100,8 +1143,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
         if spec.client_order_id is not None:
             existing[spec.client_order_id] = entry.order  # the same id again later in the batch: a resend
     _finish_money(fee_book, postings)
+    _finish_books(list(by_instrument.values()))
     for changes in by_instrument.values():
-        _finish_book(changes)
         for index, order in entered.items():
             if order.instrument_id == changes.instrument.pk:
                 outcomes[index] = SubmitResult(order, created=True, view=changes.views.get(order.pk))
