@@ -30,6 +30,15 @@ class Segment(models.TextChoices):
     FUTURES = "futures", _("futures")
 
 
+# The segments members can use today; the pages (landing page, market times)
+# announce the others as coming, with no link. The order service's gate
+# (``_check_segment`` in market.services.orders) admits the continuous ones;
+# tests/exchange/test_landing_offer.py fails when the two disagree, so the
+# futures issue adds FUTURES here when it lets futures orders through, and the
+# day-ahead issue adds DAYAHEAD when its auction takes bids.
+SEGMENTS_IN_SERVICE: frozenset[str] = frozenset({Segment.INTRADAY})
+
+
 class InstrumentStatus(models.TextChoices):
     SCHEDULED = "scheduled", _("scheduled")
     OPEN = "open", _("open")
