@@ -21,7 +21,9 @@ VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 PRODUCTION = envbool("PRODUCTION")
-DEBUG = envbool("DEBUG", default=not PRODUCTION)
+# Django's debug pages only when asked for (DEBUG=1): `make run` shows the
+# exchange's own 404 and 500 pages, in German and English, as members see them.
+DEBUG = envbool("DEBUG", default=False)
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 
@@ -267,6 +269,10 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# Outside production WhiteNoise serves the static files straight from the
+# source folders (no collectstatic), with DEBUG off as well; production serves
+# the collected, hashed files.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 # KYC documents live under var/private, which no URL maps to: they are served
 # only by a view that checks who is asking.
 PRIVATE_STORAGE_ROOT = VAR_DIR / "private"

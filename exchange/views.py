@@ -11,10 +11,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 
 from clearing.selectors import fee_terms_at
-from exchange.errors import api_not_found
+from exchange.errors import api_not_found, api_server_error
 from exchange.health import run_checks
 from market import calendar
 from market.models import SEGMENTS_IN_SERVICE, GpuClass, Instrument, Segment
@@ -125,3 +125,11 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def server_failed(request: HttpRequest) -> HttpResponse:
+    # As not_found: the API's error shape for API clients, the page for browsers
+    # (templates/500.html, which needs no context and no database).
+    if request.path.startswith("/api/"):
+        return api_server_error(request)
+    return server_error(request)
