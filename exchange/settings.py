@@ -24,6 +24,8 @@ PRODUCTION = envbool("PRODUCTION")
 # Django's debug pages only when asked for (DEBUG=1): `make run` shows the
 # exchange's own 404 and 500 pages, in German and English, as members see them.
 DEBUG = envbool("DEBUG", default=False)
+# The server's public address, for links in e-mails sent outside a request
+# (during a request the request's own address is used: exchange/site.py).
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 
@@ -48,6 +50,8 @@ if PRODUCTION:
         raise ImproperlyConfigured("PRODUCTION=1 needs SECRET_KEY (at least 50 characters).")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("PRODUCTION=1 needs ALLOWED_HOSTS.")
+    if not envstr("SITE_URL"):
+        raise ImproperlyConfigured("PRODUCTION=1 needs SITE_URL (the public address, for links in e-mails).")
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
