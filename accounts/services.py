@@ -47,6 +47,7 @@ from accounts.models import (
 )
 from accounts.selectors import kyc_status_of, membership_for, organisation_taken_fields
 from exchange.errors import ExchangeError
+from exchange.site import absolute_url
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +93,6 @@ def audit_record(
         after=after,
         reason=reason,
     )
-
-
-def _absolute(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
 
 
 def _send_mail_on_commit(*, to: Iterable[str], subject: Any, template: str, context: dict[str, Any]) -> None:
@@ -328,7 +325,7 @@ def membership_invite(
             "organisation": organisation.legal_name,
             "inviter": inviter.full_name or inviter.email,
             "roles": [ROLE_LABELS[role] for role in invitation.roles],
-            "url": _absolute(reverse("invitation_accept", args=[token])),
+            "url": absolute_url(reverse("invitation_accept", args=[token])),
             "expires_at": invitation.expires_at,
             "subject_args": {"organisation": organisation.legal_name},
         },
@@ -495,7 +492,7 @@ def kyc_submit(*, user: User, organisation: Organisation) -> KycCase:
         template="accounts/email/kyc_submitted.txt",
         context={
             "organisation": organisation.legal_name,
-            "url": _absolute(reverse("admin:accounts_kyccase_change", args=[case.pk])),
+            "url": absolute_url(reverse("admin:accounts_kyccase_change", args=[case.pk])),
             "subject_args": {"organisation": organisation.legal_name},
         },
     )
@@ -552,7 +549,7 @@ def kyc_decide(*, operator: User, case: KycCase, decision: str, reason: str = ""
             "organisation": organisation.legal_name,
             "decision": decision,
             "reason": reason,
-            "url": _absolute(reverse("organisation_detail")),
+            "url": absolute_url(reverse("organisation_detail")),
             "subject_args": {"organisation": organisation.legal_name},
         },
     )

@@ -48,6 +48,7 @@ from clearing.models import (
     ReconciliationRun,
 )
 from clearing.selectors import house_balances, trial_balance, unbalanced_entries, unreconciled_accounts
+from exchange.site import absolute_url
 
 logger = logging.getLogger(__name__)
 
@@ -631,7 +632,7 @@ def _alert_operators(*, run: ReconciliationRun, results: list[CheckResult], newl
                  "details": [breach.detail for breach in result.breaches]}
                 for result in broken
             ],
-            "url": settings.SITE_URL.rstrip("/") + reverse("admin:clearing_reconciliationrun_changelist"),
+            "url": absolute_url(reverse("admin:clearing_reconciliationrun_changelist")),
         })
     try:
         EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, recipients).send()

@@ -122,3 +122,9 @@ def add_error_to_form(form: BaseForm, error: ExchangeError) -> None:
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(ExchangeError("not_found", _("Not found.")).as_dict(), status=404)
+
+
+def api_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(ExchangeError(
+        "server_error", _("Something went wrong on our side. Please try again in a few minutes.")).as_dict(),
+        status=500)

@@ -21,7 +21,11 @@ VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 PRODUCTION = envbool("PRODUCTION")
-DEBUG = envbool("DEBUG", default=not PRODUCTION)
+# Django's debug pages only when asked for (DEBUG=1): `make run` shows the
+# exchange's own 404 and 500 pages, in German and English, as members see them.
+DEBUG = envbool("DEBUG", default=False)
+# The server's public address, for links in e-mails sent outside a request
+# (during a request the request's own address is used: exchange/site.py).
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 
@@ -46,6 +50,8 @@ if PRODUCTION:
         raise ImproperlyConfigured("PRODUCTION=1 needs SECRET_KEY (at least 50 characters).")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("PRODUCTION=1 needs ALLOWED_HOSTS.")
+    if not envstr("SITE_URL"):
+        raise ImproperlyConfigured("PRODUCTION=1 needs SITE_URL (the public address, for links in e-mails).")
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -221,6 +227,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"  # observers land on the markets
 ACCOUNT_LOGOUT_REDIRECT_URL = "home"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
@@ -266,6 +273,10 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# Outside production WhiteNoise serves the static files straight from the
+# source folders (no collectstatic), with DEBUG off as well; production serves
+# the collected, hashed files.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 # KYC documents live under var/private, which no URL maps to: they are served
 # only by a view that checks who is asking.
 PRIVATE_STORAGE_ROOT = VAR_DIR / "private"

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from exchange import views
 
 handler404 = "exchange.views.not_found"
+handler500 = "exchange.views.server_failed"
 
 api_v1 = [
     path("", include("accounts.api_urls")),

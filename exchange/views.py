@@ -7,16 +7,17 @@ from typing import Any, cast
 from django.db.models import Count, Field, Max, Min, Model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 
 from clearing.selectors import fee_terms_at
-from exchange.errors import api_not_found
+from exchange.errors import api_not_found, api_server_error
 from exchange.health import run_checks
 from market import calendar
-from market.models import GpuClass, Instrument
+from market.models import SEGMENTS_IN_SERVICE, GpuClass, Instrument, Segment
 
 
 def _rate(rate: Decimal) -> Decimal:
@@ -76,11 +77,34 @@ def next_day_ahead_auction(now: datetime) -> tuple[datetime, date]:
     return gate, delivery_day
 
 
+def _url(name: str) -> str | None:
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
+
+
+def offer() -> dict[str, Any]:
+    """What the exchange offers today, for the landing page: each segment of
+    the market rules is usable once it is in ``SEGMENTS_IN_SERVICE`` (futures
+    once the order service takes futures orders); the public dashboards and
+    the start-up incentive programmes once their pages exist (URL names
+    ``dashboard`` and ``incentives``). Until then the page announces them as
+    coming, with no link."""
+    return {
+        "intraday": Segment.INTRADAY in SEGMENTS_IN_SERVICE,
+        "dayahead": Segment.DAYAHEAD in SEGMENTS_IN_SERVICE,
+        "futures": Segment.FUTURES in SEGMENTS_IN_SERVICE,
+        "dashboard_url": _url("dashboard"),
+        "incentives_url": _url("incentives"),
+    }
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     gate_closure, delivery_day = next_day_ahead_auction(now)
-    context = {"gate_closure": gate_closure, "delivery_day": delivery_day, **market_facts(now)}
+    context = {"gate_closure": gate_closure, "delivery_day": delivery_day, "offer": offer(), **market_facts(now)}
     return render(request, "home.html", context)
 
 
@@ -101,3 +125,11 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def server_failed(request: HttpRequest) -> HttpResponse:
+    # As not_found: the API's error shape for API clients, the page for browsers
+    # (templates/500.html, which needs no context and no database).
+    if request.path.startswith("/api/"):
+        return api_server_error(request)
+    return server_error(request)

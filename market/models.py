@@ -14,6 +14,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation, User
+from exchange.formats import number
 from market import calendar
 
 
@@ -28,6 +29,15 @@ class Segment(models.TextChoices):
     # catalogue instrument (see docs/architecture.md, "Product catalogue").
     DAYAHEAD = "dayahead", _("day-ahead")
     FUTURES = "futures", _("futures")
+
+
+# The segments members can use today; the pages (landing page, market times)
+# announce the others as coming, with no link. The order service's gate
+# (``_check_segment`` in market.services.orders) admits the continuous ones;
+# tests/exchange/test_landing_offer.py fails when the two disagree, so the
+# futures issue adds FUTURES here when it lets futures orders through, and the
+# day-ahead issue adds DAYAHEAD when its auction takes bids.
+SEGMENTS_IN_SERVICE: frozenset[str] = frozenset({Segment.INTRADAY})
 
 
 class InstrumentStatus(models.TextChoices):
@@ -365,6 +375,37 @@ class Order(models.Model):
         if self.status in RESTING_STATUSES:
             return self.quantity - self.filled_quantity
         return 0
+
+    @property
+    def reason_text(self) -> str:
+        """Why the order (or its remainder) ended early, as a sentence in the
+        active language; empty when it did not. ``reason`` keeps the code
+        (the API's ``reason``); this is what screens and ``reason_detail`` show."""
+        if not self.reason:
+            return ""
+        text = ORDER_REASON_TEXTS.get(self.reason)
+        if text is None:  # a code added later without a sentence: at least the code
+            return str(self.reason)
+        return str(text) % {"price": number(self.price)}
+
+
+# The sentence for each ``Order.reason`` code (matching.Reason and the order
+# service's REASON_* codes). ``%(price)s`` is the order's price: for a market
+# order the protection price it traded up to (buy) or down to (sell).
+ORDER_REASON_TEXTS = {
+    "market_remainder": _(
+        "A market order never rests in the book: the part that found no counter-order within its protection "
+        "price of %(price)s EUR/GPUh was cancelled."),
+    "ioc_remainder": _("Immediate or cancel: the part that could not trade at once was cancelled."),
+    "fok_not_fillable": _("Fill or kill: the whole quantity could not be filled at once, so nothing traded."),
+    "post_only_would_trade": _("Post-only: the order would have traded on entry, so it was not entered."),
+    "self_trade_prevention": _(
+        "Self-trade prevention: it would have traded with an order of your own organisation."),
+    "cancelled_by_member": _("Cancelled by your organisation."),
+    "expired": _("Its expiry time has passed."),
+    "instrument_closed": _("Trading in the instrument closed before the order was filled."),
+    "cannot_deliver": _("Your organisation's sites can no longer deliver it, so it was cancelled."),
+}
 
 
 class Trade(models.Model):

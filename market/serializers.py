@@ -89,6 +89,11 @@ class OrderSerializer(serializers.Serializer):
         help_text="Extension: why the order (or its remainder) ended early, e.g. ioc_remainder, market_remainder, "
         "self_trade_prevention, cancelled_by_member, expired, instrument_closed; empty otherwise."
     )
+    reason_detail = serializers.CharField(
+        source="order.reason_text",
+        help_text="Extension: the reason as a sentence in the request's language (German unless the "
+        "django_language cookie chooses English), with the protection price of a market order; empty otherwise."
+    )
 
 
 # market.selectors.orders.OwnFill

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PORT=${PORT:-8000}
+# Links in e-mails sent outside a request (Celery jobs) point at this server.
+export SITE_URL=${SITE_URL:-http://127.0.0.1:$PORT}
 
 $BIN/python manage.py migrate --no-input -v0
 $BIN/python manage.py seed_demo

@@ -7,7 +7,7 @@
 #   scripts/serve.sh            all of it: http, ws, worker and beat
 #   scripts/serve.sh http|ws|worker|beat   one role (e.g. one per systemd unit)
 #
-# Needs the production environment (PRODUCTION=1, SECRET_KEY, ALLOWED_HOSTS,
+# Needs the production environment (PRODUCTION=1, SECRET_KEY, ALLOWED_HOSTS, SITE_URL,
 # DATABASE_URL, REDIS_URL, BEHIND_TLS_PROXY=1 ...), migrations applied and
 # static files collected (manage.py migrate; manage.py collectstatic).
 set -euo pipefail

@@ -41,6 +41,7 @@ from clearing.services.ledger import (
     ledger_post,
 )
 from exchange.errors import ExchangeError
+from exchange.formats import number
 from exchange.locks import lock_organisations
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def withdrawal_request(
         # an operator; cash it owes cannot leave the clearing house first.
         raise ExchangeError("insufficient_funds", _("Not enough cash available."), fields={"amount": [
             _("Your organisation owes the clearing house %(owed)s EUR from a refund; at most %(most)s EUR can be "
-              "withdrawn.") % {"owed": owed, "most": max(available.balance - owed, Decimal("0.00"))}]})
+              "withdrawn.") % {"owed": number(owed), "most": number(max(available.balance - owed, Decimal("0.00")))}]})
 
     request = WithdrawalRequest.objects.create(
         organisation=organisation, amount=amount, iban=payout_account.iban,

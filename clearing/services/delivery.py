@@ -29,6 +29,7 @@ from clearing.models import DELIVERY_CONFIRMATION_WINDOW, Account, DeliveryTicke
 from clearing.services.cash import ccp_claim_account
 from clearing.services.ledger import accounts_for, house_account, ledger_post
 from exchange.errors import ExchangeError
+from exchange.formats import number
 from exchange.locks import lock_organisations
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ def dispute_resolve(*, operator: User, ticket: DeliveryTicket, refund_amount: De
         fields["reason"] = [_("Enter a reason.")]
     if not is_cents(refund_amount) or refund_amount < 0 or refund_amount > ticket.value:
         fields["refund_amount"] = [_("The refund is an amount in whole cents between 0.00 and the "
-                                     "ticket's value %(value)s.") % {"value": ticket.value}]
+                                     "ticket's value %(value)s.") % {"value": number(ticket.value)}]
     if fields:
         raise ExchangeError("invalid", _("The resolution is invalid."), fields)
     ticket = _locked(ticket)
@@ -382,9 +383,9 @@ def _settlement_memo(lines: list[tuple[Account, Decimal]]) -> str:
     for account, amount in lines:
         if account.kind == Account.Kind.CCP_CLAIM and amount < 0:
             return _("The clearing house advanced %(amount)s EUR of the refund beyond the seller's cash; "
-                     "the seller owes it.") % {"amount": -amount}
+                     "the seller owes it.") % {"amount": number(-amount)}
         if account.kind == Account.Kind.CCP_CLAIM:
-            return _("%(amount)s EUR of the payout repaid the clearing house's claim.") % {"amount": amount}
+            return _("%(amount)s EUR of the payout repaid the clearing house's claim.") % {"amount": number(amount)}
     return ""
 
 

@@ -26,6 +26,7 @@ from clearing.models import (
     JournalLine,
 )
 from exchange.errors import ExchangeError
+from exchange.formats import number
 from exchange.locks import lock_organisations
 from exchange.rawsql import Columns, fetch, lock_clause, placeholders
 
@@ -182,7 +183,8 @@ def _apply_balance(account_pk: int, kind: str, *, net: Decimal, lowest: Decimal)
             Account.objects.select_for_update(no_key=True).filter(pk=account_pk).values_list("pk").first()
             held = JournalLine.objects.filter(account_id=account_pk).aggregate(total=Sum("amount"))["total"]
             if (held or Decimal("0.00")) < need:
-                raise ExchangeError("insufficient_funds", insufficient_funds_detail(kind))
+                raise ExchangeError("insufficient_funds", insufficient_funds_detail(
+                    kind, account_pk=account_pk, need=need, held=held or Decimal("0.00")))
         return
     if net == 0 and need == 0:
         return
@@ -199,7 +201,8 @@ def _apply_balance(account_pk: int, kind: str, *, net: Decimal, lowest: Decimal)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
-            raise ExchangeError("insufficient_funds", insufficient_funds_detail(kind))
+            raise ExchangeError("insufficient_funds",
+                                insufficient_funds_detail(kind, account_pk=account_pk, need=need))
 
 
 def accounts_for(*, organisation: "Organisation") -> dict[str, Account]:
@@ -384,12 +387,18 @@ def _cash_deposit_book(
         raise duplicate from None
 
 
-def insufficient_funds_detail(kind: str) -> str:
+def insufficient_funds_detail(kind: str, *, account_pk: int, need: Decimal, held: Decimal | None = None) -> str:
+    """The refusal with its amounts: what the account holds and what the
+    posting needs. Read here, on the refusal only: the guarded UPDATE that
+    refused returns no balance (the figure may be a moment old; the refusal
+    stands on the guard, not on it)."""
+    if held is None:
+        held = Account.objects.filter(pk=account_pk).values_list("balance", flat=True).first() or Decimal("0.00")
+    figures = {"held": number(held), "need": number(need)}
     if kind == Account.Kind.CASH_AVAILABLE:
-        return _("Not enough cash available.")
-    return _("The balance of the account %(account)s is too low for this.") % {
-        "account": Account.Kind(kind).label,
-    }
+        return _("Not enough cash available: available %(held)s EUR, needed %(need)s EUR.") % figures
+    return _("The balance of the account %(account)s is too low for this: balance %(held)s EUR, "
+             "needed %(need)s EUR.") % {"account": Account.Kind(kind).label, **figures}
 
 
 def _positive_cents(amount: Decimal) -> Decimal:

@@ -90,6 +90,7 @@ from clearing.services.fees import FeeBook
 from clearing.services.ledger import insufficient_funds_detail, lock_and_read_accounts
 from exchange import rawsql
 from exchange.errors import ExchangeError
+from exchange.formats import number
 from market import broadcast, matching
 from market.models import (
     RESTING_STATUSES,
@@ -312,8 +313,8 @@ def _check_open(instrument: Instrument, now: datetime) -> None:
 
 def _check_quantity(instrument: Instrument, quantity: Any) -> None:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_ORDER_QUANTITY:
-        raise _invalid({"quantity": [_("Enter a whole number of GPUs from 1 to %(max)d.")
-                                     % {"max": MAX_ORDER_QUANTITY}]})
+        raise _invalid({"quantity": [_("Enter a whole number of GPUs from 1 to %(max)s.")
+                                     % {"max": number(MAX_ORDER_QUANTITY, 0)}]})
     if quantity % instrument.lot_size:
         raise _invalid({"quantity": [_("The quantity must be a multiple of the lot size %(lot)d.")
                                      % {"lot": instrument.lot_size}]})
@@ -324,16 +325,17 @@ def _check_price(instrument: Instrument, side: str, price: Any, rates: fees.FeeR
         raise _invalid({"price": [_("Enter the price as a decimal number of euros.")]})
     tick = instrument.tick_size
     if price % tick:
-        message = _("The price must be a multiple of the tick size %(tick)s EUR/GPUh.") % {"tick": tick}
+        message = _("The price must be a multiple of the tick size %(tick)s EUR/GPUh.") % {"tick": number(tick)}
         raise ExchangeError("tick_size", message, {"price": [message]})
     low, high = instrument.min_price, instrument.max_price
     if not low <= price <= high:
-        message = _("The price must be between %(min)s and %(max)s EUR/GPUh.") % {"min": low, "max": high}
+        message = _("The price must be between %(min)s and %(max)s EUR/GPUh.") % {
+            "min": number(low), "max": number(high)}
         raise ExchangeError("price_out_of_bounds", message, {"price": [message]})
     floor = fees.min_sell_price(rates.taker, tick)
     if side == Side.SELL and price < floor:
         message = _("A sell price must be at least %(floor)s EUR/GPUh, or the fee would exceed the proceeds.") % {
-            "floor": floor}
+            "floor": number(floor)}
         raise ExchangeError("price_out_of_bounds", message, {"price": [message]})
     return price.quantize(fees.CENT)
 
@@ -978,7 +980,8 @@ def _check_cash(changes: _Changes, organisation: Organisation, amount: Decimal) 
     available = account.balance + sum((amount for posting in changes.postings for line_account, amount
                                        in posting.lines if line_account.pk == account.pk), Decimal("0.00"))
     if amount > available:
-        raise ExchangeError("insufficient_funds", insufficient_funds_detail(Account.Kind.CASH_AVAILABLE))
+        raise ExchangeError("insufficient_funds", insufficient_funds_detail(
+            Account.Kind.CASH_AVAILABLE, account_pk=account.pk, need=amount, held=available))
 
 
 def _write(changes: _Changes, entry: _Entry) -> None:

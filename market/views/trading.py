@@ -331,7 +331,8 @@ def market_order_submit(request: TradingRequest, symbol: str) -> HttpResponse:
 def _order_summary(order: Order) -> str:
     values = {"id": order.pk, "side": order.get_side_display(), "quantity": order.quantity,
               "price": number_format(order.price, 2), "status": order.get_status_display()}
-    return _("Order %(id)s (%(side)s %(quantity)s GPUs at %(price)s EUR/GPUh): %(status)s.") % values
+    summary = _("Order %(id)s (%(side)s %(quantity)s GPUs at %(price)s EUR/GPUh): %(status)s.") % values
+    return f"{summary} {order.reason_text}" if order.reason else summary
 
 
 @login_required

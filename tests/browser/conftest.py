@@ -131,18 +131,9 @@ def _test_database_url() -> str:
     return f"postgres://{credentials}@{host}{port}/{quote(conf['NAME'], safe='')}"
 
 
-@pytest.fixture(scope="session")
-def asgi_live_server(django_db_setup: None) -> Iterator[AsgiLiveServer]:  # after the test database exists
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "exchange.settings",
-        "DATABASE_URL": _test_database_url(),  # the name is test_… only after django_db_setup
-        "REDIS_URL": settings.REDIS_URL,
-        "REDIS_PREFIX": f"{settings.REDIS_PREFIX}-live-{uuid.uuid4().hex[:8]}",
-        "DEBUG": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+def spawn_daphne(env: dict[str, str]) -> tuple[subprocess.Popen[str], AsgiLiveServer]:
+    """daphne serving ``exchange.asgi`` on a free port in a child process with
+    ``env``, once it listens; stop it with ``stop_daphne``."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "-v", "1", "exchange.asgi:application"],
         cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -166,15 +157,41 @@ def asgi_live_server(django_db_setup: None) -> Iterator[AsgiLiveServer]:  # afte
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"daphne did not start:\n{server.log()}")
+    return process, server
+
+
+def stop_daphne(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def live_server_env(**overrides: str) -> dict[str, str]:
+    """The child's environment: the project's settings on the *test* database
+    (call after django_db_setup) and the suite's Redis under a prefix of its own."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "exchange.settings",
+        "DATABASE_URL": _test_database_url(),  # the name is test_… only after django_db_setup
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_PREFIX": f"{settings.REDIS_PREFIX}-live-{uuid.uuid4().hex[:8]}",
+        "PYTHONUNBUFFERED": "1",
+        **overrides,
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def asgi_live_server(django_db_setup: None) -> Iterator[AsgiLiveServer]:  # after the test database exists
+    process, server = spawn_daphne(live_server_env(DEBUG="1"))
     try:
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_daphne(process)
 
 
 @pytest.fixture

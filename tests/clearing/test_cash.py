@@ -185,5 +185,5 @@ def test_refusals_speak_german_by_default_and_english_on_request(charlie_org):
         cash_reserve(organisation=charlie_org, amount=D("1.00"), reference="order:1")
     with translation.override("en"), pytest.raises(ExchangeError) as english:
         cash_reserve(organisation=charlie_org, amount=D("1.00"), reference="order:1")
-    assert german.value.detail == "Nicht genug verfügbares Guthaben."
-    assert english.value.detail == "Not enough cash available."
+    assert german.value.detail == "Nicht genug verfügbares Guthaben: verfügbar 0,00 EUR, benötigt 1,00 EUR."
+    assert english.value.detail == "Not enough cash available: available 0.00 EUR, needed 1.00 EUR."

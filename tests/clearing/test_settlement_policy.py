@@ -336,7 +336,7 @@ def test_a_withdrawal_leaves_what_is_owed_and_an_operator_may_collect_it(world: 
     assert account_summary(organisation=world.org_a)["cash_available"] == CASH
     with pytest.raises(ExchangeError) as refused:
         withdrawal_request(user=world.alice, amount=CASH)
-    assert refused.value.code == "insufficient_funds" and "9999.98" in refused.value.fields["amount"][0]
+    assert refused.value.code == "insufficient_funds" and "9,999.98" in refused.value.fields["amount"][0]
     entry = ccp_claim_collect(operator=olga, organisation=world.org_a, reason="Letter of 3 December")
     assert (entry.kind, lines_of(entry)) == ("claim", sorted([
         (world.org_a.pk, "cash_available", D("-0.02")), (world.org_a.pk, "ccp_claim", D("0.02"))]))

@@ -48,7 +48,8 @@ def test_an_anonymous_visitor_can_sign_in_or_up_but_sees_no_operations_link(clie
     assert f'href="{reverse("account_signup")}"' in html
     assert ADMIN_LINK not in html
     links = nav(html)
-    assert ">Dashboards<" in links and ">API-Doku<" in links
+    assert ">API-Doku<" in links
+    assert ">Dashboards<" not in links and "/dashboard/" not in html  # not built yet: no dead link
     assert 'class="brand" href="/"' in html or 'href="/" class="brand"' in html  # the wordmark links home
     assert ">Handel<" not in links and ">Organisation<" not in links
 
@@ -94,9 +95,11 @@ MEMBER = SimpleNamespace(organisation=SimpleNamespace(legal_name="Rechenwerk Alp
         ({"current_membership": MEMBER, "can_trade": True}, ["Handel", "Organisation"], ["Betrieb"]),
         # KYC still pending: the trading area is shown, it explains what is missing.
         ({"current_membership": MEMBER, "can_trade": False}, ["Handel", "Organisation"], ["Betrieb"]),
-        ({"current_membership": MEMBER, "is_observer": True}, ["Organisation", "Dashboards"], ["Handel", "Betrieb"]),
+        # Observers read the markets, never trade, and hold no accounts.
+        ({"current_membership": MEMBER, "is_observer": True}, ["Märkte", "Organisation", "API-Doku"],
+         ["Handel", "Portfolio", "Kontoauszüge", "Betrieb"]),
         ({"current_membership": None, "is_operator": True}, ["Betrieb", "Organisation"], ["Handel"]),
-        ({"current_membership": None}, ["Organisation", "Dashboards", "API-Doku"], ["Handel", "Betrieb"]),
+        ({"current_membership": None}, ["Organisation", "API-Doku"], ["Handel", "Märkte", "Betrieb"]),
     ],
 )
 def test_the_navigation_follows_the_roles(rf, roles, shown, hidden):

@@ -218,6 +218,8 @@ def test_the_landing_page_formats_fees_and_dates_for_the_language(
     client, monkeypatch, language, fee, bound, gate, delivery
 ):
     monkeypatch.setattr(timezone, "now", lambda: FIXED_NOW)
+    # The page names the next gate closure once the day-ahead auction is in service.
+    monkeypatch.setattr("exchange.views.SEGMENTS_IN_SERVICE", frozenset({"intraday", "dayahead"}))
     client.post(reverse("set_language"), {"language": language, "next": "/"})
 
     html = client.get(reverse("home")).content.decode()

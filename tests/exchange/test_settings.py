@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    unset = {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "PRODUCTION", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    unset = {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "PRODUCTION", "SITE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
@@ -22,7 +22,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def good_production_env() -> dict[str, str]:
-    return {"PRODUCTION": "1", "SECRET_KEY": secrets.token_urlsafe(64), "ALLOWED_HOSTS": "rechenboerse.example"}
+    return {"PRODUCTION": "1", "SECRET_KEY": secrets.token_urlsafe(64), "ALLOWED_HOSTS": "rechenboerse.example",
+            "SITE_URL": "https://rechenboerse.example"}
 
 
 def test_check_deploy_is_clean_in_production():
@@ -39,6 +40,7 @@ def test_check_deploy_is_clean_in_production():
         ({"SECRET_KEY": "short"}, "needs SECRET_KEY"),
         ({"ALLOWED_HOSTS": ""}, "needs ALLOWED_HOSTS"),
         ({"DEBUG": "1"}, "refuses to start with DEBUG on"),
+        ({"SITE_URL": ""}, "needs SITE_URL"),
     ],
 )
 def test_production_refuses_to_start_when_unsafe(override, message):
