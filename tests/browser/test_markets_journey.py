@@ -213,7 +213,7 @@ def test_markets_journey(new_page, browser, asgi_live_server, settings) -> None:
     shots("fill-notifications")
 
     # 6. All open orders: only the bid that did not trade; cancel it there.
-    desk.get_by_role("link", name="Alle meine offenen Orders").click()
+    desk.get_by_role("link", name="Alle offenen Orders").click()
     rows = desk.locator("#all-orders tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(second.symbol)
