@@ -242,9 +242,11 @@ def test_markets_journey(new_page, browser, asgi_live_server, settings) -> None:
             assert float(quote.evaluate("n => getComputedStyle(n).fontSize").removesuffix("px")) >= 14
     expect(phone.locator(f'td[data-symbol="{first.symbol}"] [data-field=last]')).to_be_hidden()
     phone_shots("grid", full_page=False)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.locator(f'td[data-symbol="{first.symbol}"] a').click()
     expect(phone.locator("#book [data-live]")).to_have_class("live is-live")
     phone_shots("trading-screen", full_page=False)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing widens the page
     phone.locator('#book tr.level-ask[data-price="2.50"]').click()
     expect(phone.locator("#order-preview [data-cost=reserved]")).to_be_visible()
     phone.locator("#order-preview").scroll_into_view_if_needed()
@@ -255,4 +257,5 @@ def test_markets_journey(new_page, browser, asgi_live_server, settings) -> None:
     phone.goto("/markets/orders/")
     expect(phone.locator("#all-orders tbody tr")).to_have_count(1)
     expect(phone.locator("[data-notify-enable]")).to_be_visible()  # not yet allowed on this phone
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone_shots("open-orders")
