@@ -6,10 +6,16 @@
  *
  *  - book: a snapshot, then updates of absolute level quantities, each with the
  *    previous sequence + 1. On a gap the book is stale: ask for a new snapshot.
- *  - trades: prepended to the tape and added to the chart; on (re)connect the
- *    tape partial is fetched again, so nothing traded while away is missing.
+ *  - trades: prepended to the tape and added to the candle chart; on (re)connect
+ *    the tape partial is fetched again, so nothing traded while away is missing.
  *  - private: the member's own order and fill events. They carry no markup;
- *    the own-orders and fills partials are fetched again (hx-trigger="rb:refresh").
+ *    the own-orders and fills partials are fetched again (hx-trigger="rb:refresh"),
+ *    and the order status box of the order just placed is updated in place.
+ *    (static/js/notify.js draws the fill notifications from the same stream.)
+ *
+ * Charts (plotly): candles per interval with the volume below, drawn from the
+ * trades (#trade-data plus the live ones); the depth chart from the book.
+ * A click on a book level fills in the order form for the other side.
  *
  * Numbers and times are formatted for the page's language, times in Europe/Berlin.
  */
@@ -91,6 +97,8 @@
       total += level[1];
       var row = el("tr", "level level-" + kind + (flash.has(level[0]) ? " flash" : ""));
       row.dataset.price = level[0];
+      row.dataset.total = total;
+      row.tabIndex = 0;
       row.style.setProperty("--share", Math.round((level[1] / maxQty) * 100) + "%");
       row.append(el("td", "num price", priceFormat.format(parseFloat(level[0]))),
                  el("td", "num", qtyFormat.format(level[1])),
@@ -121,6 +129,7 @@
     setStat("ask", bestAsk === null ? "–" : priceFormat.format(bestAsk));
     setStat("spread", bestBid === null || bestAsk === null ? "–" : priceFormat.format(bestAsk - bestBid));
     bookCard.dataset.sequence = book.sequence === null ? "" : String(book.sequence);
+    scheduleDepth();
   }
 
   function requestSnapshot(socket) {
@@ -156,14 +165,98 @@
       }
       renderBook();
     });
-    // A click on a level copies its price into the order form.
+    // A click on a level (or Enter on it) fills in the order form for the
+    // other side: an offer is bought, a bid is sold, at the level's price and
+    // with the GPUs up to it (the quantity that would take the level whole).
     bookCard.addEventListener("click", function (event) {
       var row = event.target.closest("tr[data-price]");
-      var input = document.querySelector("#order-form input[name=price]");
-      if (!row || !input) return;
-      input.value = inputPriceFormat.format(parseFloat(row.dataset.price));
-      input.focus();
+      if (row) fillOrderForm(row);
     });
+    bookCard.addEventListener("keydown", function (event) {
+      var row = event.target.closest("tr[data-price]");
+      if (row && (event.key === "Enter" || event.key === " ")) {
+        event.preventDefault();
+        fillOrderForm(row);
+      }
+    });
+  }
+
+  function fillOrderForm(row) {
+    var form = document.getElementById("order-form");
+    if (!form) return;
+    var side = row.classList.contains("level-ask") ? "buy" : "sell";
+    var radio = form.querySelector("[name=side][value=" + side + "]");
+    if (radio) radio.checked = true;
+    var type = form.querySelector("[name=type]");
+    if (type) type.value = "limit";
+    syncOrderForm();
+    var price = form.querySelector("input[name=price]");
+    var quantity = form.querySelector("input[name=quantity]");
+    if (price) price.value = inputPriceFormat.format(parseFloat(row.dataset.price));
+    if (quantity && row.dataset.total) quantity.value = row.dataset.total;
+    form.dispatchEvent(new Event("change", { bubbles: true }));  // the cost preview follows
+    form.classList.remove("filled-from-book");
+    void form.offsetWidth;  // restart the highlight
+    form.classList.add("filled-from-book");
+    if (quantity) quantity.focus();
+  }
+
+  /* ---------- depth chart ---------- */
+
+  var depthChart = document.getElementById("depth-chart");
+  var depthPending = false;
+
+  function scheduleDepth() {
+    if (!depthChart || depthPending) return;
+    depthPending = true;
+    window.requestAnimationFrame(function () { depthPending = false; drawDepth(); });
+  }
+
+  function cumulative(levels) {
+    var total = 0;
+    return levels.map(function (level) { total += level[1]; return [parseFloat(level[0]), total]; });
+  }
+
+  function drawDepth() {
+    if (!depthChart || !window.Plotly) return;
+    var bids = cumulative(Array.from(book.bids.entries()).sort(function (a, b) { return b[0] - a[0]; }));
+    var asks = cumulative(Array.from(book.asks.entries()).sort(function (a, b) { return a[0] - b[0]; }));
+    depthChart.classList.toggle("is-empty", !bids.length && !asks.length);
+    if (!bids.length && !asks.length) {
+      window.Plotly.purge(depthChart);
+      return;
+    }
+    // Bids: from the lowest price up to the best, each step holding the GPUs
+    // bid at that price or higher; offers: from the best up.
+    var prices = bids.concat(asks).map(function (p) { return p[0]; });
+    var low = Math.min.apply(null, prices);
+    var high = Math.max.apply(null, prices);
+    // Room on both sides, so that the last step of each side shows as a step.
+    var pad = Math.max((high - low) * 0.12, 0.05);
+    var bidPoints = bids.slice().reverse();
+    if (bids.length) {
+      bidPoints.unshift([low - pad, bids[bids.length - 1][1]]);
+      bidPoints.push([bids[0][0], 0]);
+    }
+    var askPoints = asks.length ? [[asks[0][0], 0]].concat(asks) : [];
+    if (asks.length) askPoints.push([high + pad, asks[asks.length - 1][1]]);
+    function trace(points, name, color, fill, shape) {
+      return {
+        x: points.map(function (p) { return p[0]; }), y: points.map(function (p) { return p[1]; }),
+        name: name, type: "scatter", mode: "lines", fill: "tozeroy", fillcolor: fill,
+        line: { shape: shape, color: color, width: 2 },
+        hovertemplate: "%{x:.2f} EUR/GPUh<br>%{y} " + text.gpus + "<extra>" + name + "</extra>"
+      };
+    }
+    var layout = baseLayout(depthChart, 200);
+    layout.xaxis = { tickformat: ".2f", gridcolor: "#eef1f5", zeroline: false, range: [low - pad, high + pad] };
+    layout.yaxis = { gridcolor: "#eef1f5", zeroline: false, rangemode: "tozero", automargin: true };
+    layout.showlegend = true;
+    layout.legend = { orientation: "h", x: 0, y: 1.12, font: { size: 11 } };
+    window.Plotly.react(depthChart, [
+      trace(bidPoints, text.bids, "#0f7a3f", "rgba(15, 122, 63, 0.15)", "vh"),
+      trace(askPoints, text.asks, "#c0352b", "rgba(192, 53, 43, 0.13)", "hv")
+    ], layout, { displayModeBar: false, responsive: true });
   }
 
   /* ---------- trades: tape and chart ---------- */
@@ -171,8 +264,7 @@
   var tapeCard = document.getElementById("tape");
   var chart = document.getElementById("price-chart");
   var seenTrades = new Set();
-  var CHART_MIN_SPAN_MS = 15 * 60 * 1000;
-  var volumeToday = 0;
+    var volumeToday = 0;
 
   function tradeData() {
     var node = document.getElementById("trade-data");
@@ -181,40 +273,127 @@
 
   function plotTime(ms) { return plotTimeFormat.format(new Date(ms)); }
 
+  function baseLayout(node, height) {
+    return {
+      margin: { l: 48, r: 12, t: 8, b: 32 }, height: node.clientHeight || height,
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: { family: "system-ui, sans-serif", size: 12, color: "#566275" },
+      separators: lang === "de" ? ",." : ".,",
+      showlegend: false
+    };
+  }
+
+  var INTERVALS = [1, 5, 15, 60];  // minutes; the buttons above the chart offer the same
+  var chosenInterval = null;  // null: chosen from the span of the trades
+  var intervalSwitch = document.querySelector("[data-interval-switch]");
+
+  function autoInterval(span) {
+    // The smallest interval that keeps the chart at about 60 candles or fewer.
+    for (var i = 0; i < INTERVALS.length; i++) {
+      if (span / (INTERVALS[i] * 60000) <= 60) return INTERVALS[i];
+    }
+    return INTERVALS[INTERVALS.length - 1];
+  }
+
+  function candles(ordered, size) {
+    // Buckets of `size` ms from the epoch: every interval here divides an hour,
+    // and Berlin's offsets are whole hours, so candles start on the local clock.
+    var out = [];
+    ordered.forEach(function (t) {
+      var at = Math.floor(new Date(t.executed_at).getTime() / size) * size;
+      var price = parseFloat(t.price);
+      var last = out[out.length - 1];
+      if (!last || last.at !== at) {
+        out.push({ at: at, open: price, high: price, low: price, close: price, volume: t.quantity });
+      } else {
+        last.high = Math.max(last.high, price);
+        last.low = Math.min(last.low, price);
+        last.close = price;
+        last.volume += t.quantity;
+      }
+    });
+    return out;
+  }
+
+  function markInterval(minutes) {
+    if (!intervalSwitch) return;
+    intervalSwitch.querySelectorAll("[data-interval]").forEach(function (button) {
+      button.setAttribute("aria-pressed", String(parseInt(button.dataset.interval, 10) === minutes));
+    });
+  }
+
   function drawChart(trades) {
     if (!chart || !window.Plotly) return;
     var ordered = trades.slice().reverse();  // oldest first
     chart.classList.toggle("is-empty", ordered.length === 0);
     if (!ordered.length) {
       window.Plotly.purge(chart);
+      markInterval(chosenInterval);
       return;
     }
-    var times = ordered.map(function (t) { return new Date(t.executed_at).getTime(); });
-    var first = times[0];
-    var last = times[times.length - 1];
-    // At least a quarter of an hour on the axis, so that a few trades do not
-    // spread over the whole width with the same minute under each tick.
-    var from = Math.min(first, last - CHART_MIN_SPAN_MS);
-    var pad = Math.max((last - from) * 0.03, 30 * 1000);
-    var trace = {
-      x: times.map(plotTime),
-      y: ordered.map(function (t) { return parseFloat(t.price); }),
-      customdata: ordered.map(function (t) { return t.quantity; }),
-      type: "scatter", mode: "lines+markers", line: { shape: "hv", color: "#1b56c7", width: 2 },
-      marker: { size: 6, color: "#1b56c7" },
-      hovertemplate: "%{x|%H:%M:%S}<br>%{y:.2f} EUR/GPUh<br>%{customdata} GPUs<extra></extra>"
+    var first = new Date(ordered[0].executed_at).getTime();
+    var last = new Date(ordered[ordered.length - 1].executed_at).getTime();
+    var minutes = chosenInterval || autoInterval(last - first);
+    markInterval(minutes);
+    var size = minutes * 60000;
+    var bars = candles(ordered, size);
+    var x = bars.map(function (c) { return plotTime(c.at + size / 2); });
+    var up = "#0f7a3f";
+    var down = "#c0352b";
+    var words = bars.map(function (c) {
+      return plotTime(c.at).slice(11, 16) + "–" + plotTime(c.at + size).slice(11, 16) +
+        "<br>" + text.open + " " + priceFormat.format(c.open) + " · " + text.high + " " + priceFormat.format(c.high) +
+        "<br>" + text.low + " " + priceFormat.format(c.low) + " · " + text.close + " " + priceFormat.format(c.close) +
+        "<br>" + text.volume + " " + qtyFormat.format(c.volume) + " " + text.gpus;
+    });
+    var price = {
+      type: "candlestick", x: x, open: bars.map(function (c) { return c.open; }),
+      high: bars.map(function (c) { return c.high; }), low: bars.map(function (c) { return c.low; }),
+      close: bars.map(function (c) { return c.close; }), yaxis: "y2", text: words, hoverinfo: "text",
+      increasing: { line: { color: up, width: 1.5 }, fillcolor: up },
+      decreasing: { line: { color: down, width: 1.5 }, fillcolor: down },
+      whiskerwidth: 0.4
     };
-    var layout = {
-      margin: { l: 48, r: 12, t: 8, b: 32 }, height: chart.clientHeight || 240,
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: "system-ui, sans-serif", size: 12, color: "#566275" },
-      separators: lang === "de" ? ",." : ".,",
-      xaxis: { type: "date", range: [plotTime(from - pad), plotTime(last + pad)], tickformat: "%H:%M",
-               gridcolor: "#eef1f5" },
-      yaxis: { tickformat: ".2f", gridcolor: "#eef1f5", zeroline: false, automargin: true },
-      showlegend: false
+    // A candle of one price (one trade, or trades at one price) has no body:
+    // a tick at its price keeps it visible.
+    var flat = bars.filter(function (c) { return c.high === c.low; });
+    var ticks = {
+      type: "scatter", mode: "markers", yaxis: "y2", hoverinfo: "skip",
+      x: flat.map(function (c) { return plotTime(c.at + size / 2); }), y: flat.map(function (c) { return c.close; }),
+      marker: { symbol: "line-ew-open", size: 14, line: { width: 3, color: "#152030" } }
     };
-    window.Plotly.react(chart, [trace], layout, { displayModeBar: false, responsive: true });
+    var lows = bars.map(function (c) { return c.low; });
+    var highs = bars.map(function (c) { return c.high; });
+    var bottom = Math.min.apply(null, lows);
+    var top = Math.max.apply(null, highs);
+    var margin = Math.max((top - bottom) * 0.15, 0.05);
+    var volume = {
+      type: "bar", x: x, y: bars.map(function (c) { return c.volume; }), yaxis: "y", width: size * 0.7,
+      marker: { color: bars.map(function (c) { return c.close >= c.open ? "rgba(15,122,63,0.45)" : "rgba(192,53,43,0.45)"; }) },
+      text: words, hoverinfo: "text", textposition: "none"
+    };
+    // At least ten intervals on the axis, so that a few candles do not
+    // spread over the whole width.
+    var from = Math.min(bars[0].at, bars[bars.length - 1].at - 9 * size);
+    var to = bars[bars.length - 1].at + size;
+    var layout = baseLayout(chart, 280);
+    layout.xaxis = { type: "date", range: [plotTime(from - size * 0.2), plotTime(to + size * 0.2)], tickformat: "%H:%M",
+                     gridcolor: "#eef1f5", rangeslider: { visible: false } };
+    layout.yaxis2 = { domain: [0.3, 1], tickformat: ".2f", gridcolor: "#eef1f5", zeroline: false, automargin: true,
+                      range: [bottom - margin, top + margin] };
+    layout.yaxis = { domain: [0, 0.22], gridcolor: "#eef1f5", zeroline: false, automargin: true, rangemode: "tozero",
+                     nticks: 3 };
+    layout.bargap = 0;
+    window.Plotly.react(chart, [volume, price, ticks], layout, { displayModeBar: false, responsive: true });
+  }
+
+  if (intervalSwitch) {
+    intervalSwitch.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-interval]");
+      if (!button) return;
+      chosenInterval = parseInt(button.dataset.interval, 10);
+      drawChart(tradeData());
+    });
   }
 
   function tradeRow(trade) {
@@ -250,7 +429,7 @@
     if (node) {
       var trades = tradeData();
       trades.unshift(trade);
-      node.textContent = JSON.stringify(trades.slice(0, 500));
+      node.textContent = JSON.stringify(trades.slice(0, 1000));
       drawChart(trades);
     }
     if (plotTime(Date.parse(trade.executed_at)).slice(0, 10) === plotTime(Date.now()).slice(0, 10)) {
@@ -277,8 +456,9 @@
 
   function refreshOwn() {
     document.querySelectorAll("[data-refresh-own]").forEach(function (node) {
-      // Never throw away an amendment the member is typing.
-      if (!node.querySelector(".is-editing")) htmx.trigger(node, "rb:refresh");
+      // Never throw away an amendment the member is typing, nor the answer
+      // of a cancel or amend on its way (it brings the list itself).
+      if (!node.querySelector(".is-editing, .htmx-request")) htmx.trigger(node, "rb:refresh");
     });
   }
 
@@ -293,10 +473,29 @@
     privateStream.addEventListener("htmx:wsBeforeMessage", function (event) {
       event.preventDefault();
       var message = JSON.parse(event.detail.message);
+      if (message.type === "order" && message.order) updateStatusBox(message.order);
       var about = eventSymbol(message);
       if (about === null || about === symbol) refreshOwn();
     });
   }
+  // The status box of the order just placed (in the order form's answer).
+  var ENDED = ["filled", "cancelled", "expired", "rejected"];
+  function updateStatusBox(order) {
+    var box = document.querySelector("[data-order-status]");
+    if (!box || box.dataset.orderId !== String(order.id)) return;
+    box.dataset.status = order.status;
+    var status = box.querySelector('[data-order-field="status"]');
+    var filled = box.querySelector('[data-order-field="filled"]');
+    if (status) status.textContent = text.status[order.status] || order.status;
+    if (filled) filled.textContent = qtyFormat.format(order.filled_quantity);
+    var gone = ENDED.indexOf(order.status) >= 0 && order.status !== "filled";
+    box.classList.toggle("alert-success", !gone);
+    box.classList.toggle("alert-warning", gone);
+    box.classList.remove("flash-box");
+    void box.offsetWidth;
+    box.classList.add("flash-box");
+  }
+
   // The order form's answer says so too (HX-Trigger), before the event arrives.
   document.body.addEventListener("rb:orders-changed", refreshOwn);
 

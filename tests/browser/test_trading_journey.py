@@ -104,15 +104,18 @@ def test_provider_offers_capacity_and_a_startup_buys_it_live(new_page, asgi_live
 
     # 1. The provider finds the hour on the markets overview and opens its trading screen.
     sign_in(provider, PROVIDER)
-    provider.goto("/markets/")
-    provider.locator("select[name=gpu_class]").select_option("H100")
+    day = instrument.delivery_start.astimezone(calendar.BERLIN).date()
+    provider.goto(f"/markets/?delivery_date={day.isoformat()}")
+    provider.locator("select[name=zone]").select_option("DE-BY")
+    expect(provider).to_have_url(re.compile(r"zone=DE-BY"))  # the choices swap the grid (htmx) and keep the URL
+    # Nothing is quoted yet: the grid hides the empty instruments until asked.
+    expect(provider.locator("#overview-grid td.cell")).to_have_count(0)
     provider.locator("select[name=zone]").select_option("DE")
-    expect(provider).to_have_url(re.compile(r"zone=DE"))  # the filters swap the table (htmx) and keep the URL
-    zones = provider.locator("#overview-table tbody tr td:nth-child(3)")
-    expect(zones.first).to_have_text("DE")
-    assert set(zones.all_text_contents()) == {"DE"}
+    provider.get_by_label("Leere Instrumente zeigen").check()
+    expect(provider).to_have_url(re.compile(r"zone=DE&.*show_empty=on"))
+    expect(provider.locator(f'#overview-grid td[data-symbol="{instrument.symbol}"]')).to_be_visible()
     shots("provider-markets")
-    provider.locator(f'a.instrument-link[href="{url}"]').click()
+    provider.locator(f'#overview-grid td[data-symbol="{instrument.symbol}"] a[href="{url}"]').click()
     expect(provider.get_by_role("heading", level=1)).to_have_text(instrument.symbol)
     expect(provider.locator("#book [data-live]")).to_have_class("live is-live")
     shots("provider-trading-screen-empty")
@@ -215,7 +218,8 @@ def test_provider_offers_capacity_and_a_startup_buys_it_live(new_page, asgi_live
     for part in ("#order-entry", "#tape", "#fills"):
         phone.locator(part).scroll_into_view_if_needed()
         shots(f"phone-trading-screen-{part[1:]}", phone, full_page=False)
-    phone.goto("/markets/?zone=DE")
+    phone.goto(f"/markets/?zone=DE&delivery_date={day.isoformat()}")
+    phone.locator("#overview-grid").scroll_into_view_if_needed()
     shots("phone-markets", phone, full_page=False)
     phone.goto("/portfolio/")
     shots("phone-portfolio", phone)

@@ -18,12 +18,12 @@ from django.conf import settings
 from django.test import Client
 
 from accounts.authentication import hash_token
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, KycCase, User
 from exchange.asgi import application
 from market import broadcast, consumers
 from market.models import Instrument, Order, Side
 from market.services.orders import order_submit
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
 from tests.market.trading_setup import TradingWorld, open_instrument, trading_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -350,6 +350,48 @@ def test_private_events_reach_the_organisation_and_never_charlie(world: TradingW
             assert await nothing_more(ws)
         for ws in (alice, bob, charlie):
             await ws.disconnect()
+
+    run(scenario)
+
+
+def test_fill_notifications_of_every_instrument_reach_one_private_socket(world: TradingWorld) -> None:
+    """The screens' fill notifications (static/js/notify.js) listen on one
+    /ws/private/ socket per page: a fill of the organisation's orders in any
+    instrument arrives there, with what the notification shows; the other
+    party gets its own, and a third organisation nothing."""
+    other_hour = open_instrument(label="16")
+    bystander = UserFactory(email="dora@example.com")
+    MembershipFactory(user=bystander, organisation=OrganisationFactory(kyc__status=KycCase.Status.APPROVED),
+                      is_trader=True)
+    charlie_cookie, bystander_cookie = session_cookie(world.charlie), session_cookie(bystander)
+
+    async def fills(ws: WebsocketCommunicator) -> list[dict[str, Any]]:
+        found = []
+        while not await ws.receive_nothing(timeout=0.5):
+            event = await ws.receive_json_from()
+            if event["type"] == "fill":
+                found.append(event["fill"])
+        return found
+
+    async def scenario() -> None:
+        charlie = socket("/ws/private/", headers=charlie_cookie)
+        others = socket("/ws/private/", headers=bystander_cookie)
+        for ws in (charlie, others):
+            connected, _ = await ws.connect()
+            assert connected
+        for instrument, price in ((world.instrument, "2.40"), (other_hour, "2.30")):
+            await sync_to_async(order_submit)(user=world.charlie, instrument=instrument, side=Side.BUY,
+                                              quantity=3, price=D(price))
+        assert await fills(charlie) == []  # resting bids: order events only
+        # Alice sells into both bids, one instrument after the other.
+        for instrument, price in ((world.instrument, "2.40"), (other_hour, "2.30")):
+            await sync_to_async(order_submit)(user=world.alice, instrument=instrument, side=Side.SELL,
+                                              quantity=2, price=D(price))
+        received = await fills(charlie)
+        assert [(f["instrument"], f["side"], f["quantity"], f["price"], f["liquidity"]) for f in received] == [
+            (world.instrument.symbol, "buy", 2, "2.40", "maker"), (other_hour.symbol, "buy", 2, "2.30", "maker")]
+        assert all(f["trade_id"] and f["executed_at"] for f in received)
+        assert await fills(others) == []
 
     run(scenario)
 
