@@ -402,10 +402,24 @@ AUDIT_ACTIONS: dict[str, Any] = {
 }
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """The actions present in the log, by their readable labels."""
+
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        codes = AuditLog.objects.order_by("action").values_list("action", flat=True).distinct()
+        return [(code, AUDIT_ACTIONS.get(code, code)) for code in codes]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor", "action_label", "organisation", "object_link", "before", "after")
-    list_filter = ("action", "object_type")
+    list_filter = (AuditActionFilter, "object_type")
     search_fields = ("actor__email", "organisation__legal_name", "action", "object_id", "reason")
     list_select_related = ("actor", "organisation")
     date_hierarchy = "created_at"

@@ -38,11 +38,20 @@ def grouped(value: Any, decimal_places: int | None = None) -> str:
     return formats.number_format(value, decimal_pos=decimal_places, force_grouping=True)
 
 
+# Link texts of models whose __str__ does not read well in a list (it
+# names internal ids or stored values): an order is "#12", as members know it.
+LINK_LABELS: dict[str, Callable[[Any], str]] = {
+    "market.Order": lambda order: f"#{order.pk}",
+}
+
+
 def admin_link(obj: Any, label: str | None = None) -> str:
     """``obj`` as a link to its admin change page (its text alone if it has none)."""
     if obj is None:
         return "–"
     meta = obj._meta
+    if label is None and meta.label in LINK_LABELS:
+        label = LINK_LABELS[meta.label](obj)
     try:
         url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
     except NoReverseMatch:
@@ -67,9 +76,6 @@ class ListColumnsMixin:
 
     model: type[models.Model]
     list_display_links: Any
-    # Link texts of foreign keys whose __str__ does not read well in a list,
-    # e.g. {"buy_order": lambda order: f"#{order.pk}"}.
-    list_link_labels: dict[str, Callable[[Any], str]] = {}  # noqa: RUF012 (read-only class default)
 
     def get_list_display(self, request: HttpRequest) -> Any:
         names = list(super().get_list_display(request))  # type: ignore[misc]
@@ -85,13 +91,7 @@ class ListColumnsMixin:
             return name
         description = field.verbose_name
         if isinstance(field, models.ForeignKey):
-            label = self.list_link_labels.get(name, str)
-
-            def link(obj: Any) -> str:
-                related = getattr(obj, name)
-                return admin_link(related, label(related) if related is not None else None)
-
-            return _column(name, description, link, name)
+            return _column(name, description, lambda obj: admin_link(getattr(obj, name)), name)
         if isinstance(field, models.DecimalField):
             places = field.decimal_places
             return _column(name, description, lambda obj: grouped(getattr(obj, name), places), name)

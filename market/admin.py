@@ -255,7 +255,6 @@ class OrderAdmin(ReadOnlyAdmin):
 class TradeAdmin(ReadOnlyAdmin):
     list_display = ["id", "instrument", "price", "quantity", "aggressor", "buyer", "seller", "buyer_fee",
                     "seller_fee", "buy_order", "sell_order", "executed_at"]
-    list_link_labels = {"buy_order": lambda order: f"#{order.pk}", "sell_order": lambda order: f"#{order.pk}"}
     list_filter = ["aggressor", "instrument__segment", "instrument__gpu_class",
                    ("executed_at", admin.DateFieldListFilter)]
     search_fields = ["=id", "instrument__symbol", "buyer__legal_name", "seller__legal_name"]

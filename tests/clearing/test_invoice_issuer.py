@@ -64,3 +64,24 @@ def test_each_line_shows_its_unit_price_and_grouped_amounts(invoice_page, settin
     assert "0,005" in body and "0,015" in body
     assert "123.400 GPUh" in body and "1.234 GPUh" in body
     assert "1.851,00" in body and "1.857,17" in body
+
+
+def test_the_monthly_fee_lines_give_the_exact_fees_in_german_format():
+    from django.utils import timezone
+
+    from clearing.models import InvoiceLine
+    from clearing.services.fees import fees_charge_month, month_bounds, month_of
+    from tests.factories import spot_trade
+    from tests.market.orders_world import make_world
+
+    world = make_world()
+    spot_trade(seller=world.alice, buyer=world.charlie, instrument=world.instrument, quantity=3)
+    month = month_of(timezone.now())
+
+    fees_charge_month(month=month, now=month_bounds(month)[1])
+
+    descriptions = list(InvoiceLine.objects.values_list("description", flat=True))
+    assert descriptions
+    for text in descriptions:
+        exact = text.split("exakt ")[1].split(" EUR")[0]
+        assert "," in exact and "." not in exact, text

@@ -89,7 +89,8 @@ def test_journal_references_link_to_what_they_name(admin_client, world):
     body = changelist(admin_client, "clearing_journalentry")
 
     assert f'href="{change_url(trade)}"' in body
-    assert f'href="{change_url(trade.buy_order)}"' in body  # the reservation's order:<id>
+    order = trade.buy_order  # the reservation's order:<id>, named as members know it
+    assert f'<a href="{change_url(order)}">#{order.pk}</a> (order:{order.pk})' in body
 
 
 def test_the_audit_log_shows_what_happened_to_which_object(admin_client, world):
@@ -99,6 +100,7 @@ def test_the_audit_log_shows_what_happened_to_which_object(admin_client, world):
     body = changelist(admin_client, "accounts_auditlog")
 
     assert "Handel ausgesetzt (instrument.halt)" in body
+    assert '<a href="?action=instrument.halt">Handel ausgesetzt</a>' in body  # the filter, by its label
     assert f'href="{change_url(world.instrument)}"' in body and f"Instrument #{world.instrument.pk}" in body
     assert AuditLog.objects.count() >= 1
 
