@@ -74,14 +74,14 @@ SHOW_DEMO = ("from django.conf import settings as s; "
 
 
 def test_demo_mode_is_on_outside_production_with_marked_demo_details():
-    result = manage("shell", "-c", SHOW_DEMO)
+    result = manage("shell", "--no-imports", "-c", SHOW_DEMO)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "Rechenbörse", "GmbH", "DE02120300000000202051"]
 
 
 def test_production_is_not_demo_mode_and_uses_the_given_details():
-    result = manage("shell", "-c", SHOW_DEMO, **good_production_env())
+    result = manage("shell", "--no-imports", "-c", SHOW_DEMO, **good_production_env())
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "Rechenbörse", "Betriebs-GmbH", "DE89370400440532013000"]
@@ -89,7 +89,7 @@ def test_production_is_not_demo_mode_and_uses_the_given_details():
 
 def test_a_hosted_demo_may_run_in_production_mode_with_demo_data():
     env = {key: value for key, value in good_production_env().items() if key not in ISSUER_AND_BANK_ENV}
-    result = manage("shell", "-c", SHOW_DEMO, DEMO="1", **env)
+    result = manage("shell", "--no-imports", "-c", SHOW_DEMO, DEMO="1", **env)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:2] == ["True", "True"]
