@@ -8,6 +8,7 @@ for the reason; both call ``services.kyc_decide``."""
 
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -17,8 +18,9 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -35,7 +37,7 @@ from accounts.models import (
     User,
     normalize_vat_id,
 )
-from exchange.admin import ReadOnlyAdmin
+from exchange.admin import ExchangeModelAdmin, ListColumnsMixin, ReadOnlyAdmin
 from exchange.errors import ExchangeError, add_error_to_form
 
 # --- users --------------------------------------------------------------------------------
@@ -61,7 +63,7 @@ class MembershipOfUserInline(admin.StackedInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ListColumnsMixin, DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     fieldsets = (
@@ -148,7 +150,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(ExchangeModelAdmin):
     list_display = ("legal_name", "kind", "state", "kyc_status", "sme_flag", "startup_flag", "created_at")
     list_filter = (KycStatusFilter, "kind", "state", SmeFilter, StartupFilter)
     search_fields = ("legal_name", "vat_id", "register_number", "memberships__user__email")
@@ -235,7 +237,7 @@ class KycDocumentInline(admin.TabularInline):
 
 
 @admin.register(KycCase)
-class KycCaseAdmin(admin.ModelAdmin):
+class KycCaseAdmin(ExchangeModelAdmin):
     list_display = ("organisation", "status", "submitted_at", "decided_at", "decided_by", "document_count")
     list_filter = ("status", "organisation__kind", "organisation__state")
     search_fields = ("organisation__legal_name", "organisation__vat_id", "organisation__register_number")
@@ -370,13 +372,77 @@ class KycCaseAdmin(admin.ModelAdmin):
 
 
 
+# What each audited action means, for the operators' list (the log stores the code).
+AUDIT_ACTIONS: dict[str, Any] = {
+    "organisation.create": _("organisation registered"),
+    "membership.invite": _("member invited"),
+    "membership.join": _("invitation accepted"),
+    "kyc.document_add": _("KYC document added"),
+    "kyc.submit": _("KYC submitted"),
+    "kyc.approve": _("KYC approved"),
+    "kyc.reject": _("KYC rejected"),
+    "kyc.needs_info": _("KYC: more information requested"),
+    "instrument.halt": _("trading halted"),
+    "instrument.resume": _("trading resumed"),
+    "site.create": _("site registered"),
+    "site.update": _("site changed"),
+    "site_capacity.set": _("site capacity set"),
+    "delivery.hold": _("delivery held for a decision"),
+    "delivery.dispute_resolve": _("dispute resolved"),
+    "withdrawal_request": _("withdrawal requested"),
+    "withdrawal_approve": _("withdrawal approved"),
+    "withdrawal_reject": _("withdrawal rejected"),
+    "withdrawal_cancel": _("withdrawal cancelled"),
+    "payout_change_request": _("payout account requested"),
+    "payout_change_first_approve": _("payout account: first approval"),
+    "payout_change_approve": _("payout account verified"),
+    "payout_change_reject": _("payout account rejected"),
+    "payout_change_cancel": _("payout account request cancelled"),
+    "ccp_claim_collect": _("clearing house claim collected"),
+}
+
+
+class AuditActionFilter(admin.SimpleListFilter):
+    """The actions present in the log, by their readable labels."""
+
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        codes = AuditLog.objects.order_by("action").values_list("action", flat=True).distinct()
+        return [(code, AUDIT_ACTIONS.get(code, code)) for code in codes]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor", "action", "organisation", "object_type", "object_id", "before", "after")
-    list_filter = ("action", "object_type")
+    list_display = ("created_at", "actor", "action_label", "organisation", "object_link", "before", "after")
+    list_filter = (AuditActionFilter, "object_type")
     search_fields = ("actor__email", "organisation__legal_name", "action", "object_id", "reason")
     list_select_related = ("actor", "organisation")
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_label(self, obj: AuditLog) -> str:
+        label = AUDIT_ACTIONS.get(obj.action)
+        return f"{label} ({obj.action})" if label else obj.action
+
+    @admin.display(description=_("object"), ordering="object_type")
+    def object_link(self, obj: AuditLog) -> str:
+        """The audited object's name and number, linked to its admin page
+        when it has one (no query: the log names model and id)."""
+        try:
+            model = apps.get_model(obj.object_type)
+        except (LookupError, ValueError):
+            return f"{obj.object_type} #{obj.object_id}"
+        label = f"{capfirst(model._meta.verbose_name)} #{obj.object_id}"
+        try:
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.object_id])
+        except NoReverseMatch:
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)
 
 
 @admin.register(ApiToken)

@@ -98,6 +98,24 @@ def _demo_organisations(today: datetime.date) -> list[DemoOrganisation]:
             turnover_band=Organisation.TurnoverBand.OVER_50M, kyc_status=KycCase.Status.APPROVED,
             register_court="Amtsgericht Köln", register_type="HRB", register_number="66120", vat_digits="21598734",
         ),
+        # The demo market makers (market.demo): they quote both sides of the
+        # main hours and trade with each other, so the market is never empty.
+        DemoOrganisation(
+            key="maker", legal_name="Taktgeber Liquidität GmbH", legal_form="GmbH", kind=Organisation.Kind.MEMBER,
+            state="DE-HE", city="Frankfurt am Main", postal_code="60325", street="Mainzer Landstraße 50",
+            founding_date=datetime.date(2016, 3, 1), employees_band=Organisation.EmployeesBand.SMALL,
+            turnover_band=Organisation.TurnoverBand.UP_TO_10M, kyc_status=KycCase.Status.APPROVED,
+            register_court="Amtsgericht Frankfurt am Main", register_type="HRB", register_number="104517",
+            vat_digits="26547381",
+        ),
+        DemoOrganisation(
+            key="maker2", legal_name="Nordkurs Handel AG", legal_form="AG", kind=Organisation.Kind.MEMBER,
+            state="DE-HH", city="Hamburg", postal_code="22767", street="Große Elbstraße 145",
+            founding_date=datetime.date(2018, 9, 17), employees_band=Organisation.EmployeesBand.MEDIUM,
+            turnover_band=Organisation.TurnoverBand.UP_TO_50M, kyc_status=KycCase.Status.APPROVED,
+            register_court="Amtsgericht Hamburg", register_type="HRB", register_number="154879",
+            vat_digits="29384756",
+        ),
         DemoOrganisation(
             key="ministry", legal_name="Bundesministerium für Digitales und Staatsmodernisierung",
             legal_form="Oberste Bundesbehörde", kind=Organisation.Kind.OBSERVER, state="DE-BE", city="Berlin",
@@ -121,6 +139,8 @@ DEMO_USERS: list[DemoUser] = [
     DemoUser("startup2@demo.example", "Jonas Petersen", "startup2", ("owner", "trader")),
     DemoUser("provider@demo.example", "Maximilian Huber", "provider", ("owner", "trader", "provider")),
     DemoUser("provider2@demo.example", "Sophie Wagner", "provider2", ("owner", "trader", "provider")),
+    DemoUser("maker@demo.example", "Clara Brenner", "maker", ("owner", "trader", "provider")),
+    DemoUser("maker2@demo.example", "Henrik Lund", "maker2", ("owner", "trader", "provider")),
     DemoUser("ministry@demo.example", "Dr. Katrin Albers", "ministry", ("viewer",)),
     DemoUser("operator@demo.example", "Olaf Betrieb", staff=True),
     DemoUser("pending@demo.example", "Emil Brandt", "pending", ("owner", "trader")),
@@ -146,10 +166,14 @@ class SeedSummary:
     operator: User | None = None
 
 
+def demo_organisation_name(key: str) -> str:
+    """The legal name of the demo organisation seeded under ``key``."""
+    return {org.key: org.legal_name for org in _demo_organisations(timezone.localdate())}[key]
+
+
 def demo_organisation(key: str) -> Organisation:
     """The demo organisation seeded under ``key`` (for the other apps' demo data)."""
-    names = {org.key: org.legal_name for org in _demo_organisations(timezone.localdate())}
-    return Organisation.objects.get(legal_name=names[key])
+    return Organisation.objects.get(legal_name=demo_organisation_name(key))
 
 
 def _seed_documents(case: KycCase, uploaded_by: User) -> None:

@@ -46,6 +46,7 @@ from accounts.models import (
     normalize_vat_id,
 )
 from accounts.selectors import kyc_status_of, membership_for, organisation_taken_fields
+from clearing.payin import payin_instructions
 from exchange.errors import ExchangeError
 from exchange.site import absolute_url
 
@@ -550,6 +551,8 @@ def kyc_decide(*, operator: User, case: KycCase, decision: str, reason: str = ""
             "decision": decision,
             "reason": reason,
             "url": absolute_url(reverse("organisation_detail")),
+            # An approved member is told at once how to pay in (bank details and its reference).
+            "payin": payin_instructions(organisation) if decision == "approve" else None,
             "subject_args": {"organisation": organisation.legal_name},
         },
     )

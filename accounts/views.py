@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import selectors, services
 from accounts.forms import InvitationForm, KycDocumentForm, OrganisationForm
 from accounts.models import KycCase, KycDocument, Membership, User
+from clearing.payin import payin_instructions
 from exchange.errors import ExchangeError, add_error_to_form
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def _detail_context(
         "can_edit_kyc": membership.is_owner and case.is_editable,
         "upload_form": upload_form or KycDocumentForm(),
         "invite_form": invite_form or InvitationForm(observer=organisation.is_observer),
+        "payin": payin_instructions(organisation),
     }
 
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +24,7 @@ from clearing.models import (
     Account,
     CashDeposit,
     DeliveryTicket,
+    FeeAccrual,
     FeeSchedule,
     Invoice,
     InvoiceLine,
@@ -49,8 +50,9 @@ from clearing.services.cash import (
 )
 from clearing.services.delivery import delivery_hold, tickets_flag_not_provided
 from clearing.statements import local_today, statement_for
-from exchange.admin import ReadOnlyAdminMixin
+from exchange.admin import ExchangeModelAdmin, ReadOnlyAdminMixin, admin_link, grouped
 from exchange.errors import ExchangeError, add_error_to_form
+from market.models import Order, Trade
 
 
 class CashDepositAddForm(forms.ModelForm):
@@ -85,7 +87,7 @@ class CashDepositAddForm(forms.ModelForm):
 
 
 @admin.register(CashDeposit)
-class CashDepositAdmin(admin.ModelAdmin):
+class CashDepositAdmin(ExchangeModelAdmin):
     list_display = ("booked_at", "organisation", "amount", "bank_reference", "booked_by")
     list_select_related = ("organisation", "booked_by")
     search_fields = ("bank_reference", "organisation__legal_name")
@@ -136,7 +138,7 @@ class ClaimCollectForm(forms.Form):
 
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Read-only balances. A member's ``ccp_claim`` account that is negative
     (the organisation owes the clearing house) links to the page where an
     operator collects the claim from its available cash
@@ -157,7 +159,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("balance"), ordering="current_balance")
     def current_balance(self, obj: Account) -> str:
         # Formatted here: the admin shows a method's value on the detail page unlocalised.
-        return number_format(obj.current_balance, decimal_pos=2)  # type: ignore[attr-defined]  # from get_queryset
+        return grouped(obj.current_balance, 2)  # type: ignore[attr-defined]  # from get_queryset
 
     @staticmethod
     def _owes(obj: Account) -> bool:
@@ -228,9 +230,24 @@ class JournalLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     can_delete = False
 
 
+def _reference_target(reference: str) -> Any:
+    """The object a journal reference names (``trade:12``, ``order:7``,
+    ``delivery:3``, ``withdrawal:5``, ``claim:<organisation>``,
+    ``fees:<organisation>:<month>``, ``bank:<bank reference>``), or None."""
+    kind, _sep, rest = reference.partition(":")
+    key = rest.split(":")[0]
+    if kind == "bank":
+        return CashDeposit.objects.filter(bank_reference=rest).first()
+    model = {"trade": Trade, "order": Order, "delivery": DeliveryTicket, "withdrawal": WithdrawalRequest,
+             "claim": Organisation, "fees": Organisation}.get(kind)
+    if model is None or not key.isdigit():
+        return None
+    return model._default_manager.filter(pk=int(key)).first()
+
+
 @admin.register(JournalEntry)
-class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "created_at", "kind", "reference", "memo", "actor")
+class JournalEntryAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
+    list_display = ("id", "created_at", "kind", "reference_link", "memo", "actor")
     list_filter = ("kind",)
     list_select_related = ("actor",)
     search_fields = ("reference", "memo")
@@ -240,12 +257,22 @@ class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = (JournalLineInline,)
     actions = None
 
+    @admin.display(description=_("reference"), ordering="reference")
+    def reference_link(self, obj: JournalEntry) -> str:
+        """The reference as a link to what it names (one query a row, on a page of 100)."""
+        if not obj.reference:
+            return "–"
+        target = _reference_target(obj.reference)
+        if target is None:
+            return obj.reference
+        return format_html("{} ({})", admin_link(target), obj.reference)
+
 
 # --- Reconciliation, statements and invoices (issue 4) ------------------------------------
 
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReconciliationRunAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """The "Abstimmung" page: every check run now, green or red, above the
     history of the scheduled runs (clearing.reconcile)."""
 
@@ -293,7 +320,7 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     list_display = ("number", "issued_at", "organisation", "reference", "net_total", "vat_amount", "gross_total")
     list_filter = ("year",)
     list_select_related = ("organisation",)
@@ -307,7 +334,7 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StatementOrganisation)
-class StatementOrganisationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StatementOrganisationAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Operators' way to any organisation's statement: pick the organisation,
     then the day. The same statement the members see, in the admin."""
 
@@ -357,7 +384,7 @@ class StatementOrganisationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(FeeSchedule)
-class FeeScheduleAdmin(admin.ModelAdmin):
+class FeeScheduleAdmin(ExchangeModelAdmin):
     """Operators add a schedule that starts in the future (FeeSchedule.clean);
     one in effect opens read-only and cannot be deleted (the model refuses too)."""
 
@@ -395,7 +422,7 @@ class WithdrawalActionForm(helpers.ActionForm):
 
 
 @admin.register(WithdrawalRequest)
-class WithdrawalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WithdrawalRequestAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Requests are decided by the actions, which call the services; the
     four-eyes refusal is shown as a message and nothing is written."""
 
@@ -470,7 +497,7 @@ class DisputeResolveForm(forms.Form):
 
 
 @admin.register(DeliveryTicket)
-class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryTicketAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Read-only tickets; a disputed or ``not_provided`` one gets a "resolve"
     page that calls ``dispute_resolve`` (refund, audit, settlement in one
     transaction); a ``not_provided`` one can be held (no automatic refund)."""
@@ -567,7 +594,7 @@ class DeliveryTicketAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PayoutAccount)
-class PayoutAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PayoutAccountAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """The verified accounts; changed only through an approved change."""
 
     list_display = ("organisation", "iban", "holder_name", "verified_at", "change")
@@ -601,7 +628,7 @@ class PayoutChangeAddForm(forms.ModelForm):
 
 
 @admin.register(PayoutAccountChange)
-class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Changes of payout accounts: enter one (you are its first operator),
     approve (first or second operator) or reject; the four-eyes refusal is
     shown as a message and nothing is written."""
@@ -683,3 +710,22 @@ class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                                   % {"id": row.pk, "detail": error.detail}, messages.ERROR)
             else:
                 self.message_user(request, gettext("Change #%(id)s rejected.") % {"id": row.pk}, messages.SUCCESS)
+
+
+@admin.register(FeeAccrual)
+class FeeAccrualAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
+    """Each member's fees of a month: exact, held with VAT, and when and on
+    which invoice they were charged. Written only by the order service and
+    the monthly charge (clearing.services.fees); read-only here."""
+
+    list_display = ("month_display", "organisation", "accrued", "held", "charged_at", "invoice", "entry")
+    list_filter = (("charged_at", admin.EmptyFieldListFilter), "month")
+    list_select_related = ("organisation", "invoice", "entry")
+    search_fields = ("organisation__legal_name", "invoice__number")
+    fields = ("organisation", "month", "accrued", "held", "charged_at", "invoice", "entry")
+    readonly_fields = fields
+    actions = None
+
+    @admin.display(description=_("month"), ordering="month")
+    def month_display(self, obj: FeeAccrual) -> str:
+        return date_format(obj.month, "YEAR_MONTH_FORMAT")

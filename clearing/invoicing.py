@@ -30,17 +30,6 @@ NUMBER_PREFIX = "RB"
 # requires a DE VAT ID), so the fees carry German VAT at the standard rate
 # (``clearing.fees.VAT_RATE``, which the fee reserve uses too).
 VAT_NOTE = "Umsatzsteuer 19 % auf die Entgelte (§ 12 Abs. 1 UStG)."
-# The exchange operator as it appears on every invoice; production sets
-# settings.INVOICE_ISSUER to the real company's details.
-ISSUER: dict[str, str] = {
-    "name": "Rechenbörse GmbH",
-    "street": "Neuer Wall 1",
-    "postal_code": "20354",
-    "city": "Hamburg",
-    "vat_id": "DE000000000",
-    "register": "Amtsgericht Hamburg HRB 000000",
-}
-
 _AMOUNT_LIMIT = Decimal("1e16")  # numeric(18, 2)
 
 
@@ -55,8 +44,11 @@ class InvoiceLineData:
     unit_price: Decimal | None = None
 
 
-def issuer() -> dict[str, str]:
-    return dict(getattr(settings, "INVOICE_ISSUER", None) or ISSUER)
+def issuer() -> dict[str, Any]:
+    """The exchange operator as it appears on every invoice: name, street,
+    postal_code, city, vat_id, register, and ``demo_data`` when these are
+    the demo's placeholders (settings.INVOICE_ISSUER, from the environment)."""
+    return dict(settings.INVOICE_ISSUER)
 
 
 def format_invoice_number(year: int, sequence: int) -> str:

@@ -23,6 +23,7 @@ from accounts.models import Membership, Organisation, User
 from accounts.selectors import membership_for
 from clearing.invoicing import issuer
 from clearing.models import Invoice, PayoutAccount, PayoutAccountChange, WithdrawalRequest
+from clearing.payin import payin_instructions
 from clearing.selectors import account_summary, withdrawals_of
 from clearing.services import (
     delivery_access_post,
@@ -326,4 +327,5 @@ def withdrawals(request: AuthedRequest) -> HttpResponse:
         "owed": claim_owed(organisation=organisation),
         "available": account_summary(organisation=organisation)["cash_available"],
         "requests": withdrawals_of(organisation=organisation),
+        "payin": payin_instructions(organisation),
     }, status=status)

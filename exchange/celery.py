@@ -6,6 +6,7 @@ from datetime import timedelta
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_ready
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
 
@@ -14,7 +15,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["exchange"], related_name="health")
 
-app.conf.beat_schedule = {
+BEAT_SCHEDULE = {
     "heartbeat": {"task": "exchange.health.heartbeat", "schedule": timedelta(seconds=15)},
     # At second 0 of every minute, so status changes lag the boundary by
     # seconds, not up to a minute. Idempotent; a missed run only catches up.
@@ -34,6 +35,20 @@ app.conf.beat_schedule = {
     "clearing-charge-fees": {"task": "clearing.charge_fees",
                              "schedule": crontab(minute="30", hour="0", day_of_month="1")},
 }
+# Demo mode only (settings.DEMO; docs/demo.md): the demo market makers
+# refresh a few quotes, now and then cross, and deliver what they sold.
+DEMO_SCHEDULE = {
+    "demo-market-maker": {"task": "market.demo_market_maker",
+                          "schedule": timedelta(seconds=settings.DEMO_MARKET_MAKER_SECONDS)},
+}
+
+
+def beat_schedule(*, demo: bool) -> dict[str, dict[str, object]]:
+    """The jobs beat runs: the demo's only in demo mode."""
+    return {**BEAT_SCHEDULE, **(DEMO_SCHEDULE if demo else {})}
+
+
+app.conf.beat_schedule = beat_schedule(demo=settings.DEMO)
 
 
 @worker_ready.connect

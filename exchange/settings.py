@@ -260,6 +260,42 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Rechenbörse <noreply@rechenb
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 OPERATOR_EMAILS = envlist("OPERATOR_EMAILS")
 
+# Demo mode, the issuer of invoices, the clearing house's bank ----------------------
+# Demo mode (docs/demo.md): `make run` and every run that is not production.
+# The demo market maker job trades, and the issuer and bank details below
+# default to demo data, marked as such on invoices and payment instructions.
+DEMO = envbool("DEMO", default=not PRODUCTION)
+DEMO_MARKET_MAKER_SECONDS = envint("DEMO_MARKET_MAKER_SECONDS", 45)
+_ISSUER_ENV = {"name": "INVOICE_ISSUER_NAME", "street": "INVOICE_ISSUER_STREET",
+               "postal_code": "INVOICE_ISSUER_POSTAL_CODE", "city": "INVOICE_ISSUER_CITY",
+               "vat_id": "INVOICE_ISSUER_VAT_ID", "register": "INVOICE_ISSUER_REGISTER"}
+_DEMO_ISSUER = {"name": "Rechenbörse GmbH", "street": "Neuer Wall 1", "postal_code": "20354", "city": "Hamburg",
+                "vat_id": "DE000000000", "register": "Amtsgericht Hamburg HRB 000000"}
+_BANK_ENV = {"holder": "CLEARING_BANK_HOLDER", "iban": "CLEARING_BANK_IBAN", "bic": "CLEARING_BANK_BIC",
+             "bank": "CLEARING_BANK_NAME"}
+# A syntactically valid IBAN that belongs to nobody (the Bundesbank's test account).
+_DEMO_BANK = {"holder": "Rechenbörse Clearing GmbH", "iban": "DE02120300000000202051", "bic": "BYLADEM1001",
+              "bank": "Demo-Bank"}
+
+
+def _details(names: dict[str, str], demo: dict[str, str], what: str) -> dict[str, str | bool]:
+    """Details read from the environment; outside demo mode each is required,
+    in demo mode a missing one falls back to the demo data and the whole
+    set is marked ``demo_data``."""
+    given = {key: envstr(env).strip() for key, env in names.items()}
+    missing = [names[key] for key, value in given.items() if not value]
+    if missing and not DEMO:
+        raise ImproperlyConfigured(f"{what} needs {', '.join(missing)} (or DEMO=1 for demo data).")
+    details: dict[str, str | bool] = {key: value or demo[key] for key, value in given.items()}
+    details["demo_data"] = bool(missing)
+    return details
+
+
+# The exchange operator as it appears on every invoice.
+INVOICE_ISSUER = _details(_ISSUER_ENV, _DEMO_ISSUER, "Invoicing")
+# Where members pay in (their payment reference identifies them; clearing/payin.py).
+CLEARING_BANK = _details(_BANK_ENV, _DEMO_BANK, "Paying in")
+
 # I18N -------------------------------------------------------------------------
 LANGUAGE_CODE = "de"
 LANGUAGES = [("de", _("German")), ("en", _("English"))]

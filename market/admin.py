@@ -19,14 +19,14 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from exchange.admin import ReadOnlyAdmin
+from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin
 from exchange.errors import ExchangeError
 from market import services
 from market.models import DeliveryZone, GpuClass, Instrument, Order, Site, SiteCapacity, Trade
 
 
 @admin.register(GpuClass)
-class GpuClassAdmin(admin.ModelAdmin):
+class GpuClassAdmin(ExchangeModelAdmin):
     list_display = ["code", "name", "memory_gb", "delivery_standard", "min_price", "max_price",
                     "initial_margin_rate", "intraday_lead_time_minutes", "active"]
     list_filter = ["active", "delivery_standard"]
@@ -61,7 +61,7 @@ class GpuClassAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryZone)
-class DeliveryZoneAdmin(admin.ModelAdmin):
+class DeliveryZoneAdmin(ExchangeModelAdmin):
     """The zones are fixed by the market rules (DE and the 16 states): names
     may be edited, zones neither added nor removed."""
 
@@ -93,7 +93,7 @@ StatusService = Callable[..., Instrument]
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(ExchangeModelAdmin):
     list_display = ["symbol", "segment", "gpu_class", "zone", "delivery_start", "hours", "min_price",
                     "max_price", "opens_at", "closes_at", "status"]
     list_filter = ["segment", "status", "gpu_class", "zone", ("delivery_start", admin.DateFieldListFilter)]
@@ -200,7 +200,7 @@ class SiteCapacityInline(admin.TabularInline):
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(ExchangeModelAdmin):
     list_display = ["name", "organisation", "state", "energy_source", "pue", "total_gpus", "created_at"]
     list_filter = ["state", "energy_source", ("capacities__gpu_class", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organisation__legal_name"]
@@ -258,7 +258,7 @@ class TradeAdmin(ReadOnlyAdmin):
     list_filter = ["aggressor", "instrument__segment", "instrument__gpu_class",
                    ("executed_at", admin.DateFieldListFilter)]
     search_fields = ["=id", "instrument__symbol", "buyer__legal_name", "seller__legal_name"]
-    list_select_related = ["instrument", "buyer", "seller"]
+    list_select_related = ["instrument", "buyer", "seller", "buy_order", "sell_order"]
     date_hierarchy = "executed_at"
     list_per_page = 100
     show_full_result_count = False

@@ -2,12 +2,13 @@
 retry on transient database errors; the services hold the rules."""
 
 import logging
+from dataclasses import asdict
 
 from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
-from market import services
+from market import demo, services
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +36,15 @@ def expire_orders() -> int:
     if expired:
         log.info("orders: %d expired", expired)
     return expired
+
+
+@shared_task(name="market.demo_market_maker", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=2)
+def demo_market_maker() -> dict[str, object]:
+    """Demo mode only (beat: every DEMO_MARKET_MAKER_SECONDS): the demo
+    market makers refresh a few quotes, now and then trade, and deliver.
+    Outside demo mode beat does not schedule it, and a stray run does nothing."""
+    step = demo.market_maker_step()
+    if step.active:
+        log.info("demo market maker: %s", step)
+    return asdict(step)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from clearing.fees import VAT, fee_held, fee_step, fund_split, split_rounded, to_cents
@@ -195,7 +196,8 @@ def _invoice_lines(organisation_id: int, month: date, accrued: Decimal, net: Dec
         lines.append(InvoiceLineData(
             description=_("%(segment)s %(role)s, %(month)s (exact %(exact)s EUR, rounded once on the month)") % {
                 "segment": Segment(key.segment).label, "role": labels[key.role], "month": month_label(month),
-                "exact": exact.normalize() if exact else "0"},
+                # In the reader's number format (German 1.234,567891), like the rest of the invoice.
+                "exact": number_format(exact.normalize() if exact else Decimal("0"), force_grouping=True)},
             amount=amount, quantity=Decimal(gpu_hours), unit="GPUh", unit_price=key.rate))
     return lines
 

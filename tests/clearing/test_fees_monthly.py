@@ -86,7 +86,7 @@ def test_a_month_of_fees_is_charged_once_rounded_once_with_vat():
         f"fees:{world.org_a.pk}:{label}", D("0.05"), D("0.01"), D("0.06"), entry.pk)
     lines = [(line.quantity, line.unit, line.unit_price, line.amount) for line in alice.lines.order_by("position")]
     assert lines == [(D("7"), "GPUh", D("0.005"), D("0.04")), (D("1"), "GPUh", D("0.015"), D("0.01"))]
-    assert "0.035" in alice.lines.get(position=1).description
+    assert "exakt 0,035 EUR" in alice.lines.get(position=1).description  # German number format (issue 8)
     charlie = invoices.get(organisation=world.org_c)
     assert (charlie.net_total, charlie.vat_amount, charlie.gross_total) == (D("0.11"), D("0.02"), D("0.13"))
     assert [line.amount for line in charlie.lines.all()] == [D("0.11")]

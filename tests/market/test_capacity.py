@@ -510,7 +510,7 @@ def test_seed_sites_gives_the_demo_providers_their_gpus_and_is_idempotent(privat
     first = sorted(SiteCapacity.objects.values_list("pk", "site_id", "gpu_class__code", "gpus"))
     seed_sites()
     assert sorted(SiteCapacity.objects.values_list("pk", "site_id", "gpu_class__code", "gpus")) == first
-    assert Site.objects.count() == 3
+    assert Site.objects.count() == 7
 
     def totals(legal_name: str) -> dict[str, int]:
         rows = SiteCapacity.objects.filter(site__organisation__legal_name=legal_name)
@@ -522,3 +522,7 @@ def test_seed_sites_gives_the_demo_providers_their_gpus_and_is_idempotent(privat
                .values_list("state", flat=True)) == {"DE-BY"}
     assert totals("Rheinland Compute AG") == {"H100": 256, "A100": 128}
     assert Site.objects.get(organisation__legal_name="Rheinland Compute AG").state == "DE-NW"
+    for market_maker in ("Taktgeber Liquidität GmbH", "Nordkurs Handel AG"):
+        assert totals(market_maker) == {"H100": 512, "H200": 256, "A100": 256}
+        assert set(Site.objects.filter(organisation__legal_name=market_maker)
+                   .values_list("state", flat=True)) == {"DE-BY", "DE-NW"}

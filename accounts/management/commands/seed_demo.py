@@ -1,14 +1,21 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.demo import seed_accounts
-from clearing.demo import seed_clearing
-from market.demo import seed_market, seed_sites
+from clearing.demo import seed_clearing, seed_settlement
+from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, seed_quotes, seed_sites
 
 
 class Command(BaseCommand):
-    help = "Create or refresh the demo members (idempotent). Password: $DEMO_PASSWORD or the demo default."
+    help = ("Create or refresh the demo members, products, sites and cash, the market makers' week of trades "
+            "and their resting quotes (idempotent). Password: $DEMO_PASSWORD or the demo default.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                            help=f"days of past trades between the market makers (default {HISTORY_DAYS}; 0: none)")
+        parser.add_argument("--no-trading", action="store_true",
+                            help="members, products, sites and cash only: no trades, no quotes")
 
     def handle(self, *args: Any, **options: Any) -> None:
         summary = seed_accounts()
@@ -35,4 +42,17 @@ class Command(BaseCommand):
             f"Cash: {len(approved)} approved organisations hold 1,000,000.00 EUR "
             f"({len(deposits)} deposits booked now)."
         )
+        if not options["no_trading"]:
+            # Trades first (oldest first, under the services' clock), then
+            # their deliveries and fees, then the quotes around the last prices.
+            history = seed_history(days=options["history_days"])
+            settlement = seed_settlement(traders=maker_traders())
+            quotes = seed_quotes()
+            months = ", ".join(f"{month:%Y-%m}" for month in settlement.months_charged) or "none"
+            self.stdout.write(
+                f"Market makers: {history.trades} trades added over {options['history_days']} days "
+                f"({history.listed} past instruments listed), {settlement.deliveries.access_posted} accesses posted, "
+                f"{settlement.deliveries.confirmed} deliveries confirmed, {settlement.settled} settled, "
+                f"fees charged for: {months}; {quotes} quotes added."
+            )
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
