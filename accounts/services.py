@@ -52,7 +52,9 @@ from exchange.site import absolute_url
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["trader", "provider"]
+# "owner": what only owners may do on the exchange (the kill switch; cancelling
+# the organisation's orders without the trader role, market.services.orders).
+Role = Literal["trader", "provider", "owner"]
 
 TOKEN_PREFIX = "rb_"  # noqa: S105  (a public marker that makes leaked tokens recognisable, not a secret)
 MAX_DOCUMENTS_PER_CASE = 20
@@ -565,7 +567,7 @@ def kyc_decide(*, operator: User, case: KycCase, decision: str, reason: str = ""
 def trading_gate_check(membership: Membership | None, role: Role = "trader") -> Membership:
     """The rule of ``trading_gate`` on a membership already loaded (the
     context processor uses it to stay at one query)."""
-    if role not in ("trader", "provider"):
+    if role not in ("trader", "provider", "owner"):
         raise ValueError(f"unknown role {role!r}")
     if membership is None:
         raise ExchangeError("not_permitted", _("You are not a member of an organisation on the exchange."))

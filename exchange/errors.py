@@ -25,6 +25,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "otp_required": 401,
     "kyc_not_approved": 403,
     "not_permitted": 403,
+    "trading_stopped": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "instrument_closed": 409,

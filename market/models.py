@@ -402,6 +402,9 @@ ORDER_REASON_TEXTS = {
     "self_trade_prevention": _(
         "Self-trade prevention: it would have traded with an order of your own organisation."),
     "cancelled_by_member": _("Cancelled by your organisation."),
+    "kill_switch": _("Cancelled by the kill switch of your organisation."),
+    "cancel_on_disconnect": _(
+        "Cancelled because the connection that asked for cancel-on-disconnect was closed."),
     "expired": _("Its expiry time has passed."),
     "instrument_closed": _("Trading in the instrument closed before the order was filled."),
     "cannot_deliver": _("Your organisation's sites can no longer deliver it, so it was cancelled."),
@@ -472,3 +475,124 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id} {self.instrument_id}: {self.quantity}"
+
+
+# --- Trader controls (issue 8, item 5) ---------------------------------------------------------
+
+
+class ImmutableRowError(Exception):
+    """Raised when code tries to change or delete an order event."""
+
+
+class _AppendOnlyQuerySet(models.QuerySet["OrderEvent"]):
+    """Order events are written once: bulk updates and deletes are refused
+    (as ``clearing.models.ImmutableQuerySet`` does for the journal)."""
+
+    def update(self, **kwargs: object) -> int:
+        raise ImmutableRowError("order events are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ImmutableRowError("order events are append-only")
+
+
+class OrderEventKind(models.TextChoices):
+    SUBMITTED = "submitted", _("submitted")
+    AMENDED = "amended", _("amended")
+    FILLED = "filled", _("filled")
+    CANCELLED = "cancelled", _("cancelled")
+    EXPIRED = "expired", _("expired")
+
+
+class OrderEvent(models.Model):
+    """One thing that happened to an order, REMIT-style: what, when, who
+    (``actor``: the member's user, or None when the exchange did it: an
+    expiry, self-trade prevention, an IOC or market remainder, a fill of a
+    resting order), and the order's state right after it. Written by the
+    order service only, with one multi-row insert per transaction; never
+    changed or deleted (the model refuses it, and on PostgreSQL a trigger,
+    migration 0007)."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("order"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("instrument"))
+    kind = models.CharField(_("event"), max_length=10, choices=OrderEventKind.choices)
+    at = models.DateTimeField(_("time"))
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              verbose_name=_("actor"))
+    # The order's state after the event.
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    price = models.DecimalField(_("limit price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
+    filled_quantity = models.PositiveIntegerField(_("filled quantity"))
+    status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices)
+    reason = models.CharField(_("reason"), max_length=40, blank=True)
+    # Fills: the trade, its price and quantity.
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              verbose_name=_("trade"))
+    fill_price = models.DecimalField(_("fill price (EUR/GPUh)"), max_digits=12, decimal_places=2, null=True,
+                                     blank=True)
+    fill_quantity = models.PositiveIntegerField(_("fill quantity (GPUs)"), null=True, blank=True)
+
+    objects = _AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["organisation", "-id"], name="orderevent_org_recent"),
+                   models.Index(fields=["order", "id"], name="orderevent_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.kind} {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ImmutableRowError("order events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ImmutableRowError("order events are append-only")
+
+    @property
+    def reason_text(self) -> str:
+        if not self.reason:
+            return ""
+        text = ORDER_REASON_TEXTS.get(self.reason)
+        return str(self.reason) if text is None else str(text) % {"price": number(self.price)}
+
+
+class KillSwitch(models.Model):
+    """An organisation's kill switch: while a row of it has no ``lifted_at``,
+    the order service refuses the organisation's new orders and amends
+    (``trading_stopped``); engaging it cancels every resting order of the
+    organisation. One row per engagement, kept as the record of who stopped
+    and who resumed trading when (docs/trader-controls.md)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="kill_switches",
+                                     verbose_name=_("organisation"))
+    engaged_at = models.DateTimeField(_("engaged at"))
+    engaged_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", verbose_name=_("engaged by"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    lifted_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                  verbose_name=_("lifted by"))
+
+    class Meta:
+        verbose_name = _("kill switch")
+        verbose_name_plural = _("kill switches")
+        ordering = ["-engaged_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation"], condition=Q(lifted_at__isnull=True),
+                                    name="killswitch_one_engaged"),
+            models.CheckConstraint(condition=Q(lifted_at__isnull=True) | Q(lifted_by__isnull=False),
+                                   name="killswitch_lifted_by_someone"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.engaged_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def engaged(self) -> bool:
+        return self.lifted_at is None

@@ -72,7 +72,8 @@ from django.utils.translation import gettext as _
 from psycopg import errors as pg_errors
 
 from accounts.models import Organisation
-from accounts.services import trading_gate
+from accounts.selectors import membership_for
+from accounts.services import trading_gate, trading_gate_check
 from clearing import fees
 from clearing.models import Account
 from clearing.selectors import fee_terms_at
@@ -97,7 +98,10 @@ from market.models import (
     DeliveryZone,
     Instrument,
     InstrumentStatus,
+    KillSwitch,
     Order,
+    OrderEvent,
+    OrderEventKind,
     OrderStatus,
     OrderType,
     Position,
@@ -132,6 +136,8 @@ CLIENT_ORDER_ID_MAX_LENGTH = 64
 
 # Reasons stored on orders this module ends (besides matching.Reason values).
 REASON_CANCELLED = "cancelled_by_member"
+REASON_KILL_SWITCH = "kill_switch"
+REASON_CANCEL_ON_DISCONNECT = "cancel_on_disconnect"
 REASON_EXPIRED = matching.Reason.EXPIRED.value
 REASON_INSTRUMENT_CLOSED = "instrument_closed"
 
@@ -448,6 +454,9 @@ class _Changes:
     locked: frozenset[int] | None = None
     # The locked organisations' capacity by state (``capacity.capacity_check``'s memo).
     sites: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+    # The order events of the transaction, in the order they happened; all
+    # the instruments' events are written with one insert (``_finish_books``).
+    events: list[OrderEvent] = field(default_factory=list)
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
@@ -473,13 +482,28 @@ class _Changes:
         self.order_sequence = (self.order_sequence or self.instrument.order_sequence) + 1
         return self.order_sequence
 
+    def event(self, order: Order, kind: str, *, actor: User | None, trade: Trade | None = None,
+              fill_quantity: int | None = None, status: str | None = None) -> None:
+        """Record what happened to ``order``, with its state now (``status``:
+        the state after this event when the order object already holds a
+        later one, as a taker does during its fills). Written at the end."""
+        self.events.append(OrderEvent(
+            order=order, organisation_id=order.organisation_id, instrument_id=order.instrument_id, kind=kind,
+            at=self.now, actor=actor, side=order.side, price=order.price, quantity=order.quantity,
+            filled_quantity=order.filled_quantity, status=status or order.status,
+            reason="" if kind in (OrderEventKind.SUBMITTED, OrderEventKind.AMENDED, OrderEventKind.FILLED)
+            else order.reason,
+            trade=trade, fill_price=trade.price if trade is not None else None, fill_quantity=fill_quantity))
+
 
 def _changes(instrument: Instrument, now: datetime, actor: User | None) -> _Changes:
     return _Changes(instrument=instrument, now=now, rates=fee_terms_at(now).intraday, actor=actor)
 
 
-def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str) -> None:
-    """Take a resting order off the book (cancel, STP, expiry) and release its reservation."""
+def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str, actor: User | None = None) -> None:
+    """Take a resting order off the book (cancel, STP, expiry) and release its
+    reservation. ``actor``: the member's user who cancelled it, None when the
+    exchange ended it (its order event's actor)."""
     assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
     if order.reserved_amount > 0:
         changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
@@ -492,6 +516,8 @@ def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str) -
     order.status, order.reason, order.reserved_amount = status, reason, Decimal("0.00")
     changes.touch(order.side, order.price)
     changes.changed(order)
+    changes.event(order, OrderEventKind.EXPIRED if status == OrderStatus.EXPIRED else OrderEventKind.CANCELLED,
+                  actor=actor)
 
 
 def _parties(taker: Order, result: matching.MatchResult, resting: Mapping[Hashable, Order]) -> set[int]:
@@ -521,6 +547,8 @@ def _apply_match(
     hours = instrument.hours
     new = taker.pk is None
     reservation = taker.reserved_amount if new else Decimal("0.00")
+    if new:
+        changes.event(taker, OrderEventKind.SUBMITTED, actor=changes.actor)
     booked: list[tuple[Trade, Decimal, tuple[Decimal, Decimal]]] = []
     for fill in result.fills:
         maker = resting[fill.maker_order_id]
@@ -545,6 +573,11 @@ def _apply_match(
                 changes.fee_book.charge(sell.organisation_id, trade.seller_fee))
         booked.append((trade, share, held))
         maker.status = OrderStatus.PARTIALLY_FILLED if fill.maker_remaining else OrderStatus.FILLED
+        # A fill is the exchange's doing for the resting side, the member's for the taker.
+        changes.event(taker, OrderEventKind.FILLED, actor=changes.actor, trade=trade, fill_quantity=quantity,
+                      status=OrderStatus.FILLED if taker.filled_quantity == taker.quantity
+                      else OrderStatus.PARTIALLY_FILLED)
+        changes.event(maker, OrderEventKind.FILLED, actor=None, trade=trade, fill_quantity=quantity)
         # Database arithmetic for the fill: the check constraint
         # filled_quantity <= quantity is the last line of defence.
         with connection.cursor() as cursor:
@@ -568,6 +601,10 @@ def _apply_match(
     taker.status = result.status.value
     taker.reason = result.reason.value if result.reason is not None else ""
     release = Decimal("0.00")
+    if taker.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        # An IOC, market or STP remainder ends by the order's own terms: the exchange's doing.
+        changes.event(taker, OrderEventKind.EXPIRED if taker.status == OrderStatus.EXPIRED
+                      else OrderEventKind.CANCELLED, actor=None)
     if result.rests:
         changes.touch(taker.side, taker.price)
     elif taker.reserved_amount > 0:
@@ -702,6 +739,9 @@ def _finish_books(all_changes: Sequence[_Changes]) -> None:
     each for all of them), and their broadcasts after commit."""
     for changes in all_changes:
         _flush_positions(changes)
+    # Every order event of the transaction in one statement (the orders and
+    # trades they name are written by now).
+    rawsql.insert_many([event for changes in all_changes for event in changes.events])
     levels = _levels([changes for changes in all_changes if changes.touched[Side.BUY] or changes.touched[Side.SELL]])
     counters: list[tuple[Instrument, dict[str, Any]]] = []
     for changes in all_changes:
@@ -961,6 +1001,8 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
     # organisation it touches is locked, in id order (step 2).
     result, resting = _decide(changes, order)
     changes.lock(_parties(order, result, resting))
+    if changes.locked is None:  # a batch reads its kill switch once, after its own lock
+        _check_not_stopped(organisation.pk)
     if spec.side == Side.SELL:
         # Nets the resale of a long position itself; the organisation is locked.
         _flush_positions(changes)
@@ -1116,6 +1158,7 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     # ... 2. every organisation the batch may touch, with their accounts ...
     locked = frozenset(_reachable_organisations(instruments, [spec for _index, spec in specs]) | {organisation.pk})
     book = _lock_parties(set(locked))
+    stopped = _stopped(organisation.pk)  # the kill switch, read after the lock
     fee_book = FeeBook.load(locked, at)
     rates = fee_terms_at(at).intraday
     postings: list[Posting] = []
@@ -1128,6 +1171,9 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     for index, spec in specs:
         if spec.client_order_id is not None and spec.client_order_id in existing:
             outcomes[index] = SubmitResult(existing[spec.client_order_id], created=False)
+            continue
+        if stopped is not None:
+            outcomes[index] = stopped
             continue
         changes = by_instrument.get(spec.instrument.pk)
         if changes is None:
@@ -1158,8 +1204,9 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
 
 
 def order_cancel(*, user: User, order_id: int, now: datetime | None = None) -> Order:
-    """Cancel a resting order of the user's organisation and release its reservation."""
-    organisation = trading_gate(user=user, role="trader").organisation
+    """Cancel a resting order of the user's organisation (any member's) and
+    release its reservation. Traders and owners may."""
+    organisation = cancel_gate(user=user).organisation
     order = _own_order(organisation, order_id)
     return _with_retries(lambda: _cancel_tx(user=user, order_id=order.pk, instrument_id=order.instrument_id, now=now))
 
@@ -1172,7 +1219,7 @@ def _cancel_tx(*, user: User, order_id: int, instrument_id: int, now: datetime |
         raise _not_open(order)
     changes = _changes(instrument, _clock(instrument, now), user)
     changes.lock({order.organisation_id})
-    _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=REASON_CANCELLED)
+    _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=REASON_CANCELLED, actor=user)
     _finish(changes)
     order.instrument = instrument
     return order
@@ -1252,6 +1299,7 @@ def _amend_tx(
         order.priority = changes.next_priority()
         result, resting = _decide(changes, order)
     changes.lock(_parties(order, result, resting) if result is not None else {order.organisation_id})
+    _check_not_stopped(order.organisation_id)
     if order.side == Side.SELL and amended.quantity > old_quantity:
         capacity.capacity_check(organisation=order.organisation, instrument=instrument,
                                 quantity=amended.quantity - old_quantity)
@@ -1267,6 +1315,7 @@ def _amend_tx(
                                          actor=user))
         order.reserved_amount = needed
     changes.touch(order.side, old_price)
+    changes.event(order, OrderEventKind.AMENDED, actor=user)
     if result is None:
         order.save(update_fields=["quantity", "reserved_amount", "updated_at"])
         changes.changed(order)
@@ -1314,3 +1363,104 @@ def _expire_tx(*, instrument_id: int, now: datetime) -> int:
                      reason=REASON_EXPIRED if gtd_due else REASON_INSTRUMENT_CLOSED)
     _finish(changes)
     return len(orders)
+
+
+# --- trader controls: kill switch check, mass cancel (docs/trader-controls.md) -----------------
+
+
+_KILL_SWITCH_TABLE = rawsql.Columns(KillSwitch, "k")
+
+
+def _stopped(organisation_id: int) -> ExchangeError | None:
+    """``trading_stopped`` while the organisation's kill switch is engaged.
+
+    Read after the organisation row is locked: ``kill_switch_engage``
+    (market.services.controls) locks the same row to engage it, so an order
+    either locked the organisation first and is in the book before the
+    switch's cancel pass runs, or it sees the switch and is refused. One
+    indexed statement per transaction (a batch: one for all its orders)."""
+    rows = rawsql.fetch(f"SELECT 1 FROM {_KILL_SWITCH_TABLE.table} WHERE organisation_id = %s "  # noqa: S608 (model table)
+                        "AND lifted_at IS NULL", [organisation_id])
+    if not rows:
+        return None
+    return ExchangeError("trading_stopped", _("The kill switch of your organisation is on: it takes no new orders "
+                                              "and no amendments until an owner lifts it."))
+
+
+def _check_not_stopped(organisation_id: int) -> None:
+    error = _stopped(organisation_id)
+    if error is not None:
+        raise error
+
+
+def cancel_gate(*, user: User) -> Membership:
+    """Who may cancel the organisation's orders (any member's): its traders
+    and its owners. Observers never; KYC as for trading (an organisation not
+    approved has no orders)."""
+    membership = membership_for(user)
+    role = "trader" if membership is not None and membership.is_trader else "owner"
+    return trading_gate_check(membership, role)
+
+
+def orders_cancel_all(*, user: User, instrument: Instrument | None = None, now: datetime | None = None
+                      ) -> list[Order]:
+    """Mass cancel: every order of the user's organisation resting when this
+    runs (any member's), in one instrument or in all; one transaction. Answers
+    the orders cancelled (none: an empty list). Traders and owners may."""
+    organisation = cancel_gate(user=user).organisation
+    return organisation_orders_cancel(organisation_id=organisation.pk, actor=user, reason=REASON_CANCELLED,
+                                      instrument_id=instrument.pk if instrument is not None else None, now=now)
+
+
+def organisation_orders_cancel(*, organisation_id: int, actor: User | None, reason: str,
+                               instrument_id: int | None = None, placed_by_id: int | None = None,
+                               now: datetime | None = None) -> list[Order]:
+    """Cancel the organisation's resting orders (in one instrument; placed by
+    one user), for mass cancel, the kill switch and cancel-on-disconnect;
+    no permission check here. Orders entered in another instrument while
+    this runs are not seen (the kill switch stops them first)."""
+    resting = Order.objects.filter(organisation_id=organisation_id, status__in=RESTING_STATUSES)
+    if instrument_id is not None:
+        resting = resting.filter(instrument_id=instrument_id)
+    if placed_by_id is not None:
+        resting = resting.filter(placed_by_id=placed_by_id)
+    instrument_ids = sorted(set(resting.values_list("instrument_id", flat=True)))
+    if not instrument_ids:
+        return []
+    return _with_retries(partial(_cancel_many_tx, organisation_id=organisation_id, instrument_ids=instrument_ids,
+                                 placed_by_id=placed_by_id, actor=actor, reason=reason, now=now))
+
+
+@transaction.atomic(durable=True)
+def _cancel_many_tx(*, organisation_id: int, instrument_ids: Sequence[int], placed_by_id: int | None,
+                    actor: User | None, reason: str, now: datetime | None) -> list[Order]:
+    # Lock order: 1. the instruments, in id order (as a batch) ...
+    instruments = _lock_instruments(instrument_ids)
+    at = now or timezone.now()
+    for instrument in instruments.values():
+        at = _clock(instrument, at)
+    resting = Order.objects.filter(organisation_id=organisation_id, instrument_id__in=list(instruments),
+                                   status__in=RESTING_STATUSES).order_by("instrument_id", "priority")
+    if placed_by_id is not None:
+        resting = resting.filter(placed_by_id=placed_by_id)
+    orders = list(resting)
+    if not orders:
+        return []
+    # ... 2. the one organisation whose cash the cancels release, with its accounts.
+    locked = frozenset({organisation_id})
+    book = _lock_parties(set(locked))
+    rates = fee_terms_at(at).intraday
+    postings: list[Posting] = []
+    by_instrument: dict[int, _Changes] = {}
+    for order in orders:
+        changes = by_instrument.get(order.instrument_id)
+        if changes is None:
+            changes = by_instrument[order.instrument_id] = _Changes(
+                instrument=instruments[order.instrument_id], now=at, rates=rates, actor=actor, book=book,
+                postings=postings, locked=locked)
+        _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=reason, actor=actor)
+        order.instrument = instruments[order.instrument_id]
+    # ... 3. the accounts, in one pass.
+    _finish_money(None, postings)
+    _finish_books(list(by_instrument.values()))
+    return orders
