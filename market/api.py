@@ -28,14 +28,17 @@ from exchange.fields import AwareDateTimeField
 from exchange.schema import ErrorSerializer
 from market import calendar, selectors
 from market.models import RESTING_STATUSES, Instrument, Order, OrderStatus
+from market.selectors import events as event_selectors
 from market.serializers import (
     BookSerializer,
+    OrderEventSerializer,
     OrderFillSerializer,  # noqa: F401 (named here by the tests, beside the others)
     OrderSerializer,
     OwnFillSerializer,
     PositionSerializer,
     PublicTradeSerializer,
 )
+from market.services import controls
 from market.services import orders as order_services
 from market.services.orders import MAX_ORDER_QUANTITY
 
@@ -540,3 +543,139 @@ class PublicTradesView(APIView):
         instrument = _public_instrument(symbol)
         limit = _int_param(request, "limit", default=100, maximum=MAX_PUBLIC_TRADES)
         return Response(selectors.public_trades(instrument=instrument, limit=limit))
+
+
+# --- Trader controls (issue 8, item 5; docs/trader-controls.md) ----------------------------------
+
+MAX_EVENT_LIST = 1000
+
+
+class CancelAllRequestSerializer(serializers.Serializer):
+    instrument = serializers.CharField(max_length=64, required=False,
+                                       help_text="Only this instrument's orders; without it, every instrument.")
+
+
+class CancelAllResponseSerializer(serializers.Serializer):
+    cancelled = OrderSerializer(many=True, help_text="The orders cancelled, as they are now; empty if none rested.")
+
+
+class OrderCancelAllView(APIView):
+    @extend_schema(
+        operation_id="orders_cancel_all",
+        summary="Mass cancel: every resting order of my organisation",
+        description="Cancels every order of your organisation (placed by any of its members) resting in the book "
+        "when the request runs, in all instruments or in `instrument`, in one transaction, and releases their "
+        "reserved cash. Traders and owners may. Answers 200 with the cancelled orders (an empty list when none "
+        "rested). An unknown `instrument` is `invalid`.",
+        request=CancelAllRequestSerializer,
+        responses={200: CancelAllResponseSerializer, 400: ErrorSerializer, **_READ_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CancelAllRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        symbol = serializer.validated_data.get("instrument")
+        instrument = None
+        if symbol is not None:
+            instrument = _instruments({symbol}).get(symbol)
+            if instrument is None:
+                raise ExchangeError("invalid", _("The request is invalid."), {"instrument": [
+                    _("There is no instrument %(symbol)s.") % {"symbol": symbol}]})
+        cancelled = order_services.orders_cancel_all(user=cast(User, request.user), instrument=instrument)
+        views = selectors.orders_with_fills(cancelled) if cancelled else []
+        return Response({"cancelled": [selectors.order_payload(view) for view in views]})
+
+
+class KillSwitchRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                   help_text="Why, for the record (at most 200 characters).")
+
+
+class KillSwitchSerializer(serializers.Serializer):
+    engaged = serializers.BooleanField()
+    engaged_at = serializers.DateTimeField(allow_null=True, help_text="Europe/Berlin with offset.")
+    engaged_by = serializers.EmailField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    cancelled = serializers.ListField(child=serializers.IntegerField(), required=False,
+                                      help_text="POST only: the ids of the orders the switch cancelled.")
+
+
+def _kill_switch_payload(organisation: Organisation, cancelled: list[Order] | None = None) -> dict[str, Any]:
+    switch = controls.kill_switch_engaged(organisation=organisation)
+    payload: dict[str, Any] = {
+        "engaged": switch is not None,
+        "engaged_at": switch.engaged_at.astimezone(calendar.BERLIN).isoformat() if switch is not None else None,
+        "engaged_by": switch.engaged_by.email if switch is not None else None,
+        "reason": switch.reason if switch is not None else "",
+    }
+    if cancelled is not None:
+        payload["cancelled"] = [order.pk for order in cancelled]
+    return payload
+
+
+_OWNER_ERRORS = {
+    **_AUTH_ERRORS,
+    403: OpenApiResponse(ErrorSerializer, description="`not_permitted`: only the organisation's owners, or "
+                         "`kyc_not_approved`."),
+}
+
+
+class KillSwitchView(APIView):
+    @extend_schema(operation_id="kill_switch_retrieve", summary="My organisation's kill switch",
+                   responses={200: KillSwitchSerializer, **_READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        return Response(_kill_switch_payload(_organisation(request)))
+
+    @extend_schema(
+        operation_id="kill_switch_engage",
+        summary="Engage the kill switch (owners)",
+        description="Cancels every resting order of your organisation and refuses its new orders and amends "
+        "(403 `trading_stopped`) until an owner or an operator lifts it. Cancelling stays possible. When it "
+        "answers, none of the organisation's orders rests. Engaging it again while it is on changes nothing "
+        "but cancels what might rest.",
+        request=KillSwitchRequestSerializer,
+        responses={200: KillSwitchSerializer, 400: ErrorSerializer, **_OWNER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = KillSwitchRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = cast(User, request.user)
+        cancelled = controls.kill_switch_engage(user=user, reason=serializer.validated_data["reason"])
+        return Response(_kill_switch_payload(_organisation(request), cancelled))
+
+    @extend_schema(
+        operation_id="kill_switch_lift",
+        summary="Lift the kill switch (owners)",
+        description="The organisation may trade again. 404 `not_found` when the switch is not on.",
+        responses={200: KillSwitchSerializer, 404: OpenApiResponse(ErrorSerializer, description="`not_found`."),
+                   **_OWNER_ERRORS},
+    )
+    def delete(self, request: Request) -> Response:
+        controls.kill_switch_lift(user=cast(User, request.user))
+        return Response(_kill_switch_payload(_organisation(request)))
+
+
+class OrderEventListView(APIView):
+    @extend_schema(
+        operation_id="order_events_list",
+        summary="My organisation's order events",
+        description="Every submit, amend, fill, cancel and expiry of your organisation's orders, append-only, "
+        "newest first, at most `limit` (default and maximum 1000); page back with `before_id`. The trading "
+        "screens offer the same as CSV (`/markets/events/?format=csv`).",
+        parameters=[
+            OpenApiParameter("instrument", OpenApiTypes.STR, description="Instrument symbol."),
+            OpenApiParameter("order", OpenApiTypes.INT, description="One order's events."),
+            OpenApiParameter("before_id", OpenApiTypes.INT, description="Only events with a smaller id."),
+            _bounded("limit", default=MAX_EVENT_LIST, maximum=MAX_EVENT_LIST, description=f"1 to {MAX_EVENT_LIST}."),
+        ],
+        responses={200: OrderEventSerializer(many=True), 400: ErrorSerializer, **_READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        organisation = _organisation(request)
+        limit = _int_param(request, "limit", default=MAX_EVENT_LIST, maximum=MAX_EVENT_LIST)
+        order_id = _int_param(request, "order", default=0, maximum=2**62) if "order" in request.query_params else None
+        rows = event_selectors.order_events_for(organisation=organisation,
+                                                instrument_symbol=request.query_params.get("instrument"),
+                                                order_id=order_id)
+        if "before_id" in request.query_params:
+            rows = rows.filter(id__lt=_int_param(request, "before_id", default=0, maximum=2**62))
+        return Response([event_selectors.order_event_payload(event) for event in rows[:limit]])

@@ -154,3 +154,36 @@ class PublicTradeSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
     executed_at = _time()
     aggressor = AggressorField(choices=["buy", "sell"], help_text="The side of the incoming order.")
+
+
+ORDER_STATUSES = ["open", "partially_filled", "filled", "cancelled", "expired", "rejected"]
+
+
+@extend_schema_field({"type": "string", "enum": ORDER_STATUSES, "x-spec-enum-id": "order_event_status"})
+class OrderEventStatusField(serializers.ChoiceField):
+    """An order status named as its own enum in the schema (the same choices in
+    two components cannot be named after either)."""
+
+
+# market.models.OrderEvent (with instrument, order and actor read along)
+class OrderEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Ascending in the order the events happened.")
+    order = serializers.IntegerField(source="order_id")
+    client_order_id = serializers.CharField(source="order.client_order_id", allow_null=True)
+    instrument = serializers.CharField(source="instrument.symbol", help_text="Symbol.")
+    kind = serializers.ChoiceField(choices=["submitted", "amended", "filled", "cancelled", "expired"])
+    at = _time(help_text="When it happened (the order transaction's time).")
+    actor = serializers.EmailField(source="actor.email", allow_null=True, default=None,
+                                   help_text="The member's user who did it; null when the exchange did (expiry, "
+                                   "self-trade prevention, an IOC or market remainder, a fill of a resting order, "
+                                   "cancel-on-disconnect).")
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    price = _price("The order's limit after the event.")
+    quantity = serializers.IntegerField(help_text="The order's total quantity after the event.")
+    filled_quantity = serializers.IntegerField(help_text="Filled so far, after the event.")
+    status = OrderEventStatusField(choices=ORDER_STATUSES, help_text="The order's status after the event.")
+    reason = serializers.CharField(help_text="For cancelled and expired: the order's reason code "
+                                   "(e.g. cancelled_by_member, kill_switch, cancel_on_disconnect, expired).")
+    trade_id = serializers.IntegerField(allow_null=True, help_text="Fills: the trade.")
+    fill_price = _price("Fills: the trade's price.", allow_null=True)
+    fill_quantity = serializers.IntegerField(allow_null=True, help_text="Fills: the GPUs of this fill.")
