@@ -4,7 +4,10 @@
   ``market.broadcast.publish_book`` in sequence order;
 * ``/ws/trades/{symbol}/``: public trades;
 * ``/ws/private/``: the signed-in member's own order and fill events
-  (session or API token, see ``accounts.ws_auth``).
+  (session or API token, see ``accounts.ws_auth``). A session may ask for
+  cancel-on-disconnect with ``{"type": "cancel_on_disconnect", "enabled":
+  true}``: when it ends, the organisation's resting orders placed by its
+  user are cancelled (docs/trader-controls.md).
 
 Refusals accept the handshake and then close with a code, because a close
 before the handshake reaches a browser only as a failed connection (1006):
@@ -15,6 +18,7 @@ the order service and published after its transaction commits.
 """
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -23,9 +27,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.selectors import membership_for
 from accounts.ws_auth import accepted_subprotocol
+from exchange.errors import ExchangeError
 from market import broadcast
 from market.models import Instrument
 from market.selectors.orders import book_snapshot
+from market.services import controls
+
+log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -167,9 +175,59 @@ class TradesConsumer(_InstrumentConsumer):
             await self.join(broadcast.trades_group(self.scope["url_route"]["kwargs"]["symbol"]))
 
 
+@database_sync_to_async
+def _cancel_on_disconnect_check(user: Any) -> int:
+    return controls.cancel_on_disconnect_check(user=user)
+
+
+@database_sync_to_async
+def _cancel_on_disconnect(user_id: int, organisation_id: int) -> int:
+    return len(controls.cancel_on_disconnect(user_id=user_id, organisation_id=organisation_id))
+
+
 class PrivateConsumer(_GroupConsumer):
     """The member's own order and fill events: one group per organisation,
-    so colleagues see each other's orders as the screens do."""
+    so colleagues see each other's orders as the screens do.
+
+    Cancel-on-disconnect (opt-in, per session): after
+    ``{"type": "cancel_on_disconnect", "enabled": true}`` (answered with the
+    same message), the end of this connection, for whatever reason, cancels
+    the organisation's resting orders that this session's user placed.
+    ``"enabled": false`` turns it off again."""
+
+    # (user id, organisation id) while cancel-on-disconnect is on.
+    cancel_on_disconnect: tuple[int, int] | None = None
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if (not isinstance(content, dict) or content.get("type") != "cancel_on_disconnect"
+                or not isinstance(content.get("enabled"), bool)):
+            await self.send_json({"type": "error", "code": "invalid", "detail": 'The only message this stream '
+                                  'accepts is {"type": "cancel_on_disconnect", "enabled": true|false}.'})
+            return
+        if not content["enabled"]:
+            self.cancel_on_disconnect = None
+            await self.send_json({"type": "cancel_on_disconnect", "enabled": False})
+            return
+        user = self.scope["user"]
+        try:
+            organisation_id = await _cancel_on_disconnect_check(user)
+        except ExchangeError as refused:
+            await self.send_json({"type": "error", **refused.as_dict()})
+            return
+        self.cancel_on_disconnect = (user.pk, organisation_id)
+        await self.send_json({"type": "cancel_on_disconnect", "enabled": True})
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        if self.cancel_on_disconnect is not None:
+            user_id, organisation_id = self.cancel_on_disconnect
+            self.cancel_on_disconnect = None
+            try:
+                cancelled = await _cancel_on_disconnect(user_id, organisation_id)
+            except Exception:  # the socket is gone: nobody to answer, so log loudly
+                log.exception("cancel-on-disconnect failed for user %s", user_id)
+                return
+            log.info("cancel-on-disconnect: %d orders of user %s cancelled", cancelled, user_id)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
