@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -22,7 +22,18 @@ from django.utils.translation import gettext_lazy, ngettext
 from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin
 from exchange.errors import ExchangeError
 from market import services
-from market.models import DeliveryZone, GpuClass, Instrument, Order, Site, SiteCapacity, Trade
+from market.models import (
+    DeliveryZone,
+    GpuClass,
+    Instrument,
+    KillSwitch,
+    Order,
+    OrderEvent,
+    Site,
+    SiteCapacity,
+    Trade,
+)
+from market.services import controls
 
 
 @admin.register(GpuClass)
@@ -262,3 +273,100 @@ class TradeAdmin(ReadOnlyAdmin):
     date_hierarchy = "executed_at"
     list_per_page = 100
     show_full_result_count = False
+
+
+# --- Trader controls (issue 8, item 5) --------------------------------------------------------
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(ReadOnlyAdmin):
+    """The REMIT-style order records: append-only, read here, never changed."""
+
+    list_display = ["id", "at", "kind", "order", "organisation", "instrument", "side", "price", "quantity",
+                    "filled_quantity", "status", "reason", "trade", "fill_price", "fill_quantity", "actor"]
+    list_filter = ["kind", "status", "side", ("at", admin.DateFieldListFilter)]
+    search_fields = ["=order__id", "=trade__id", "instrument__symbol", "organisation__legal_name", "actor__email"]
+    list_select_related = ["order", "organisation", "instrument", "trade", "actor"]
+    date_hierarchy = "at"
+    list_per_page = 100
+    show_full_result_count = False
+
+
+class KillSwitchEngageForm(forms.ModelForm):
+    class Meta:
+        model = KillSwitch
+        fields = ["organisation", "reason"]
+
+
+@admin.register(KillSwitch)
+class KillSwitchAdmin(ExchangeModelAdmin):
+    """Operators engage an organisation's kill switch by adding one (it
+    cancels all its orders at once, through the same service as the
+    owners' button) and lift it with the action. Rows are the record of
+    each engagement: never changed by hand, never deleted."""
+
+    list_display = ["organisation", "engaged_at", "engaged_by", "reason", "lifted_at", "lifted_by", "engaged"]
+    list_filter = [("lifted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["organisation__legal_name"]
+    list_select_related = ["organisation", "engaged_by", "lifted_by"]
+    autocomplete_fields = ["organisation"]
+    actions = ["lift"]
+
+    @admin.display(description=gettext_lazy("on"), boolean=True)
+    def engaged(self, obj: KillSwitch) -> bool:
+        return obj.engaged
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = KillSwitchEngageForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: KillSwitch | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["organisation", "engaged_at", "engaged_by", "reason", "lifted_at", "lifted_by"]
+
+    def get_fields(self, request: HttpRequest, obj: KillSwitch | None = None) -> Any:
+        if obj is None:
+            return ["organisation", "reason"]
+        return ["organisation", "engaged_at", "engaged_by", "reason", "lifted_at", "lifted_by"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: KillSwitch | None = None) -> bool:
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """Engaging runs the service, whose transactions are its own (durable),
+        so it cannot run inside the admin's save transaction: a valid POST
+        is handled here, anything else by the admin's own form."""
+        if request.method == "POST" and self.has_add_permission(request):
+            form = KillSwitchEngageForm(request.POST)
+            if form.is_valid():
+                try:
+                    cancelled = controls.kill_switch_engage(
+                        user=request.user, organisation=form.cleaned_data["organisation"],  # type: ignore[arg-type]
+                        reason=form.cleaned_data["reason"])
+                except ExchangeError as error:
+                    self.message_user(request, error.detail, messages.ERROR)
+                else:
+                    self.message_user(request, ngettext(
+                        "The kill switch is on; %(count)d order was cancelled.",
+                        "The kill switch is on; %(count)d orders were cancelled.",
+                        len(cancelled)) % {"count": len(cancelled)}, messages.WARNING)
+                return HttpResponseRedirect(reverse("admin:market_killswitch_changelist"))
+        return super().add_view(request, form_url, extra_context)
+
+    def has_change_permission(self, request: HttpRequest, obj: KillSwitch | None = None) -> bool:
+        return False  # a record: lifted with the action, never edited
+
+    @admin.action(description=gettext_lazy("Lift the selected kill switches"))
+    def lift(self, request: HttpRequest, queryset: QuerySet[KillSwitch]) -> None:
+        lifted = 0
+        for switch in queryset.filter(lifted_at__isnull=True).select_related("organisation"):
+            try:
+                controls.kill_switch_lift(user=request.user, organisation=switch.organisation)  # type: ignore[arg-type]
+            except ExchangeError as error:
+                self.message_user(request, error.detail, messages.ERROR)
+            else:
+                lifted += 1
+        self.message_user(request, ngettext("%(count)d kill switch lifted.", "%(count)d kill switches lifted.",
+                                            lifted) % {"count": lifted})

@@ -49,6 +49,11 @@ def kill_switch_engaged(*, organisation: Organisation) -> KillSwitch | None:
     return KillSwitch.objects.filter(organisation=organisation, lifted_at__isnull=True).first()
 
 
+def kill_switch_refusal(*, organisation_id: int) -> ExchangeError | None:
+    """The order service's refusal while the switch is on (for screens that show it before an order is sent)."""
+    return orders._stopped(organisation_id)
+
+
 def kill_switch_engage(*, user: User, reason: str = "", organisation: Organisation | None = None) -> list[Order]:
     """Engage the kill switch of the user's organisation (its owners), or,
     with ``organisation``, of that organisation (an operator: the admin

@@ -1398,8 +1398,7 @@ def cancel_gate(*, user: User) -> Membership:
     and its owners. Observers never; KYC as for trading (an organisation not
     approved has no orders)."""
     membership = membership_for(user)
-    role = "trader" if membership is not None and membership.is_trader else "owner"
-    return trading_gate_check(membership, role)
+    return trading_gate_check(membership, "trader" if membership is not None and membership.is_trader else "owner")
 
 
 def orders_cancel_all(*, user: User, instrument: Instrument | None = None, now: datetime | None = None

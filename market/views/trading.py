@@ -65,6 +65,7 @@ from market.selectors import instrument_get, instrument_queryset
 from market.selectors.orders import book_snapshot, fills_for, order_for, orders_for, positions_for, public_trades
 from market.selectors.overview import SORT_CLASS_VOLUME, SORT_TIME, SORT_VOLUME, market_grid
 from market.services import orders as order_services
+from market.services.controls import kill_switch_engaged, kill_switch_refusal
 
 # The order service's own rule for a market order's limit (read-only: one
 # query). Imported by its private name so that the service module, which the
@@ -232,11 +233,21 @@ def _tape_context(instrument: Instrument) -> dict[str, Any]:
     }
 
 
+def _may_cancel(membership: Membership | None) -> bool:
+    """The order service's cancel rule (traders and owners), on the membership read already."""
+    try:
+        trading_gate_check(membership, "trader" if membership is not None and membership.is_trader else "owner")
+    except ExchangeError:
+        return False
+    return True
+
+
 def _open_orders_context(membership: Membership | None, instrument: Instrument, **extra: Any) -> dict[str, Any]:
     orders = [] if membership is None else list(
         orders_for(organisation=membership.organisation, instrument=instrument, statuses=RESTING_STATUSES)
     )
-    return {"instrument": instrument, "membership": membership, "open_orders": orders, **extra}
+    return {"instrument": instrument, "membership": membership, "open_orders": orders,
+            "can_cancel": _may_cancel(membership), **extra}
 
 
 def _fills_context(membership: Membership | None, instrument: Instrument) -> dict[str, Any]:
@@ -252,7 +263,8 @@ def _form_context(instrument: Instrument, membership: Membership | None, form: O
         "instrument": instrument,
         "form": form or OrderForm(auto_id="order_%s"),
         "placed": placed,
-        "refusal": _trading_refusal(membership),
+        "refusal": _trading_refusal(membership) or (
+            kill_switch_refusal(organisation_id=membership.organisation_id) if membership is not None else None),
         "accepts_orders": instrument.accepts_orders_at(timezone.now()),
     }
 
@@ -583,7 +595,9 @@ def _all_orders_context(membership: Membership, **extra: Any) -> dict[str, Any]:
             .order_by("instrument__delivery_start", "instrument__symbol", "-created_at", "-id"))
     orders = list(rows[:ALL_ORDERS_LIMIT + 1])
     return {"membership": membership, "orders": orders[:ALL_ORDERS_LIMIT],
-            "more": len(orders) > ALL_ORDERS_LIMIT, "limit": ALL_ORDERS_LIMIT, **extra}
+            "more": len(orders) > ALL_ORDERS_LIMIT, "limit": ALL_ORDERS_LIMIT,
+            "can_cancel": _may_cancel(membership),
+            "kill_switch": kill_switch_engaged(organisation=membership.organisation), **extra}
 
 
 @login_required
