@@ -73,7 +73,7 @@ def test_role_checks_come_before_kyc():
 
 def test_an_unknown_role_is_a_programming_error():
     with pytest.raises(ValueError):
-        trading_gate(user=UserFactory(), role="owner")  # type: ignore[arg-type]
+        trading_gate(user=UserFactory(), role="operator")  # type: ignore[arg-type]
 
 
 # --- the trading page ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The kill switch against orders in flight, on PostgreSQL, with its control twin.
 
-Eleven orders of one organisation arrive over half a second, each in its own
+Eleven orders of one organisation arrive over a second, each in its own
 instrument, while an owner engages the kill switch. Each order waits a
 different time between locking its instrument and locking the organisation
 (the widened window), so some reach the organisation before the switch and
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 
 ORDERS = 11
 ZONES = ["DE", "DE-BW", "DE-BY", "DE-BE", "DE-BB", "DE-HB", "DE-HH", "DE-HE", "DE-MV", "DE-NI", "DE-NW"]
-SWITCH_AT = 0.25  # seconds after the start; order i waits 0.05 x i before the organisation lock
+SWITCH_AT = 0.3  # seconds after the start; order i waits 0.1 x (i + 1) before the organisation lock
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def run(owner, instruments, delays) -> Counter[str]:  # type: ignore[no-untyped-
             time.sleep(SWITCH_AT)
             controls.kill_switch_engage(user=owner)
             return "switched"
-        delays[threading.get_ident()] = 0.05 * (i + 1)
+        delays[threading.get_ident()] = 0.1 * (i + 1)
         order_submit(user=owner, instrument=instruments[i], side="buy", price=D("10.00"), quantity=1)
         return "accepted"
 
