@@ -381,12 +381,7 @@ class Order(models.Model):
         """Why the order (or its remainder) ended early, as a sentence in the
         active language; empty when it did not. ``reason`` keeps the code
         (the API's ``reason``); this is what screens and ``reason_detail`` show."""
-        if not self.reason:
-            return ""
-        text = ORDER_REASON_TEXTS.get(self.reason)
-        if text is None:  # a code added later without a sentence: at least the code
-            return str(self.reason)
-        return str(text) % {"price": number(self.price)}
+        return reason_sentence(self.reason, self.price)
 
 
 # The sentence for each ``Order.reason`` code (matching.Reason and the order
@@ -409,6 +404,16 @@ ORDER_REASON_TEXTS = {
     "instrument_closed": _("Trading in the instrument closed before the order was filled."),
     "cannot_deliver": _("Your organisation's sites can no longer deliver it, so it was cancelled."),
 }
+
+
+def reason_sentence(reason: str, price: Decimal) -> str:
+    """An order's reason code as a sentence in the active language (empty for none)."""
+    if not reason:
+        return ""
+    text = ORDER_REASON_TEXTS.get(reason)
+    if text is None:  # a code added later without a sentence: at least the code
+        return str(reason)
+    return str(text) % {"price": number(price)}
 
 
 class Trade(models.Model):
@@ -557,10 +562,7 @@ class OrderEvent(models.Model):
 
     @property
     def reason_text(self) -> str:
-        if not self.reason:
-            return ""
-        text = ORDER_REASON_TEXTS.get(self.reason)
-        return str(self.reason) if text is None else str(text) % {"price": number(self.price)}
+        return reason_sentence(self.reason, self.price)
 
 
 class KillSwitch(models.Model):
