@@ -103,7 +103,8 @@ def seed_world() -> World:
     from market.models import GpuClass, Instrument, InstrumentStatus, Site
     from market.services.capacity import site_capacity_set
 
-    call_command("seed_demo", stdout=io.StringIO())
+    # The demo members without the market makers' quotes and history: a book of our own.
+    call_command("seed_demo", "--no-trading", stdout=io.StringIO())
     operator = User.objects.filter(is_staff=True).order_by("pk").first()
     if operator is None:
         raise SystemExit("seed_demo made no operator")
