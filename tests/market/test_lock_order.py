@@ -18,10 +18,9 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from clearing.fees import fee_held
-from clearing.models import DeliveryTicket
+from clearing.models import Account, DeliveryTicket
 from clearing.reconcile import reconcile
 from clearing.selectors import account_summary, fee_reserve_balance, house_balances
-from clearing.models import Account
 from clearing.services import (
     LedgerAccounts,
     cash_deposit_book,
@@ -30,8 +29,8 @@ from clearing.services import (
     ledger_accounts,
     ledger_post,
 )
-from exchange.locks import lock_organisations
 from exchange.errors import ExchangeError
+from exchange.locks import lock_organisations
 from market.models import Instrument, Order, Trade
 from market.services import orders as services
 from market.services.orders import order_submit
