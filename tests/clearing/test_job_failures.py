@@ -31,7 +31,7 @@ TASK = "clearing.charge_fees"
 
 
 def fail_once() -> None:
-    result = charge_fees.apply(args=[f"{month_of(timezone.now()):%Y-%m}"])
+    result = charge_fees.apply(args=(f"{month_of(timezone.now()):%Y-%m}",))
     assert result.failed()
 
 
@@ -60,7 +60,7 @@ def test_a_failing_job_is_an_alarm_until_it_succeeds_again(client):
     assert health.json()["checks"]["jobs"] == {"ok": False, "detail": f"failing: {TASK}"}
 
     # The next run of the same job succeeds: the alarm ends by itself.
-    assert charge_fees.apply(args=[f"{previous_month():%Y-%m}"]).successful()
+    assert charge_fees.apply(args=(f"{previous_month():%Y-%m}",)).successful()
 
     assert set(JobFailure.objects.values_list("resolution", flat=True)) == {JobFailure.Resolution.SUCCEEDED}
     assert JobFailure.objects.filter(resolved_at__isnull=True).count() == 0
