@@ -164,7 +164,14 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, the same
+            # 5 s channels-redis blocks waiting for a message (BZPOPMIN): a
+            # WebSocket quiet for 5 s lost the race and was closed with 1011.
+            # The socket timeout must be longer than that wait.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+            "prefix": f"{REDIS_PREFIX}:asgi",
+        },
     }
 }
 CELERY_BROKER_URL = embedded.celery_broker_url(REDIS_URL)
