@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 
-eval "$($BIN/python -m exchange.embedded start)"
+# Assigned first: a failed start stops here (set -e does not see through eval "$(...)").
+exports=$($BIN/python -m exchange.embedded start)
+eval "$exports"
 $BIN/python manage.py migrate --no-input -v0 >&2
 $BIN/python manage.py seed_demo >&2
 echo "export DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL'"

@@ -21,7 +21,8 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-eval "$(scripts/prepare.sh)"
+exports=$(scripts/prepare.sh)  # assigned first, so that a failure stops here (set -e)
+eval "$exports"
 export DATABASE_URL REDIS_URL
 
 mkdir -p "$VAR/log"
