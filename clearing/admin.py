@@ -292,7 +292,7 @@ class JobFailureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     reconciliation check "No scheduled job is failing", /healthz) until the
     job succeeds again or an operator acknowledges it here."""
 
-    list_display = ("failed_at", "task", "error_display", "is_open", "resolution", "resolved_at", "resolved_by")
+    list_display = ("failed_at", "task", "error_display", "alarm_ended", "resolution", "resolved_by")
     list_filter = (("resolved_at", admin.EmptyFieldListFilter), "task")
     list_select_related = ("resolved_by",)
     search_fields = ("task", "task_id", "error")
@@ -305,9 +305,10 @@ class JobFailureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def error_display(self, failure: JobFailure) -> str:
         return failure.error if len(failure.error) <= 120 else failure.error[:119] + "…"
 
-    @admin.display(description=_("alarm open"), boolean=True)
-    def is_open(self, failure: JobFailure) -> bool:
-        return failure.resolved_at is None
+    # Green once the alarm has ended, red while it is open.
+    @admin.display(description=_("alarm ended"), boolean=True)
+    def alarm_ended(self, failure: JobFailure) -> bool:
+        return failure.resolved_at is not None
 
     @admin.action(description=_("Acknowledge the selected failures (ends their alarm)"))
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[JobFailure]) -> None:

@@ -11,7 +11,7 @@ and ``/healthz`` read the open ones (``clearing.selectors.job_failures_open``).
 import logging
 from collections.abc import Iterable
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,10 +30,11 @@ def job_failure_record(*, task: str, task_id: str, error: BaseException, traceba
     worker's log still has the failure: a recording that fails must never
     hide the job's own error)."""
     try:
-        return JobFailure.objects.create(
-            task=task, task_id=task_id or "", error=f"{type(error).__name__}: {error}"[:5000],
-            traceback=traceback[-MAX_TRACEBACK_CHARS:],
-        )
+        with transaction.atomic():  # a savepoint when called inside a transaction: never poisons it
+            return JobFailure.objects.create(
+                task=task, task_id=task_id or "", error=f"{type(error).__name__}: {error}"[:5000],
+                traceback=traceback[-MAX_TRACEBACK_CHARS:],
+            )
     except DatabaseError:
         log.exception("the failure of job %s (%s) could not be recorded", task, task_id)
         return None
@@ -44,8 +45,9 @@ def job_success_record(*, task: str) -> int:
     UPDATE on a partial index, so a job that never fails pays one cheap
     statement per run. Answers how many were resolved."""
     try:
-        return JobFailure.objects.filter(task=task, resolved_at__isnull=True).update(
-            resolved_at=timezone.now(), resolution=JobFailure.Resolution.SUCCEEDED)
+        with transaction.atomic():
+            return JobFailure.objects.filter(task=task, resolved_at__isnull=True).update(
+                resolved_at=timezone.now(), resolution=JobFailure.Resolution.SUCCEEDED)
     except DatabaseError:
         log.exception("the success of job %s could not be recorded", task)
         return 0
