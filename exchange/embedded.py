@@ -86,14 +86,6 @@ def redis_url(var_dir: Path | str) -> str:
     return f"unix://{paths(var_dir).redis_socket}?db=0"
 
 
-def celery_broker_url(redis: str) -> str:
-    """Celery's (kombu's) name for the same Redis: it spells a Unix socket
-    ``redis+socket://``; redis-py, channels-redis and Django's cache ``unix://``."""
-    if redis.startswith("unix://"):
-        return "redis+socket://" + redis.removeprefix("unix://")
-    return redis
-
-
 # --- Starting and stopping --------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from exchange import embedded
 from exchange.env import envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -131,7 +130,14 @@ TEMPLATES = [
 # that `make run` starts under VAR_DIR on Unix sockets (exchange/embedded.py,
 # docs/embedded.md). One database engine everywhere: money is exact in the
 # demo as in production, and the suite's PostgreSQL tests cover both.
-DATABASE_URL = envstr("DATABASE_URL") or embedded.database_url(VAR_DIR)
+DATABASE_URL = envstr("DATABASE_URL")
+REDIS_URL = envstr("REDIS_URL")
+if not (DATABASE_URL and REDIS_URL):
+    # Imported only when needed: the suite and production name both URLs.
+    from exchange import embedded
+
+    DATABASE_URL = DATABASE_URL or embedded.database_url(VAR_DIR)
+    REDIS_URL = REDIS_URL or embedded.redis_url(VAR_DIR)
 # Every process reuses its connections (docs/architecture.md, "Serving and
 # connections"). Default: psycopg's pool, which works under WSGI and ASGI
 # alike; Django's persistent connections (DB_POOL=0, DB_CONN_MAX_AGE) are
@@ -152,7 +158,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache, channel layer, Celery ----------------------------------------------
 # One Redis for all three, so that a Celery job's broadcasts reach the
 # WebSocket clients of every web process.
-REDIS_URL = envstr("REDIS_URL") or embedded.redis_url(VAR_DIR)
 REDIS_PREFIX = envstr("REDIS_PREFIX", "rb")
 CACHES = {
     "default": {
@@ -174,7 +179,9 @@ CHANNEL_LAYERS = {
         },
     }
 }
-CELERY_BROKER_URL = embedded.celery_broker_url(REDIS_URL)
+# Celery (kombu) spells a Unix socket redis+socket://, redis-py and Django unix://.
+CELERY_BROKER_URL = ("redis+socket://" + REDIS_URL.removeprefix("unix://") if REDIS_URL.startswith("unix://")
+                     else REDIS_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
 
 CELERY_TASK_SERIALIZER = "json"
