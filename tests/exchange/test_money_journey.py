@@ -7,7 +7,7 @@ import pytest
 from tests.exchange import money_journey
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_money_journey_is_exact_to_the_cent():
     result = money_journey.run(money_journey.client_api())
 
