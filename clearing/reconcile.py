@@ -43,6 +43,7 @@ from clearing.models import (
     FeeAccrual,
     Invoice,
     InvoiceSequence,
+    JobFailure,
     JournalEntry,
     JournalLine,
     ReconciliationRun,
@@ -568,6 +569,28 @@ def _local_time(instant: datetime) -> str:
     """A delivery hour's start in Berlin time, in the active language's format."""
     return date_format(timezone.localtime(instant), "SHORT_DATETIME_FORMAT")
 
+
+@register_check("jobs_succeed", gettext_lazy("No scheduled job is failing"))
+def _jobs_succeed() -> Iterator[str]:
+    # Not an invariant of the books, but what keeps them moving: a settlement
+    # or expiry job that fails every run leaves money pending while every
+    # balance still adds up (issue 8). Open until the job succeeds again or
+    # an operator acknowledges it (clearing.services.jobs).
+    from clearing.selectors import job_failures_open
+
+    open_failures: dict[str, list[JobFailure]] = defaultdict(list)
+    for failure in job_failures_open():
+        open_failures[failure.task].append(failure)
+    for task, failures in sorted(open_failures.items()):
+        last, first = failures[0], failures[-1]
+        yield ngettext(
+            "Job %(task)s failed %(count)d time, at %(last)s: %(error)s. The alarm ends with the job's next "
+            "success or when an operator acknowledges it (admin: failed jobs).",
+            "Job %(task)s failed %(count)d times since %(first)s, last at %(last)s: %(error)s. The alarm ends "
+            "with the job's next success or when an operator acknowledges it (admin: failed jobs).",
+            len(failures),
+        ) % {"task": task, "count": len(failures), "first": _local_time(first.failed_at),
+             "last": _local_time(last.failed_at), "error": last.error}
 
 # --- The scheduled run --------------------------------------------------------------------
 

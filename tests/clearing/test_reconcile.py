@@ -58,6 +58,7 @@ CHECK_NAMES = [
     "fees_charged_monthly",
     "positions_match_trades",
     "site_use_within_capacity",
+    "jobs_succeed",
 ]
 
 
@@ -619,6 +620,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: fees_charged_monthly",
         "OK: positions_match_trades",
         "OK: site_use_within_capacity",
+        "OK: jobs_succeed",
     ]
     assert "1 reconciliation check(s) broken." in output.err
 
