@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -49,6 +49,7 @@ from clearing.models import (
     ReconciliationRun,
 )
 from clearing.selectors import house_balances, trial_balance, unbalanced_entries, unreconciled_accounts
+from exchange.formats import number
 from exchange.site import absolute_url
 
 logger = logging.getLogger(__name__)
@@ -169,9 +170,8 @@ def reconcile(*, now: datetime | None = None) -> list[Breach]:
 
 
 def _money(amount: Decimal | None) -> str:
-    """An amount in the active language's format (95,50 in German), no thousands separator."""
-    return number_format(amount if amount is not None else ZERO, decimal_pos=2, use_l10n=True,
-                         force_grouping=False)
+    """An amount in the active language's format, grouped (1.095,50 in German)."""
+    return number(amount if amount is not None else ZERO)
 
 
 @register_check("entries_balance", gettext_lazy("Every journal entry balances"))

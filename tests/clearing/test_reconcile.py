@@ -799,3 +799,14 @@ def test_outside_a_transaction_all_checks_share_one_repeatable_read_snapshot(mon
     [first, second] = seen
     assert first[:2] == ("repeatable read", "on")
     assert first == second
+
+
+def test_reconcile_messages_group_thousands():
+    from django.utils import translation
+
+    from clearing.reconcile import _money
+
+    with translation.override("de"):
+        assert _money(D("1095.50")) == "1.095,50"
+    with translation.override("en"):
+        assert _money(D("1095.50")) == "1,095.50"
