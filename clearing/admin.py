@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -54,6 +54,7 @@ from clearing.services.jobs import job_failures_acknowledge
 from clearing.statements import local_today, statement_for
 from exchange.admin import ExchangeModelAdmin, ReadOnlyAdminMixin, admin_link, grouped
 from exchange.errors import ExchangeError, add_error_to_form
+from exchange.formats import number
 from market.models import Order, Trade
 
 
@@ -209,8 +210,8 @@ class AccountAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
                 collected = sum((line.amount for line in entry.lines.all() if line.account_id == account.pk),
                                 Decimal("0.00"))
                 self.message_user(request, gettext("%(amount)s EUR of the claim against %(organisation)s collected.")
-                                  % {"amount": number_format(collected, decimal_pos=2),
-                                     "organisation": organisation.legal_name}, messages.SUCCESS)
+                                  % {"amount": number(collected), "organisation": organisation.legal_name},
+                                  messages.SUCCESS)
                 return redirect("admin:clearing_account_changelist")
         context = {
             **self.admin_site.each_context(request),
@@ -505,7 +506,7 @@ class WithdrawalRequestAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
                                   % {"id": row.pk, "detail": error.detail}, messages.ERROR)
             else:
                 self.message_user(request, gettext("Request #%(id)s approved: %(amount)s EUR paid out.")
-                                  % {"id": row.pk, "amount": row.amount}, messages.SUCCESS)
+                                  % {"id": row.pk, "amount": number(row.amount)}, messages.SUCCESS)
 
     @admin.action(description=_("Reject the selected requests (give a reason)"))
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalRequest]) -> None:
