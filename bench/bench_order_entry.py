@@ -1,7 +1,8 @@
 """Benchmark (b): order entry over HTTP on PostgreSQL, driven by wrk.
 
 Set-up: a fresh PostgreSQL database (``rb_bench``) with the demo world
-(``manage.py seed_demo``: two start-ups that buy, two providers that sell),
+(``manage.py seed_demo --no-trading``: two start-ups that buy, two providers
+that sell; not the demo market makers' book),
 the providers' H100 capacity and everyone's cash raised so nothing runs out,
 API throttles raised, and the HTTP API served the way production serves it
 (``scripts/serve.sh http``: gunicorn, ``--workers`` processes). wrk (a client
@@ -103,7 +104,8 @@ def seed_world() -> World:
     from market.models import GpuClass, Instrument, InstrumentStatus, Site
     from market.services.capacity import site_capacity_set
 
-    call_command("seed_demo", stdout=io.StringIO())
+    # The demo members without the market makers' quotes and history: a book of our own.
+    call_command("seed_demo", "--no-trading", stdout=io.StringIO())
     operator = User.objects.filter(is_staff=True).order_by("pk").first()
     if operator is None:
         raise SystemExit("seed_demo made no operator")

@@ -14,9 +14,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
@@ -28,6 +28,7 @@ from clearing.models import (
     FeeSchedule,
     Invoice,
     InvoiceLine,
+    JobFailure,
     JournalEntry,
     JournalLine,
     PayoutAccount,
@@ -49,9 +50,11 @@ from clearing.services.cash import (
     payout_four_eyes_refusal,
 )
 from clearing.services.delivery import delivery_hold, tickets_flag_not_provided
+from clearing.services.jobs import job_failures_acknowledge
 from clearing.statements import local_today, statement_for
 from exchange.admin import ExchangeModelAdmin, ReadOnlyAdminMixin, admin_link, grouped
 from exchange.errors import ExchangeError, add_error_to_form
+from exchange.formats import number
 from market.models import Order, Trade
 
 
@@ -207,8 +210,8 @@ class AccountAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
                 collected = sum((line.amount for line in entry.lines.all() if line.account_id == account.pk),
                                 Decimal("0.00"))
                 self.message_user(request, gettext("%(amount)s EUR of the claim against %(organisation)s collected.")
-                                  % {"amount": number_format(collected, decimal_pos=2),
-                                     "organisation": organisation.legal_name}, messages.SUCCESS)
+                                  % {"amount": number(collected), "organisation": organisation.legal_name},
+                                  messages.SUCCESS)
                 return redirect("admin:clearing_account_changelist")
         context = {
             **self.admin_site.each_context(request),
@@ -309,6 +312,42 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
             "all_ok": all(result.ok for result in results),
         }
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(JobFailure)
+class JobFailureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Celery jobs that failed for good. An open one is an alarm (the
+    reconciliation check "No scheduled job is failing", /healthz) until the
+    job succeeds again or an operator acknowledges it here."""
+
+    list_display = ("failed_at", "task", "error_display", "alarm_ended", "resolution", "resolved_by")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter), "task")
+    list_select_related = ("resolved_by",)
+    search_fields = ("task", "task_id", "error")
+    date_hierarchy = "failed_at"
+    fields = ("task", "task_id", "failed_at", "error", "traceback", "resolution", "resolved_at", "resolved_by")
+    readonly_fields = fields
+    actions = ["acknowledge"]
+
+    @admin.display(description=_("error"))
+    def error_display(self, failure: JobFailure) -> str:
+        return failure.error if len(failure.error) <= 120 else failure.error[:119] + "…"
+
+    # Green once the alarm has ended, red while it is open.
+    @admin.display(description=_("alarm ended"), boolean=True)
+    def alarm_ended(self, failure: JobFailure) -> bool:
+        return failure.resolved_at is not None
+
+    @admin.action(description=_("Acknowledge the selected failures (ends their alarm)"))
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[JobFailure]) -> None:
+        try:
+            count = job_failures_acknowledge(operator=request.user,  # type: ignore[arg-type]
+                                             failure_ids=queryset.values_list("pk", flat=True))
+        except ExchangeError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+            return
+        self.message_user(request, ngettext("%(count)d failure acknowledged.", "%(count)d failures acknowledged.",
+                                            count) % {"count": count}, messages.SUCCESS)
 
 
 class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -467,7 +506,7 @@ class WithdrawalRequestAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
                                   % {"id": row.pk, "detail": error.detail}, messages.ERROR)
             else:
                 self.message_user(request, gettext("Request #%(id)s approved: %(amount)s EUR paid out.")
-                                  % {"id": row.pk, "amount": row.amount}, messages.SUCCESS)
+                                  % {"id": row.pk, "amount": number(row.amount)}, messages.SUCCESS)
 
     @admin.action(description=_("Reject the selected requests (give a reason)"))
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalRequest]) -> None:

@@ -880,3 +880,47 @@ class FeeAccrual(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id} {self.month:%Y-%m}: {self.accrued}"
+
+
+class JobFailure(models.Model):
+    """A Celery job that failed for good (after its retries): an operator's
+    alarm until the same job next succeeds or an operator acknowledges it
+    (``clearing.services.jobs``; docs/embedded.md, "Failing jobs raise the alarm").
+
+    Recorded by the worker's ``task_failure`` signal (``exchange.celery``);
+    shown by the reconciliation check ``jobs_succeed`` (admin "Abstimmung",
+    ``manage.py reconcile``, the operators' alert mail) and by ``/healthz``.
+    """
+
+    class Resolution(models.TextChoices):
+        SUCCEEDED = "succeeded", _("the job succeeded again")
+        ACKNOWLEDGED = "acknowledged", _("acknowledged by an operator")
+
+    task = models.CharField(_("job"), max_length=200)
+    task_id = models.CharField(_("run id"), max_length=64, blank=True)
+    error = models.TextField(_("error"))
+    traceback = models.TextField(_("traceback"), blank=True)
+    failed_at = models.DateTimeField(_("time of failure"), default=timezone.now)
+    resolved_at = models.DateTimeField(_("alarm ended at"), null=True, blank=True)
+    resolution = models.CharField(_("how the alarm ended"), max_length=20, choices=Resolution.choices, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("acknowledged by"),
+                                    on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        verbose_name = _("failed job")
+        verbose_name_plural = _("failed jobs")
+        ordering = ("-failed_at", "-id")
+        indexes = [
+            # The open alarms: read by every health check, cleared by every success.
+            models.Index(fields=("task",), condition=Q(resolved_at__isnull=True), name="clearing_jobfailure_open"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(resolved_at__isnull=True, resolution="", resolved_by__isnull=True)
+                           | Q(resolved_at__isnull=False, resolution="succeeded", resolved_by__isnull=True)
+                           | Q(resolved_at__isnull=False, resolution="acknowledged", resolved_by__isnull=False)),
+                name="clearing_jobfailure_resolution_consistent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.failed_at:%Y-%m-%d %H:%M}: {self.error[:80]}"

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -43,11 +43,13 @@ from clearing.models import (
     FeeAccrual,
     Invoice,
     InvoiceSequence,
+    JobFailure,
     JournalEntry,
     JournalLine,
     ReconciliationRun,
 )
 from clearing.selectors import house_balances, trial_balance, unbalanced_entries, unreconciled_accounts
+from exchange.formats import number
 from exchange.site import absolute_url
 
 logger = logging.getLogger(__name__)
@@ -168,9 +170,8 @@ def reconcile(*, now: datetime | None = None) -> list[Breach]:
 
 
 def _money(amount: Decimal | None) -> str:
-    """An amount in the active language's format (95,50 in German), no thousands separator."""
-    return number_format(amount if amount is not None else ZERO, decimal_pos=2, use_l10n=True,
-                         force_grouping=False)
+    """An amount in the active language's format, grouped (1.095,50 in German)."""
+    return number(amount if amount is not None else ZERO)
 
 
 @register_check("entries_balance", gettext_lazy("Every journal entry balances"))
@@ -568,6 +569,28 @@ def _local_time(instant: datetime) -> str:
     """A delivery hour's start in Berlin time, in the active language's format."""
     return date_format(timezone.localtime(instant), "SHORT_DATETIME_FORMAT")
 
+
+@register_check("jobs_succeed", gettext_lazy("No scheduled job is failing"))
+def _jobs_succeed() -> Iterator[str]:
+    # Not an invariant of the books, but what keeps them moving: a settlement
+    # or expiry job that fails every run leaves money pending while every
+    # balance still adds up (issue 8). Open until the job succeeds again or
+    # an operator acknowledges it (clearing.services.jobs).
+    from clearing.selectors import job_failures_open
+
+    open_failures: dict[str, list[JobFailure]] = defaultdict(list)
+    for failure in job_failures_open():
+        open_failures[failure.task].append(failure)
+    for task, failures in sorted(open_failures.items()):
+        last, first = failures[0], failures[-1]
+        yield ngettext(
+            "Job %(task)s failed %(count)d time, at %(last)s: %(error)s. The alarm ends with the job's next "
+            "success or when an operator acknowledges it (admin: failed jobs).",
+            "Job %(task)s failed %(count)d times since %(first)s, last at %(last)s: %(error)s. The alarm ends "
+            "with the job's next success or when an operator acknowledges it (admin: failed jobs).",
+            len(failures),
+        ) % {"task": task, "count": len(failures), "first": _local_time(first.failed_at),
+             "last": _local_time(last.failed_at), "error": last.error}
 
 # --- The scheduled run --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from clearing.models import (
     MEMBER_KINDS,
     Account,
     FeeSchedule,
+    JobFailure,
     JournalEntry,
     JournalLine,
     WithdrawalRequest,
@@ -218,3 +219,8 @@ def withdrawals_of(*, organisation: "Organisation") -> QuerySet[WithdrawalReques
     """The organisation's withdrawal requests, newest first."""
     return WithdrawalRequest.objects.filter(organisation=organisation).select_related(
         "requested_by", "decided_by").order_by("-requested_at", "-id")
+
+
+def job_failures_open() -> "QuerySet[JobFailure]":
+    """The failed jobs that are still an alarm (clearing.services.jobs), newest first."""
+    return JobFailure.objects.filter(resolved_at__isnull=True).order_by("-failed_at", "-id")

@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -63,6 +64,15 @@ def _membership_or_404(request: AuthedRequest) -> Membership:
     return membership
 
 
+def _account_holder(request: AuthedRequest) -> Membership:
+    """A member whose organisation holds accounts: an observer (a ministry)
+    has none, so it gets no statements (403, as for the trading area)."""
+    membership = _membership_or_404(request)
+    if membership.organisation.is_observer:
+        raise PermissionDenied
+    return membership
+
+
 def _owner_or_404(request: AuthedRequest) -> Membership:
     membership = _membership_or_404(request)
     if not membership.is_owner:
@@ -100,7 +110,7 @@ def _csv_response(text: str, *, filename: str) -> HttpResponse:
 @never_cache
 def statement(request: AuthedRequest, day: str | None = None) -> HttpResponse:
     """The statement of one local day: today at /statements/, any day at /statements/YYYY-MM-DD/."""
-    membership = _membership_or_404(request)
+    membership = _account_holder(request)
     if day is None and request.GET.get("day"):
         # The day picker submits ?day=YYYY-MM-DD; the day's page has its own URL.
         return redirect("statement_day", day=parse_day(request.GET["day"]).isoformat())
@@ -122,7 +132,7 @@ def statement(request: AuthedRequest, day: str | None = None) -> HttpResponse:
 @require_GET
 @never_cache
 def statement_csv(request: AuthedRequest, day: str) -> HttpResponse:
-    return statement_csv_response(request, _membership_or_404(request).organisation, parse_day(day))
+    return statement_csv_response(request, _account_holder(request).organisation, parse_day(day))
 
 
 def statement_csv_response(request: HttpRequest, organisation: Organisation, day: date) -> HttpResponse:

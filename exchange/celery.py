@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_ready
+from celery.signals import task_failure, task_success, worker_ready
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
@@ -57,3 +57,22 @@ def _first_heartbeat(sender: object, **kwargs: object) -> None:
     from exchange.health import record_heartbeat
 
     record_heartbeat()
+
+
+@task_failure.connect
+def _record_failure(sender: object = None, task_id: str = "", exception: BaseException | None = None,
+                    einfo: object = None, **kwargs: object) -> None:
+    # A job that fails for good (retries spent) is an operator's alarm until
+    # it next succeeds or is acknowledged (clearing.services.jobs).
+    from clearing.services.jobs import job_failure_record
+
+    job_failure_record(task=getattr(sender, "name", str(sender)), task_id=task_id or "",
+                       error=exception or RuntimeError("unknown error"),
+                       traceback=str(getattr(einfo, "traceback", "") or ""))
+
+
+@task_success.connect
+def _record_success(sender: object = None, **kwargs: object) -> None:
+    from clearing.services.jobs import job_success_record
+
+    job_success_record(task=getattr(sender, "name", str(sender)))

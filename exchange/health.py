@@ -2,7 +2,9 @@
 
 Celery is judged end to end: beat schedules ``heartbeat`` and a worker runs it,
 recording the time in the shared cache. A recent heartbeat means beat, broker
-and worker all work, whatever the broker is.
+and worker all work, whatever the broker is. ``jobs`` is down while a job has
+failed for good and neither succeeded since nor been acknowledged by an
+operator (``clearing.services.jobs``).
 """
 
 import time
@@ -72,9 +74,24 @@ def check_celery() -> Check:
     return Check(True, f"last heartbeat {seen}")
 
 
+def check_jobs() -> Check:
+    """No Celery job failing: a worker that runs every job and fails one
+    (settlement, expiry) is not healthy (clearing.services.jobs)."""
+    from clearing.selectors import job_failures_open
+
+    try:
+        failing = sorted(set(job_failures_open().values_list("task", flat=True)))
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot tell", reported as down
+        return Check(False, type(exc).__name__)
+    if failing:
+        return Check(False, "failing: " + ", ".join(failing))
+    return Check(True, "no failing job")
+
+
 def run_checks() -> dict[str, Check]:
     return {
         "database": check_database(),
         "channel_layer": check_channel_layer(),
         "celery": check_celery(),
+        "jobs": check_jobs(),
     }

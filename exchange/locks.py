@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
+
+from exchange.rawsql import lock_clause, placeholders
+
 
 def lock_organisations(ids: Iterable[int | None]) -> list[int]:
     """Lock the organisation rows ``ids`` (``None`` is skipped) FOR NO KEY
@@ -34,9 +38,9 @@ def lock_organisations(ids: Iterable[int | None]) -> list[int]:
     wanted = sorted({pk for pk in ids if pk is not None})
     if not wanted:
         return []
-    return list(
-        Organisation.objects.select_for_update(no_key=True)
-        .filter(pk__in=wanted)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    # Plain SQL: the order path locks organisations in every transaction.
+    table = connection.ops.quote_name(Organisation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE id IN ({placeholders(len(wanted))}) "  # noqa: S608
+                       f"ORDER BY id{lock_clause(table)}", wanted)
+        return [pk for (pk,) in cursor.fetchall()]

@@ -1,9 +1,9 @@
 """Rechenbörse settings: one module, driven by environment variables.
 
-With no environment set it runs on the embedded default: SQLite under ``var/``,
-the in-process channel layer and a Celery broker on the file system, so that
-``make run`` needs no server. ``DATABASE_URL`` switches to PostgreSQL,
-``REDIS_URL`` to Redis for cache, channel layer and Celery. ``PRODUCTION=1``
+With no environment set it runs on the embedded default: PostgreSQL and Redis
+that ``make run`` starts itself under ``var/`` (``exchange/embedded.py``), so
+that it needs no service installed by hand. ``DATABASE_URL`` and ``REDIS_URL``
+name other servers (Redis serves cache, channel layer and Celery). ``PRODUCTION=1``
 refuses to start without a secret key and allowed hosts, or with DEBUG on.
 """
 
@@ -132,76 +132,63 @@ TEMPLATES = [
 ]
 
 # Database ------------------------------------------------------------------
+# With no DATABASE_URL / REDIS_URL: the embedded default, PostgreSQL and Redis
+# that `make run` starts under VAR_DIR on Unix sockets (exchange/embedded.py,
+# docs/embedded.md). One database engine everywhere: money is exact in the
+# demo as in production, and the suite's PostgreSQL tests cover both.
 DATABASE_URL = envstr("DATABASE_URL")
-if DATABASE_URL:
-    # Every process reuses its connections (docs/architecture.md, "Serving and
-    # connections"). Default: psycopg's pool, which works under WSGI and ASGI
-    # alike; Django's persistent connections (DB_POOL=0, DB_CONN_MAX_AGE) are
-    # per thread, and under ASGI every request runs in a thread of its own.
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
-    if envbool("DB_POOL", default=True):
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": envint("DB_POOL_MIN_SIZE", 1),
-            # Enough for a Celery worker's threads and the test suite's parallel transactions.
-            "max_size": envint("DB_POOL_MAX_SIZE", 16),
-            "max_idle": 300,  # seconds an idle connection above min_size is kept
-            "timeout": 10,  # seconds a request waits for a free connection before it fails
-        }
-    else:
-        DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 60)
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(VAR_DIR / "rechenboerse.sqlite3"),
-            "OPTIONS": {
-                # Writers take the lock at BEGIN, so two transactions never
-                # deadlock upgrading a shared lock; WAL lets readers go on.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-            },
-        }
+REDIS_URL = envstr("REDIS_URL")
+if not (DATABASE_URL and REDIS_URL):
+    # Imported only when needed: the suite and production name both URLs.
+    from exchange import embedded
+
+    DATABASE_URL = DATABASE_URL or embedded.database_url(VAR_DIR)
+    REDIS_URL = REDIS_URL or embedded.redis_url(VAR_DIR)
+# Every process reuses its connections (docs/architecture.md, "Serving and
+# connections"). Default: psycopg's pool, which works under WSGI and ASGI
+# alike; Django's persistent connections (DB_POOL=0, DB_CONN_MAX_AGE) are
+# per thread, and under ASGI every request runs in a thread of its own.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+if envbool("DB_POOL", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DB_POOL_MIN_SIZE", 1),
+        # Enough for a Celery worker's threads and the test suite's parallel transactions.
+        "max_size": envint("DB_POOL_MAX_SIZE", 16),
+        "max_idle": 300,  # seconds an idle connection above min_size is kept
+        "timeout": 10,  # seconds a request waits for a free connection before it fails
     }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache, channel layer, Celery ----------------------------------------------
-REDIS_URL = envstr("REDIS_URL")
+# One Redis for all three, so that a Celery job's broadcasts reach the
+# WebSocket clients of every web process.
 REDIS_PREFIX = envstr("REDIS_PREFIX", "rb")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": REDIS_PREFIX,
-        }
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_PREFIX,
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
-        }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, the same
+            # 5 s channels-redis blocks waiting for a message (BZPOPMIN): a
+            # WebSocket quiet for 5 s lost the race and was closed with 1011.
+            # The socket timeout must be longer than that wait.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+            "prefix": f"{REDIS_PREFIX}:asgi",
+        },
     }
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
-else:
-    # The file cache is shared by the web, worker and beat processes of
-    # `make run`, which rate limits and the Celery heartbeat rely on.
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-        }
-    }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    _queue_dir = VAR_DIR / "celery-queue"
-    _queue_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_queue_dir),
-        "data_folder_out": str(_queue_dir),
-        "control_folder": str(VAR_DIR / "celery-control"),
-    }
+}
+# Celery (kombu) spells a Unix socket redis+socket://, redis-py and Django unix://.
+CELERY_BROKER_URL = ("redis+socket://" + REDIS_URL.removeprefix("unix://") if REDIS_URL.startswith("unix://")
+                     else REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

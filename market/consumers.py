@@ -3,7 +3,7 @@
 * ``/ws/book/{symbol}/``: a snapshot first, then the book updates of
   ``market.broadcast.publish_book`` in sequence order;
 * ``/ws/trades/{symbol}/``: public trades;
-* ``/ws/private/``: the signed-in member's own order and fill events
+* ``/ws/private/``: the signed-in member's own order, fill and delivery events
   (session or API token, see ``accounts.ws_auth``). A session may ask for
   cancel-on-disconnect with ``{"type": "cancel_on_disconnect", "enabled":
   true}``: when it ends, the organisation's resting orders placed by its

@@ -410,7 +410,20 @@ def ticket_settle(*, ticket_id: int, now: datetime) -> bool:
             "trade__instrument", "buyer", "seller", "resolved_by").get(pk=ticket_id)
         lock_organisations([ticket.buyer_id, ticket.seller_id])
         _settle_claimed(ticket)
+        transaction.on_commit(lambda: _publish_settled(ticket, now), robust=True)
         return True
+
+
+def _publish_settled(ticket: DeliveryTicket, now: datetime) -> None:
+    """Tell both parties' open screens (``/ws/private/``) that the ticket is
+    settled: from a Celery job too, over the shared channel layer (docs/embedded.md)."""
+    # Imported here: market depends on clearing, not the other way round at import time.
+    from market import broadcast
+
+    event = {"type": "delivery", "id": ticket.pk, "instrument": ticket.trade.instrument.symbol,
+             "status": Status.SETTLED.value, "settled_at": now.isoformat()}
+    broadcast.publish([broadcast.private_message(organisation_id, event)
+                       for organisation_id in sorted({ticket.buyer_id, ticket.seller_id})])
 
 
 def deliveries_settle(*, now: datetime | None = None) -> int:

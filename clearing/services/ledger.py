@@ -28,7 +28,7 @@ from clearing.models import (
 from exchange.errors import ExchangeError
 from exchange.formats import number
 from exchange.locks import lock_organisations
-from exchange.rawsql import Columns, fetch, lock_clause, placeholders
+from exchange.rawsql import Columns, fetch, placeholders
 
 if TYPE_CHECKING:
     from accounts.models import Organisation, User
@@ -257,26 +257,22 @@ _ACCOUNT = Columns(Account, "a")
 
 
 def lock_and_read_accounts(organisation_ids: Iterable[int]) -> LedgerAccounts:
-    """``exchange.locks.lock_organisations`` and ``ledger_accounts`` in one
-    plain statement: lock the organisation rows FOR NO KEY UPDATE in
-    ascending id (the CTE is sorted before it locks, and every locked row is
-    read by the outer join) and answer their accounts and the house
-    accounts. For the order path, which does this in every transaction."""
-    from accounts.models import Organisation
+    """``exchange.locks.lock_organisations``, then the accounts of those
+    organisations and the house accounts, in two plain statements.
 
-    wanted = sorted(set(organisation_ids))
-    organisation_table = connection.ops.quote_name(Organisation._meta.db_table)
-    house = f"SELECT NULL, {_ACCOUNT.sql} FROM {_ACCOUNT.table} a WHERE a.organisation_id IS NULL"  # noqa: S608
+    Two, not one: a statement reads every table with the snapshot it took
+    when it started, so accounts read by the statement that waited for an
+    organisation's lock would show the balances from before the holder's
+    commit. The read after the lock sees them."""
+    wanted = lock_organisations(organisation_ids)
+    house = f"SELECT {_ACCOUNT.sql} FROM {_ACCOUNT.table} a WHERE a.organisation_id IS NULL"  # noqa: S608
     sql = house if not wanted else (
-        f"WITH locked AS (SELECT id FROM {organisation_table} WHERE id IN ({placeholders(len(wanted))}) "  # noqa: S608
-        f"ORDER BY id{lock_clause(organisation_table)}) "
-        f"SELECT l.id, {_ACCOUNT.sql} FROM locked l LEFT JOIN {_ACCOUNT.table} a ON a.organisation_id = l.id "
-        f"UNION ALL {house}")
+        f"SELECT {_ACCOUNT.sql} FROM {_ACCOUNT.table} a "  # noqa: S608 (model table)
+        f"WHERE a.organisation_id IN ({placeholders(len(wanted))}) UNION ALL {house}")
     accounts: dict[tuple[int | None, str], Account] = {}
     for row in fetch(sql, wanted):
-        account, _next = _ACCOUNT.load_or_none(row, 1)
-        if account is not None:
-            accounts[account.organisation_id, account.kind] = account
+        account, _next = _ACCOUNT.load(row)
+        accounts[account.organisation_id, account.kind] = account
     return LedgerAccounts(accounts)
 
 

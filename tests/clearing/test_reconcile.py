@@ -58,6 +58,7 @@ CHECK_NAMES = [
     "fees_charged_monthly",
     "positions_match_trades",
     "site_use_within_capacity",
+    "jobs_succeed",
 ]
 
 
@@ -619,6 +620,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: fees_charged_monthly",
         "OK: positions_match_trades",
         "OK: site_use_within_capacity",
+        "OK: jobs_succeed",
     ]
     assert "1 reconciliation check(s) broken." in output.err
 
@@ -797,3 +799,14 @@ def test_outside_a_transaction_all_checks_share_one_repeatable_read_snapshot(mon
     [first, second] = seen
     assert first[:2] == ("repeatable read", "on")
     assert first == second
+
+
+def test_reconcile_messages_group_thousands():
+    from django.utils import translation
+
+    from clearing.reconcile import _money
+
+    with translation.override("de"):
+        assert _money(D("1095.50")) == "1.095,50"
+    with translation.override("en"):
+        assert _money(D("1095.50")) == "1,095.50"

@@ -14,7 +14,7 @@ from accounts.models import User
 from clearing.services import cash_release, cash_reserve
 from clearing.statements import csv_text, day_bounds, statement_for
 from tests.clearing.conftest import deposit, make_user
-from tests.factories import MembershipFactory, UserFactory, journal_time
+from tests.factories import MembershipFactory, ObserverFactory, UserFactory, journal_time
 
 pytestmark = pytest.mark.django_db
 
@@ -238,3 +238,14 @@ def test_members_cannot_open_the_operators_statement_page(client, alice, alice_o
     client.force_login(alice)
     url = reverse("admin:clearing_statementorganisation_statement", args=[alice_org.pk])
     assert client.get(url).status_code == 302
+
+
+def test_an_observer_has_no_statements(client):
+    """A ministry holds no accounts: no statement page, no CSV (403, as for the trading area)."""
+    observer = MembershipFactory(user=UserFactory(email="ministry@clearing.test"),
+                                 organisation=ObserverFactory(), is_trader=False, is_viewer=True).user
+    client.force_login(observer)
+
+    assert client.get(reverse("statements")).status_code == 403
+    assert client.get(reverse("statement_day", args=["2026-01-15"])).status_code == 403
+    assert client.get(reverse("statement_csv", args=["2026-01-15"])).status_code == 403

@@ -18,11 +18,19 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from clearing.fees import fee_held
-from clearing.models import DeliveryTicket
+from clearing.models import Account, DeliveryTicket
 from clearing.reconcile import reconcile
 from clearing.selectors import account_summary, fee_reserve_balance, house_balances
-from clearing.services import LedgerAccounts, cash_deposit_book, deliveries_settle, ledger_accounts
+from clearing.services import (
+    LedgerAccounts,
+    cash_deposit_book,
+    deliveries_settle,
+    house_account,
+    ledger_accounts,
+    ledger_post,
+)
 from exchange.errors import ExchangeError
+from exchange.locks import lock_organisations
 from market.models import Instrument, Order, Trade
 from market.services import orders as services
 from market.services.orders import order_submit
@@ -217,3 +225,34 @@ def test_an_order_that_queued_past_closes_at_does_not_trade():
     assert outcome["result"] == "instrument_closed"
     assert not Trade.objects.exists()
     assert Order.objects.filter(organisation=buyer.membership.organisation).count() == 0
+
+
+def test_a_buy_that_waited_for_a_deposit_sees_the_deposited_cash(two_books):
+    """The order path reads the accounts after the organisation lock, in a
+    statement of its own: one that waited for the lock would see the balance
+    from before the holder committed (a statement's snapshot is taken when it
+    starts) and refuse a buy that the deposit covers."""
+    book_a, _book_b, (xenia, _yusuf), _operator = two_books
+    organisation = xenia.membership.organisation
+    available = Account.objects.get(organisation=organisation, kind="cash_available")
+    bank = house_account(Account.Kind.BANK)
+    whole = available.balance
+    locked = threading.Event()
+
+    def work(i: int) -> str:
+        if i == 0:
+            with transaction.atomic():
+                lock_organisations([organisation.pk])
+                ledger_post(kind="deposit", lines=[(available, D("1000.00")), (bank, D("-1000.00"))],
+                            reference="LATE-DEPOSIT")
+                locked.set()
+                time.sleep(0.5)  # the buy below queues behind this lock meanwhile
+            return "deposited"
+        locked.wait(timeout=10)
+        # 10.00 EUR x (balance / 10 + 10) GPUs and fees: more than the cash before the deposit, less than after.
+        quantity = int(whole / D("10.00")) + 10
+        order_submit(user=xenia, instrument=book_a, side="buy", price=D("10.00"), quantity=quantity)
+        return "bought"
+
+    assert run_at_once(2, work) == Counter({"deposited": 1, "bought": 1})
+    assert reconcile() == []

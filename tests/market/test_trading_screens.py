@@ -503,6 +503,17 @@ def test_the_order_status_box_names_the_order_for_live_updates(world: TradingWor
     assert f'data-order-status data-order-id="{order.pk}"' in html
     assert re.search(r'data-order-field="status">offen<', html)
     assert re.search(r'data-order-field="filled">0<', html)
+    assert "alert-success order-status" in html
+
+
+def test_an_order_that_ended_unfilled_is_not_shown_as_a_success(world: TradingWorld) -> None:
+    # An IOC buy with nothing to trade against is cancelled at once: a warning, with the reason.
+    response = client_for(world.charlie).post(
+        reverse("market_order_submit", args=[world.instrument.symbol]),
+        order_form(price="2,40", quantity="4", time_in_force="IOC"), **HTMX)
+    html = response.content.decode()
+    assert "alert-warning order-status" in html and "alert-success order-status" not in html
+    assert re.search(r'data-order-field="status">gestrichen<', html)
 
 
 # --- all open orders ----------------------------------------------------------------------
