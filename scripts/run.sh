@@ -43,6 +43,8 @@ cat <<MSG
     startup2@demo.example    Händler, zweites Start-up (Käufer)
     provider@demo.example    Inhaber, Händler und Anbieter (DE-BY)
     provider2@demo.example   Inhaber, Händler und Anbieter (DE-NW)
+    maker@demo.example       Demo-Market-Maker (stellt Kurse, handelt ab und zu)
+    maker2@demo.example      zweiter Demo-Market-Maker
     ministry@demo.example    Beobachter (Ministerium)
     operator@demo.example    Betreiber: http://127.0.0.1:$PORT/admin/
     pending@demo.example     KYC eingereicht, noch nicht freigegeben
