@@ -175,8 +175,8 @@ def test_a_house_column_still_holding_the_old_running_total_is_accepted(ledger):
 
     sql("UPDATE clearing_account SET balance = -1499 WHERE id = %s", [bank.pk])
     assert details(reconcile(), "balances_match_lines") == [
-        f"Account #{bank.pk} (bank (clearing house)): its balance column holds -1499.00, but a house "
-        "account's balance is the sum of its lines (-1500.00) and the column stays 0.00."
+        f"Account #{bank.pk} (bank (clearing house)): its balance column holds -1,499.00, but a house "
+        "account's balance is the sum of its lines (-1,500.00) and the column stays 0.00."
     ]
 
 
