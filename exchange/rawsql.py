@@ -141,6 +141,22 @@ def insert_many(instances: Sequence[Model]) -> None:
         instance._state.db = DEFAULT_DB_ALIAS
 
 
+def insert_sql(instances: Sequence[Model]) -> tuple[str, list[Any]]:
+    """The multi-row ``INSERT`` of ``insert_many`` without ``RETURNING``, to
+    run inside another statement (a data-modifying ``WITH``) when nobody needs
+    the new keys."""
+    model = type(instances[0])
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    for instance in instances:
+        instance._prepare_related_fields_for_save(operation_name="insert_sql")  # type: ignore[attr-defined]
+    row = f"({placeholders(len(fields))})"
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+           f"VALUES {', '.join([row] * len(instances))}")
+    return sql, [field.get_db_prep_save(field.pre_save(instance, True), connection)
+                 for instance in instances for field in fields]
+
+
 def converted(model: type[Model], field_name: str, value: Any) -> Any:
     """One column's value as the ORM would give it (SQLite answers floats
     and text where PostgreSQL answers Decimal and datetime)."""

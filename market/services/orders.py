@@ -735,14 +735,12 @@ def _finish_book(changes: _Changes) -> None:
 
 
 def _finish_books(all_changes: Sequence[_Changes]) -> None:
-    """The instruments' positions, counters and book levels (one statement
-    each for all of them), and their broadcasts after commit."""
+    """The instruments' positions, then in ONE statement the transaction's
+    order events, the instruments' counters and the open quantity at every
+    touched book level; then the broadcasts after commit."""
     for changes in all_changes:
         _flush_positions(changes)
-    # Every order event of the transaction in one statement (the orders and
-    # trades they name are written by now).
-    rawsql.insert_many([event for changes in all_changes for event in changes.events])
-    levels = _levels([changes for changes in all_changes if changes.touched[Side.BUY] or changes.touched[Side.SELL]])
+    with_levels = [changes for changes in all_changes if changes.touched[Side.BUY] or changes.touched[Side.SELL]]
     counters: list[tuple[Instrument, dict[str, Any]]] = []
     for changes in all_changes:
         instrument = changes.instrument
@@ -751,19 +749,32 @@ def _finish_books(all_changes: Sequence[_Changes]) -> None:
             changed["order_sequence"] = instrument.order_sequence = changes.order_sequence
         if changes.trades:
             changed["last_trade_at"] = instrument.last_trade_at = changes.now
-        if instrument.pk in levels:
+        if changes.touched[Side.BUY] or changes.touched[Side.SELL]:
             changed["book_sequence"] = instrument.book_sequence = instrument.book_sequence + 1
         if changed:
             counters.append((instrument, changed))
-    _counters_update(counters)
+    # Data-modifying WITH clauses run to completion whether or not the query
+    # reads them; the levels' SELECT sees the orders this transaction wrote.
+    clauses: list[str] = []
+    params: list[Any] = []
+    events = [event for changes in all_changes for event in changes.events]
+    if events:
+        sql, values = rawsql.insert_sql(events)  # the orders and trades they name are written by now
+        clauses.append(f"events AS ({sql})")
+        params += values
+    if counters:
+        sql, values = _counters_sql(counters)
+        clauses.append(f"counters AS ({sql})")
+        params += values
+    sql, values = _levels_sql(with_levels)
+    rows = rawsql.fetch((f"WITH {', '.join(clauses)} " if clauses else "") + sql, [*params, *values])
+    levels = _levels(with_levels, rows)
     for changes in all_changes:
         _publish_after_commit(changes, levels.get(changes.instrument.pk))
 
 
-def _counters_update(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> None:
-    """Write the instruments' changed counters with one UPDATE (a CASE per column)."""
-    if not counters:
-        return
+def _counters_sql(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> tuple[str, list[Any]]:
+    """The UPDATE of the instruments' changed counters (a CASE per column)."""
     quote = connection.ops.quote_name
     assignments, params = [], []
     for name in ("order_sequence", "book_sequence", "last_trade_at"):
@@ -775,9 +786,8 @@ def _counters_update(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> N
         for pk, value in cases:
             params += [pk, rawsql.db_time(value) if isinstance(value, datetime) else value]
     ids = [instrument.pk for instrument, _changed in counters]
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_INSTRUMENT.table} SET {', '.join(assignments)} "  # noqa: S608 (model table)
-                       f"WHERE id IN ({rawsql.placeholders(len(ids))})", [*params, *ids])
+    return (f"UPDATE {_INSTRUMENT.table} SET {', '.join(assignments)} "  # noqa: S608 (model table)
+            f"WHERE id IN ({rawsql.placeholders(len(ids))})", [*params, *ids])
 
 
 def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level], list[broadcast.Level]] | None
@@ -851,23 +861,26 @@ def _positions_add(instrument_id: int, deltas: Mapping[int, _PositionDelta]) -> 
         )
 
 
-def _levels(
-    all_changes: Sequence[_Changes],
-) -> dict[int, tuple[list[broadcast.Level], list[broadcast.Level]]]:
-    """Per instrument id: the open quantity now at every price level its
-    transaction touched (0: the level is gone), bids and asks best first.
-    One query for all the instruments."""
-    if not all_changes:
-        return {}
+def _levels_sql(all_changes: Sequence[_Changes]) -> tuple[str, list[Any]]:
+    """The SELECT of the open quantity at every price level the changes
+    touched, per instrument, side and price (no row where none is left)."""
     pairs = [(changes.instrument.pk, price) for changes in all_changes
              for price in sorted(changes.touched[Side.BUY] | changes.touched[Side.SELL])]
-    rows = rawsql.fetch(
-        f"SELECT o.instrument_id, o.side, o.price, SUM(o.quantity - o.filled_quantity) "  # noqa: S608
-        f"FROM {_ORDER.table} o WHERE o.status IN (%s, %s) AND ("
-        + " OR ".join(["(o.instrument_id = %s AND o.price = %s)"] * len(pairs))
-        + ") GROUP BY o.instrument_id, o.side, o.price",
-        [*RESTING_STATUSES, *(value for pair in pairs for value in pair)])
-    # The price as a Decimal of two places on every backend (SQLite answers floats).
+    if not pairs:
+        return "SELECT NULL, NULL, NULL, NULL WHERE FALSE", []
+    return (f"SELECT o.instrument_id, o.side, o.price, SUM(o.quantity - o.filled_quantity) "  # noqa: S608
+            f"FROM {_ORDER.table} o WHERE o.status IN (%s, %s) AND ("
+            + " OR ".join(["(o.instrument_id = %s AND o.price = %s)"] * len(pairs))
+            + ") GROUP BY o.instrument_id, o.side, o.price",
+            [*RESTING_STATUSES, *(value for pair in pairs for value in pair)])
+
+
+def _levels(
+    all_changes: Sequence[_Changes], rows: Sequence[tuple[Any, ...]],
+) -> dict[int, tuple[list[broadcast.Level], list[broadcast.Level]]]:
+    """Per instrument id: the open quantity now at every price level its
+    transaction touched (0: the level is gone), bids and asks best first,
+    from the rows of ``_levels_sql``."""
     open_at = {(instrument_id, side, rawsql.converted(Order, "price", price).quantize(fees.CENT)): int(total)
                for instrument_id, side, price, total in rows}
     levels = {}
