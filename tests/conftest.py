@@ -1,6 +1,8 @@
 """Suite-wide fixtures. The suite runs on real PostgreSQL and Redis
 (`make test` provides them, see scripts/services.sh)."""
 
+import copy
+import os
 import uuid
 
 import pytest
@@ -12,6 +14,14 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit("The suite runs on PostgreSQL: use `make test`, or set DATABASE_URL and REDIS_URL.", 2)
     if not django_settings.REDIS_URL:
         pytest.exit("The suite runs on Redis: use `make test`, or set REDIS_URL.", 2)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        # Each xdist worker's test databases hold the same instrument symbols,
+        # so their channel-layer groups (book.<symbol>) must not share a
+        # Redis prefix: one worker's broadcasts reached the other's sockets.
+        layers = copy.deepcopy(django_settings.CHANNEL_LAYERS)
+        layers["default"]["CONFIG"]["prefix"] = f"{layers['default']['CONFIG']['prefix']}:{worker}"
+        django_settings.CHANNEL_LAYERS = layers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -136,28 +136,33 @@ def ledger_post_all(postings: Sequence[Posting], *, savepoint: bool = True) -> l
 
 
 def _insert_entries(checked: list[tuple[Posting, list[tuple[int, Decimal]]]]) -> list[JournalEntry]:
-    """All entries with one INSERT, all their lines with another (plain SQL:
-    this runs in every order transaction, where compiling bulk_create costs
-    more than the statements)."""
+    """All entries and all their lines with ONE statement (plain SQL: this
+    runs in every order transaction). The entries' keys are drawn in the
+    order of the VALUES list, so the n-th smallest new key is the n-th
+    posting's entry, and each line joins its entry by that number."""
     now = JournalEntry._meta.get_field("created_at").get_default()  # the field's default, as an ORM insert would
-    created = connection.ops.adapt_datetimefield_value(now)  # as the ORM would store it (SQLite: text)
+    created = connection.ops.adapt_datetimefield_value(now)
     entry_table, line_table = JournalEntry._meta.db_table, JournalLine._meta.db_table
+    lines = [(number, account_pk, amount)
+             for number, (_posting, rows) in enumerate(checked, start=1) for account_pk, amount in rows]
+    entry_values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(checked))
+    line_values = ", ".join(["(%s, %s, %s)"] * len(lines))
+    sql = (f'WITH entries AS (INSERT INTO "{entry_table}" (kind, reference, memo, actor_id, created_at) '  # noqa: S608 (model tables, placeholders)
+           f"VALUES {entry_values} RETURNING id), "
+           "numbered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS number FROM entries), "
+           f'written AS (INSERT INTO "{line_table}" (entry_id, account_id, amount) '
+           f"SELECT numbered.id, line.account_id, line.amount FROM numbered JOIN (VALUES {line_values}) "
+           "AS line (number, account_id, amount) ON line.number = numbered.number) "
+           "SELECT id FROM numbered ORDER BY number")
     with connection.cursor() as cursor:
         cursor.execute(
-            f'INSERT INTO "{entry_table}" (kind, reference, memo, actor_id, created_at) VALUES '  # noqa: S608
-            + ", ".join(["(%s, %s, %s, %s, %s)"] * len(checked)) + " RETURNING id",
-            [value for posting, _rows in checked
-             for value in (posting.kind, posting.reference, posting.memo,
-                           posting.actor.pk if posting.actor is not None else None, created)],
+            sql,
+            [*(value for posting, _rows in checked
+               for value in (posting.kind, posting.reference, posting.memo,
+                             posting.actor.pk if posting.actor is not None else None, created)),
+             *(value for line in lines for value in line)],
         )
         ids = [row[0] for row in cursor.fetchall()]
-        lines = [(entry_id, account_pk, amount)
-                 for entry_id, (_posting, rows) in zip(ids, checked, strict=True) for account_pk, amount in rows]
-        cursor.execute(
-            f'INSERT INTO "{line_table}" (entry_id, account_id, amount) VALUES '  # noqa: S608 (model table)
-            + ", ".join(["(%s, %s, %s)"] * len(lines)),
-            [value for line in lines for value in line],
-        )
     entries = []
     for entry_id, (posting, _rows) in zip(ids, checked, strict=True):
         entry = JournalEntry(id=entry_id, kind=posting.kind, reference=posting.reference, memo=posting.memo,
