@@ -122,7 +122,8 @@ def main() -> None:
         curve_times.append(t)
         t, _ = timed(lambda: sorted(steps, key=lambda s: s.price))
         sort_times.append(t)
-    assert result is not None
+    if result is None:
+        raise SystemExit("--repeat must be at least 1")
     volume = sum(h.volume for h in result.hours)
     print(f"\ncurves: {len(steps):,} steps over 24 hours, {volume:,} GPU-hours traded, "
           f"prices {min(h.price for h in result.hours if h.price)}..{max(h.price for h in result.hours if h.price)}")

@@ -415,10 +415,11 @@ def _clear_hours(steps: _Steps, n_hours: int, grid: _Grid, buy_taken: np.ndarray
         in_volume = volume[steps.hour] > 0
         full = in_volume & np.where(steps.is_buy, index > b_at, index < s_at)
         accepted[full] = steps.quantity[full]
-        marginal = in_volume & np.where(steps.is_buy, index == b_at, index == s_at)
-        for h in np.unique(steps.hour[marginal]):
+        marginal = np.nonzero(in_volume & np.where(steps.is_buy, index == b_at, index == s_at))[0]
+        marginal_hour, marginal_buy = steps.hour[marginal], steps.is_buy[marginal]
+        for h in np.unique(marginal_hour):
             for is_buy in (True, False):
-                members = np.nonzero(marginal & (steps.hour == h) & (steps.is_buy == is_buy))[0]
+                members = marginal[(marginal_hour == h) & (marginal_buy == is_buy)]
                 if not members.size:
                     continue
                 g = int(b_v[h] if is_buy else s_v[h])
