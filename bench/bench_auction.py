@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import random
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import common  # noqa: E402
 from market.auction import Block, Side, Step, clear  # noqa: E402
 
 HOURS = tuple(f"{h:02d}" for h in range(24))
@@ -96,20 +96,6 @@ def timed(fn):  # type: ignore[no-untyped-def]
         gc.enable()
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return (f"{os.cpu_count()} CPUs, {model}, Python {platform.python_version()}, "
-            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1_000_000)
@@ -118,7 +104,8 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=120.0, help="HiGHS time limit for the block runs")
     parser.add_argument("--skip-thin", action="store_true", help="leave out the thin book (about a minute)")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    load = os.getloadavg()
+    print(f"machine: {common.machine()}, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
     steps = make_steps(args.steps, seed=9)
     curve_times, sort_times = [], []
