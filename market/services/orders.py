@@ -653,6 +653,8 @@ def _apply_match(
 
 
 # Crossing orders are read in pages of this many, best first.
+# (the first page small: most orders fill from the first few orders or rest).
+CROSSING_FIRST_PAGE = 8
 CROSSING_PAGE = 50
 
 
@@ -673,22 +675,23 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
     need = taker.quantity - taker.filled_quantity
     loaded: list[Order] = []
     usable = 0
-    offset = 0
+    offset, size = 0, CROSSING_FIRST_PAGE
     while True:
         # Plain pages (LIMIT/OFFSET under the instrument lock: the book cannot
         # change between them) rather than a server-side cursor, which costs
-        # three round trips even when the first page is all there is.
-        page = [_ORDER.load(row)[0] for row in rawsql.fetch(
-            sql, [taker.instrument_id, other_side, *RESTING_STATUSES, taker.price, CROSSING_PAGE, offset])]
-        for order in page:
+        # three round trips even when the first page is all there is. Rows
+        # become orders only as far as they are used.
+        rows = rawsql.fetch(sql, [taker.instrument_id, other_side, *RESTING_STATUSES, taker.price, size, offset])
+        for row in rows:
+            order = _ORDER.load(row)[0]
             loaded.append(order)
             if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
                 usable += order.quantity - order.filled_quantity
                 if usable >= need:
                     return loaded
-        if len(page) < CROSSING_PAGE:
+        if len(rows) < size:
             return loaded
-        offset += CROSSING_PAGE
+        offset, size = offset + size, CROSSING_PAGE
 
 
 def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict[Hashable, Order]]:

@@ -853,3 +853,22 @@ def test_below_the_sell_floor_the_fee_could_exceed_the_value():
     assert step == D("0.03")
     assert step > fees.trade_value(D("0.02"), 1, 1)
     assert step <= fees.trade_value(fees.min_sell_price(D("0.015")), 1, 1)
+
+
+def test_a_sweep_reads_the_crossing_orders_page_by_page_in_price_time_priority(world, monkeypatch):
+    monkeypatch.setattr(services, "CROSSING_FIRST_PAGE", 2)
+    monkeypatch.setattr(services, "CROSSING_PAGE", 3)
+    resting = []
+    for n in range(10):  # 12.00, 12.01, ... alternating sellers; two at each of the first prices
+        user = world.alice if n % 2 else world.dora
+        resting.append(sell(world, user=user, price=D("12.00") + D("0.01") * (n // 2), quantity=1))
+
+    taker = buy(world, price=D("12.03"), quantity=7)  # reaches the 8 sells at 12.00-12.03, takes 7
+
+    fills = list(Trade.objects.order_by("id").values_list("sell_order_id", "price"))
+    assert [order_id for order_id, _price in fills] == [order.pk for order in resting[:7]]
+    assert [price for _order_id, price in fills] == [D("12.00"), D("12.00"), D("12.01"), D("12.01"),
+                                                     D("12.02"), D("12.02"), D("12.03")]
+    taker.refresh_from_db()
+    assert (taker.status, taker.filled_quantity) == ("filled", 7)
+    books_balance()
