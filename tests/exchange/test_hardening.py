@@ -96,3 +96,25 @@ def test_the_delivery_date_filter_at_the_edge_of_the_calendar_finds_nothing_inst
     assert listed.json() == [] or listed.json().get("results") == []
     assert overview.status_code == 200
     assert world.instrument.symbol not in overview.content.decode()
+
+
+def test_the_api_limit_counts_in_windows_with_one_key_per_user_and_window(monkeypatch):
+    """exchange.throttling: one counter per user and window (not DRF's list of
+    every request's time); the next window starts afresh."""
+    from django.core.cache import cache
+    from rest_framework.test import APIRequestFactory
+
+    from exchange.throttling import UserRateThrottle
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
+    clock = [1_000_040.0]  # 20 s into a minute (minutes start at multiples of 60 s)
+    throttle = UserRateThrottle()
+    throttle.timer = lambda: clock[0]
+    request = APIRequestFactory().get("/api/v1/orders/")
+    request.user = type("U", (), {"is_authenticated": True, "pk": 4242})()
+
+    assert [throttle.allow_request(request, None) for _ in range(4)] == [True, True, True, False]
+    assert 39 <= throttle.wait() <= 40  # the rest of this minute
+    assert cache.get(f"{throttle.key}:{int(clock[0] // 60)}") == 4
+    clock[0] += 40  # the next minute
+    assert throttle.allow_request(request, None) is True
