@@ -99,9 +99,6 @@ def lock_clause(of: str) -> str:
     return f" FOR {mode} OF {of}" if features.has_select_for_update_of else f" FOR {mode}"
 
 
-_INSERTS: dict[type[Model], tuple[str, list[Any]]] = {}
-
-
 def insert(instance: Model) -> None:
     """Insert ``instance`` with one plain ``INSERT ... RETURNING`` its new
     primary key, preparing every value as ``Model.save`` would (defaults
@@ -116,24 +113,9 @@ def insert_many(instances: Sequence[Model]) -> None:
     drawn, in the order of the VALUES list)."""
     if not instances:
         return
-    model = type(instances[0])
-    cached = _INSERTS.get(model)
-    if cached is None:
-        meta = model._meta
-        fields = [field for field in meta.concrete_fields if not field.primary_key]
-        quote = connection.ops.quote_name
-        sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES ")  # noqa: S608 (model table and columns)
-        cached = _INSERTS[model] = (sql, fields)
-    sql, fields = cached
-    for instance in instances:
-        # As bulk_create: a foreign key set to an object saved since takes its key.
-        instance._prepare_related_fields_for_save(operation_name="insert_many")  # type: ignore[attr-defined]
-    row = f"({placeholders(len(fields))})"
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection)
-              for instance in instances for field in fields]
+    sql, values = insert_sql(instances)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql}{', '.join([row] * len(instances))} RETURNING "
-                       f"{connection.ops.quote_name(model._meta.pk.column)}", values)
+        cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(instances[0]._meta.pk.column)}", values)
         keys = [key for (key,) in cursor.fetchall()]
     for instance, key in zip(instances, sorted(keys), strict=True):
         instance.pk = key
@@ -142,14 +124,15 @@ def insert_many(instances: Sequence[Model]) -> None:
 
 
 def insert_sql(instances: Sequence[Model]) -> tuple[str, list[Any]]:
-    """The multi-row ``INSERT`` of ``insert_many`` without ``RETURNING``, to
-    run inside another statement (a data-modifying ``WITH``) when nobody needs
-    the new keys."""
+    """The multi-row ``INSERT`` of instances of one model, without
+    ``RETURNING``: for ``insert_many``, or to run inside another statement
+    (a data-modifying ``WITH``) when nobody needs the new keys."""
     model = type(instances[0])
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
     for instance in instances:
-        instance._prepare_related_fields_for_save(operation_name="insert_sql")  # type: ignore[attr-defined]
+        # As bulk_create: a foreign key set to an object saved since takes its key.
+        instance._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
     row = f"({placeholders(len(fields))})"
     sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
            f"VALUES {', '.join([row] * len(instances))}")

@@ -285,14 +285,19 @@ def _instruments(symbols: set[str]) -> dict[str, Instrument]:
     return {instrument.symbol: instrument for instrument in (_INSTRUMENT.load(row)[0] for row in rows)}
 
 
-def _submit_kwargs(data: dict[str, Any], known: dict[str, Instrument] | None = None) -> dict[str, Any]:
-    """Validated request fields -> order_submit's keyword arguments (``known``: instruments already read)."""
-    symbol = data["instrument"]
+def _named_instrument(symbol: str, detail: str, known: dict[str, Instrument] | None = None) -> Instrument:
+    """The instrument a request names (``known``: instruments already read), or
+    ``invalid`` with ``detail`` and the reason at the ``instrument`` field."""
     instrument = (known if known is not None else _instruments({symbol})).get(symbol)
     if instrument is None:
-        raise ExchangeError("invalid", _("The order is invalid."), {"instrument": [
+        raise ExchangeError("invalid", detail, {"instrument": [
             _("There is no instrument %(symbol)s.") % {"symbol": symbol}]})
-    return {**data, "instrument": instrument}
+    return instrument
+
+
+def _submit_kwargs(data: dict[str, Any], known: dict[str, Instrument] | None = None) -> dict[str, Any]:
+    """Validated request fields -> order_submit's keyword arguments (``known``: instruments already read)."""
+    return {**data, "instrument": _named_instrument(data["instrument"], _("The order is invalid."), known)}
 
 
 def _bounded(name: str, *, default: int | None, maximum: int, description: str) -> OpenApiParameter:
@@ -574,12 +579,7 @@ class OrderCancelAllView(APIView):
         serializer = CancelAllRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         symbol = serializer.validated_data.get("instrument")
-        instrument = None
-        if symbol is not None:
-            instrument = _instruments({symbol}).get(symbol)
-            if instrument is None:
-                raise ExchangeError("invalid", _("The request is invalid."), {"instrument": [
-                    _("There is no instrument %(symbol)s.") % {"symbol": symbol}]})
+        instrument = None if symbol is None else _named_instrument(symbol, _("The request is invalid."))
         cancelled = order_services.orders_cancel_all(user=cast(User, request.user), instrument=instrument)
         views = selectors.orders_with_fills(cancelled) if cancelled else []
         return Response({"cancelled": [selectors.order_payload(view) for view in views]})

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils.translation import gettext as _
 
 from clearing.fees import CENT, is_cents, trade_value
@@ -248,37 +248,36 @@ class LedgerAccounts:
         return account
 
 
-def ledger_accounts(*, organisation_ids: Iterable[int], house: bool = True) -> LedgerAccounts:
-    """The accounts of these organisations (and with ``house`` the house
-    accounts) in one query; reads, locks nothing."""
-    wanted = Q(organisation_id__in=sorted(set(organisation_ids)))
-    if house:
-        wanted |= Q(organisation__isnull=True)
-    return LedgerAccounts({(account.organisation_id, account.kind): account
-                           for account in Account.objects.filter(wanted)})
-
-
 _ACCOUNT = Columns(Account, "a")
 
 
+def ledger_accounts(*, organisation_ids: Iterable[int], house: bool = True) -> LedgerAccounts:
+    """The accounts of these organisations (and with ``house`` the house
+    accounts) in one plain statement (the order path reads them in every
+    transaction); reads, locks nothing."""
+    wanted = sorted(set(organisation_ids))
+    parts = []
+    if wanted:
+        parts.append(f"SELECT {_ACCOUNT.sql} FROM {_ACCOUNT.table} a "  # noqa: S608 (model table)
+                     f"WHERE a.organisation_id IN ({placeholders(len(wanted))})")
+    if house:
+        parts.append(f"SELECT {_ACCOUNT.sql} FROM {_ACCOUNT.table} a WHERE a.organisation_id IS NULL")  # noqa: S608
+    accounts: dict[tuple[int | None, str], Account] = {}
+    for row in fetch(" UNION ALL ".join(parts), wanted) if parts else []:
+        account, _next = _ACCOUNT.load(row)
+        accounts[account.organisation_id, account.kind] = account
+    return LedgerAccounts(accounts)
+
+
 def lock_and_read_accounts(organisation_ids: Iterable[int]) -> LedgerAccounts:
-    """``exchange.locks.lock_organisations``, then the accounts of those
-    organisations and the house accounts, in two plain statements.
+    """``exchange.locks.lock_organisations``, then ``ledger_accounts`` of
+    those organisations and the house accounts: two statements.
 
     Two, not one: a statement reads every table with the snapshot it took
     when it started, so accounts read by the statement that waited for an
     organisation's lock would show the balances from before the holder's
     commit. The read after the lock sees them."""
-    wanted = lock_organisations(organisation_ids)
-    house = f"SELECT {_ACCOUNT.sql} FROM {_ACCOUNT.table} a WHERE a.organisation_id IS NULL"  # noqa: S608
-    sql = house if not wanted else (
-        f"SELECT {_ACCOUNT.sql} FROM {_ACCOUNT.table} a "  # noqa: S608 (model table)
-        f"WHERE a.organisation_id IN ({placeholders(len(wanted))}) UNION ALL {house}")
-    accounts: dict[tuple[int | None, str], Account] = {}
-    for row in fetch(sql, wanted):
-        account, _next = _ACCOUNT.load(row)
-        accounts[account.organisation_id, account.kind] = account
-    return LedgerAccounts(accounts)
+    return ledger_accounts(organisation_ids=lock_organisations(organisation_ids))
 
 
 def _account_get_or_create(

@@ -183,15 +183,9 @@ def _lock_instrument(instrument_id: int) -> Instrument:
     """Lock and re-read the instrument (with its zone): every write to its
     book waits here. FOR NO KEY UPDATE: the lock only serialises, and must
     not block the foreign-key checks of inserts that point at the instrument."""
-    rows = rawsql.fetch(
-        f"SELECT {_INSTRUMENT.sql}, {_ZONE.sql} FROM {_INSTRUMENT.table} i "  # noqa: S608 (model tables)
-        f"JOIN {_ZONE.table} z ON z.id = i.zone_id WHERE i.id = %s{rawsql.lock_clause('i')}",
-        [instrument_id])
-    if not rows:
+    instrument = _lock_instruments([instrument_id]).get(instrument_id)
+    if instrument is None:
         raise Instrument.DoesNotExist(instrument_id)
-    instrument, at = _INSTRUMENT.load(rows[0])
-    zone, _at = _ZONE.load(rows[0], at)
-    Instrument.zone.field.set_cached_value(instrument, zone)
     return instrument
 
 
@@ -326,7 +320,10 @@ def _check_quantity(instrument: Instrument, quantity: Any) -> None:
                                      % {"lot": instrument.lot_size}]})
 
 
-def _check_price(instrument: Instrument, side: str, price: Any, rates: fees.FeeRates) -> Decimal:
+def check_price(instrument: Instrument, side: str, price: Any, rates: fees.FeeRates) -> Decimal:
+    """A limit price as the exchange takes it at ``rates`` (on the tick, within
+    the bounds, a sell not below the fee floor), or ``ExchangeError`` saying why.
+    The trading screen's cost preview asks it too."""
     if not isinstance(price, Decimal) or not price.is_finite():
         raise _invalid({"price": [_("Enter the price as a decimal number of euros.")]})
     tick = instrument.tick_size
@@ -381,7 +378,7 @@ def _check_request(
         raise _invalid(fields)
 
 
-def _protection_price(instrument: Instrument, side: str, rates: fees.FeeRates) -> Decimal:
+def protection_price(instrument: Instrument, side: str, rates: fees.FeeRates) -> Decimal:
     """A market order's limit: the reference price +/-50 %, within the bounds (see the module docstring)."""
     tick = instrument.tick_size
     reference = Trade.objects.filter(instrument=instrument).order_by("-id").values_list("price", flat=True).first()
@@ -1002,9 +999,9 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
     if spec.expires_at is not None and spec.expires_at <= at:
         raise _invalid({"expires_at": [_("The expiry time must be in the future.")]})
     if spec.type == OrderType.MARKET:
-        limit = _protection_price(instrument, spec.side, rates)
+        limit = protection_price(instrument, spec.side, rates)
     else:
-        limit = _check_price(instrument, spec.side, spec.price, rates)
+        limit = check_price(instrument, spec.side, spec.price, rates)
     order = Order(
         instrument=instrument, organisation=organisation, placed_by=user, client_order_id=spec.client_order_id,
         side=spec.side, type=spec.type, price=limit, quantity=spec.quantity, time_in_force=spec.time_in_force,
@@ -1292,7 +1289,7 @@ def _amend_tx(
         raise ExchangeError("order_not_open", _("The order has expired."), status=409)
     _check_open(instrument, at)
     if price is not None:
-        price = _check_price(instrument, order.side, price, _entry_rates(order))
+        price = check_price(instrument, order.side, price, _entry_rates(order))
     if quantity is not None:
         _check_quantity(instrument, quantity)
     changes = _changes(instrument, at, user)

@@ -70,7 +70,7 @@ from market.services.controls import kill_switch_engaged, kill_switch_refusal
 # The order service's own rule for a market order's limit (read-only: one
 # query). Imported by its private name so that the service module, which the
 # lead is reworking, stays untouched; make it public when it next changes.
-from market.services.orders import _protection_price as market_protection_price
+from market.services.orders import check_price, protection_price
 
 BOOK_DEPTH = 10  # levels per side in the ladder
 TAPE_LENGTH = 50  # trades in the tape
@@ -550,19 +550,14 @@ def _cost_preview(instrument: Instrument, membership: Membership | None, data: A
         return _("Enter the quantity to see what the order costs.")
     rates = fee_rates_at(timezone.now())
     if type_ == OrderType.MARKET:
-        price = market_protection_price(instrument, side, rates)
+        price = protection_price(instrument, side, rates)
     elif price is None:
         return _("Enter the limit price to see what the order costs.")
-    elif not fees.is_cents(price) or price % instrument.tick_size:
-        return _("The price must be a multiple of the tick size %(tick)s EUR/GPUh.") % {
-            "tick": number_format(instrument.tick_size, 2)}
-    elif not instrument.min_price <= price <= instrument.max_price:
-        return _("The price must be between %(min)s and %(max)s EUR/GPUh.") % {
-            "min": number_format(instrument.min_price, 2), "max": number_format(instrument.max_price, 2)}
-    floor = fees.min_sell_price(rates.taker, instrument.tick_size)
-    if side == Side.SELL and price < floor:
-        return _("A sell price must be at least %(floor)s EUR/GPUh, or the fee would exceed the proceeds.") % {
-            "floor": number_format(floor, 2)}
+    else:
+        try:  # the order service's own rule and message
+            price = check_price(instrument, side, price, rates)
+        except ExchangeError as error:
+            return error.detail
     hours = instrument.hours
     reserved = fees.buy_reservation(price, quantity, hours, rates.taker) if side == Side.BUY else Decimal("0.00")
     cash = None
