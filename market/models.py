@@ -422,15 +422,21 @@ class Trade(models.Model):
 
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="trades",
                                    verbose_name=_("instrument"))
-    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
-    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
+    # Continuous trades name their two orders; a day-ahead trade names its
+    # auction instead (its GPUs come from many bids, DayAheadAcceptance).
+    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades", null=True, blank=True)
+    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades", null=True,
+                                   blank=True)
+    auction = models.ForeignKey("DayAheadAuction", on_delete=models.PROTECT, related_name="trades", null=True,
+                                blank=True, verbose_name=_("day-ahead auction"))
     buyer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="buy_trades",
                               verbose_name=_("buyer"))
     seller = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="sell_trades",
                                verbose_name=_("seller"))
     price = models.DecimalField(_("price (EUR/GPUh)"), max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
-    aggressor = models.CharField(_("aggressor"), max_length=4, choices=Side.choices)
+    # Empty for an auction trade: nobody took a resting order.
+    aggressor = models.CharField(_("aggressor"), max_length=4, choices=Side.choices, blank=True)
     # Exact: rate x quantity x hours (market rules §3, fees accrue at full
     # precision; charged monthly, clearing.services.fees).
     buyer_fee = models.DecimalField(_("buyer fee"), max_digits=18, decimal_places=6)
@@ -445,6 +451,11 @@ class Trade(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive"),
             models.CheckConstraint(condition=~Q(buyer=F("seller")), name="trade_no_self_trade"),
+            models.CheckConstraint(
+                condition=(Q(auction__isnull=True, buy_order__isnull=False, sell_order__isnull=False)
+                           & ~Q(aggressor=""))
+                | Q(auction__isnull=False, buy_order__isnull=True, sell_order__isnull=True, aggressor=""),
+                name="trade_orders_or_auction"),
         ]
 
     def __str__(self) -> str:
@@ -598,3 +609,304 @@ class KillSwitch(models.Model):
     @property
     def engaged(self) -> bool:
         return self.lifted_at is None
+
+
+# --- Day-ahead auction (issue 9; docs/architecture.md "Day-ahead auction") ---------------------
+
+
+class AuctionStatus(models.TextChoices):
+    OPEN = "open", _("open")
+    CLEARED = "cleared", _("cleared")
+
+
+class AuctionMethod(models.TextChoices):
+    """How the clearing core found its result (``market.auction.Method``)."""
+
+    CURVES = "curves", _("curves only")
+    OPTIMAL = "optimal", _("optimal")
+    INCUMBENT = "incumbent", _("best solution within the time limit")
+    WITHOUT_BLOCKS = "without_blocks", _("without blocks (fallback)")
+
+
+class DayAheadAuction(models.Model):
+    """The day-ahead auction of one delivery day, GPU class and zone.
+
+    Created with its first bid. ``closed`` is derived: open and past gate
+    closure. Cleared exactly once (``market.services.dayahead.auction_clear``
+    claims the row with a guarded UPDATE inside the transaction that books
+    the result)."""
+
+    delivery_date = models.DateField(_("delivery day"))
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="auctions",
+                                  verbose_name=_("GPU class"))
+    zone = models.ForeignKey(DeliveryZone, on_delete=models.PROTECT, related_name="auctions",
+                             verbose_name=_("delivery zone"))
+    book_opens_at = models.DateTimeField(_("book opens"))
+    gate_closure = models.DateTimeField(_("gate closure"))
+    status = models.CharField(_("status"), max_length=8, choices=AuctionStatus.choices,
+                              default=AuctionStatus.OPEN)
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
+    method = models.CharField(_("method"), max_length=16, choices=AuctionMethod.choices, blank=True)
+    time_limit_hit = models.BooleanField(_("time limit hit"), default=False)
+    rounds = models.PositiveIntegerField(_("solver rounds"), default=0)
+    # SHA-256 of the canonical input of the clearing (every active bid), so a
+    # re-run can be compared and the published result checked.
+    input_sha256 = models.CharField(_("input fingerprint"), max_length=64, blank=True)
+    # Entry sequence of bids (time priority at the margin), advanced while the row is locked.
+    bid_sequence = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("day-ahead auction")
+        verbose_name_plural = _("day-ahead auctions")
+        ordering = ["-delivery_date", "gpu_class", "zone"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery_date", "gpu_class", "zone"], name="auction_unique_day"),
+            models.CheckConstraint(condition=Q(gate_closure__gt=F("book_opens_at")), name="auction_window_order"),
+            models.CheckConstraint(condition=Q(status="open") | Q(cleared_at__isnull=False),
+                                   name="auction_cleared_at_set"),
+        ]
+        indexes = [models.Index(fields=["status", "gate_closure"], name="auction_status_gate")]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_class_id}.{self.zone_id} {self.delivery_date}"
+
+    def accepts_bids_at(self, now: datetime) -> bool:
+        return self.status == AuctionStatus.OPEN and self.book_opens_at <= now < self.gate_closure
+
+
+class BidKind(models.TextChoices):
+    CURVE = "curve", _("hourly curve")
+    BLOCK = "block", _("block")
+
+
+class BidStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    REPLACED = "replaced", _("replaced")
+    CANCELLED = "cancelled", _("cancelled")
+    CLEARED = "cleared", _("cleared")
+
+
+class DayAheadBid(models.Model):
+    """A member's bid in one auction: an hourly curve (steps in
+    ``DayAheadStep``) or a block (one quantity in every hour of a run, a
+    limit on the average price, a minimum acceptance ratio, an optional
+    exclusive group)."""
+
+    auction = models.ForeignKey(DayAheadAuction, on_delete=models.PROTECT, related_name="bids",
+                                verbose_name=_("auction"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="dayahead_bids",
+                                     verbose_name=_("organisation"))
+    placed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", verbose_name=_("placed by"))
+    kind = models.CharField(_("kind"), max_length=5, choices=BidKind.choices)
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    hour = models.CharField(_("hour"), max_length=3, blank=True)
+    first_hour = models.CharField(_("first hour"), max_length=3, blank=True)
+    last_hour = models.CharField(_("last hour"), max_length=3, blank=True)
+    hours = models.PositiveIntegerField(_("hours"))
+    price = models.DecimalField(_("limit price (EUR/GPUh)"), max_digits=12, decimal_places=2, null=True, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs per hour)"), null=True, blank=True)
+    min_acceptance_ratio = models.DecimalField(_("minimum acceptance ratio"), max_digits=5, decimal_places=4,
+                                               null=True, blank=True)
+    exclusive_group = models.CharField(_("exclusive group"), max_length=40, blank=True)
+    sequence = models.BigIntegerField(_("entry sequence"))
+    status = models.CharField(_("status"), max_length=9, choices=BidStatus.choices, default=BidStatus.ACTIVE)
+    reserved_amount = models.DecimalField(_("cash reserved"), max_digits=18, decimal_places=2, default=Decimal("0"))
+    fee_rate = models.DecimalField(_("fee rate at entry"), max_digits=8, decimal_places=4)
+    paradoxically_rejected = models.BooleanField(_("paradoxically rejected"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("day-ahead bid")
+        verbose_name_plural = _("day-ahead bids")
+        ordering = ["auction", "sequence"]
+        indexes = [models.Index(fields=["organisation", "status"], name="dayaheadbid_org_status"),
+                   models.Index(fields=["auction", "status"], name="dayaheadbid_auction_status")]
+        constraints = [
+            models.UniqueConstraint(fields=["auction", "organisation", "hour"], name="dayaheadbid_one_curve",
+                                    condition=Q(kind="curve", status="active")),
+            models.CheckConstraint(
+                condition=(Q(kind="curve") & ~Q(hour="") & Q(first_hour="", last_hour="", price__isnull=True,
+                                                             quantity__isnull=True, min_acceptance_ratio__isnull=True,
+                                                             exclusive_group="", hours=1))
+                | (Q(kind="block") & Q(hour="") & ~Q(first_hour="") & ~Q(last_hour="")
+                   & Q(price__isnull=False, quantity__gt=0, min_acceptance_ratio__gt=0,
+                       min_acceptance_ratio__lte=1, hours__gt=0)),
+                name="dayaheadbid_kind_fields"),
+            models.CheckConstraint(condition=Q(reserved_amount__gte=0), name="dayaheadbid_reserved_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.side}"
+
+    @property
+    def hour_span(self) -> str:
+        return self.hour if self.kind == BidKind.CURVE else f"{self.first_hour}–{self.last_hour}"
+
+
+class DayAheadStep(models.Model):
+    """One price/quantity step of a curve bid: its own quantity at its own limit."""
+
+    bid = models.ForeignKey(DayAheadBid, on_delete=models.CASCADE, related_name="steps", verbose_name=_("bid"))
+    position = models.PositiveSmallIntegerField(_("position"))
+    price = models.DecimalField(_("limit price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
+
+    class Meta:
+        verbose_name = _("curve step")
+        verbose_name_plural = _("curve steps")
+        ordering = ["bid", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["bid", "position"], name="dayaheadstep_unique_position"),
+            models.CheckConstraint(condition=Q(quantity__gt=0) & Q(position__lt=64), name="dayaheadstep_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bid_id}/{self.position}: {self.quantity} @ {self.price}"
+
+
+class DayAheadAcceptance(models.Model):
+    """The GPUs a bid got in one hour of its auction (0 where none)."""
+
+    bid = models.ForeignKey(DayAheadBid, on_delete=models.PROTECT, related_name="acceptances",
+                            verbose_name=_("bid"))
+    hour = models.CharField(_("hour"), max_length=3)
+    quantity = models.PositiveIntegerField(_("accepted quantity (GPUs)"))
+
+    class Meta:
+        verbose_name = _("accepted quantity")
+        verbose_name_plural = _("accepted quantities")
+        constraints = [models.UniqueConstraint(fields=["bid", "hour"], name="dayaheadacceptance_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.bid_id} {self.hour}: {self.quantity}"
+
+
+class DayAheadHour(models.Model):
+    """The public result of one hour of a cleared auction, with the
+    aggregated (anonymous) curves: ``[[price, cumulative GPUs], ...]``,
+    buy curve by falling price, sell curve by rising price."""
+
+    auction = models.ForeignKey(DayAheadAuction, on_delete=models.PROTECT, related_name="results",
+                                verbose_name=_("auction"))
+    hour = models.CharField(_("hour"), max_length=3)
+    position = models.PositiveSmallIntegerField(_("position in the day"))
+    delivery_start = models.DateTimeField(_("delivery start"))
+    price = models.DecimalField(_("clearing price (EUR/GPUh)"), max_digits=12, decimal_places=2, null=True,
+                                blank=True)
+    volume = models.PositiveIntegerField(_("volume (GPUs)"))
+    buy_volume = models.PositiveIntegerField(_("bid to buy (GPUs)"))
+    sell_volume = models.PositiveIntegerField(_("offered (GPUs)"))
+    price_low = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_high = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    buy_curve = models.JSONField(default=list)
+    sell_curve = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name = _("auction hour result")
+        verbose_name_plural = _("auction hour results")
+        ordering = ["auction", "position"]
+        constraints = [models.UniqueConstraint(fields=["auction", "hour"], name="dayaheadhour_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.auction_id} {self.hour}: {self.volume} @ {self.price}"
+
+
+class DayAheadIndicative(models.Model):
+    """The latest indicative clearing of an open auction: ``hours`` is
+    ``[{"hour", "price", "volume"}]`` (prices as strings), public."""
+
+    auction = models.OneToOneField(DayAheadAuction, on_delete=models.CASCADE, related_name="indicative")
+    computed_at = models.DateTimeField(_("computed at"))
+    hours = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name = _("indicative result")
+        verbose_name_plural = _("indicative results")
+
+    def __str__(self) -> str:
+        return f"{self.auction_id} {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class DayAheadCommitment(models.Model):
+    """The most GPUs an organisation may sell in one hour of an open
+    auction (its sell curve plus its sell blocks covering the hour, the
+    largest block of each exclusive group): capacity that counts as offered
+    until the auction clears (market rules §3). Rewritten for the
+    organisation with each of its bids, deleted when the auction clears
+    (the accepted sells are then short positions). Read by
+    ``market.services.capacity.hour_commitments``."""
+
+    auction = models.ForeignKey(DayAheadAuction, on_delete=models.CASCADE, related_name="+")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="+")
+    zone = models.ForeignKey(DeliveryZone, on_delete=models.PROTECT, related_name="+")
+    hour_start = models.DateTimeField()
+    gpus = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["auction", "organisation", "hour_start"],
+                                               name="dayaheadcommitment_unique")]
+        indexes = [models.Index(fields=["organisation", "gpu_class", "hour_start"],
+                                name="dayaheadcommitment_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.hour_start:%Y-%m-%dT%H}: {self.gpus}"
+
+
+# --- Indices (issue 9, item 6) ---------------------------------------------------------------
+
+
+class IndexKind(models.TextChoices):
+    BASE = "base", _("Base")
+    PEAK = "peak", _("Peak")
+    INTRADAY_VWAP = "intraday_vwap", _("Intraday VWAP")
+
+
+class _IndexQuerySet(models.QuerySet["IndexValue"]):
+    def update(self, **kwargs: object) -> int:
+        raise ImmutableRowError("published index values are never changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ImmutableRowError("published index values are never deleted")
+
+
+class IndexValue(models.Model):
+    """One published daily index value. Append-only: ``sha256`` is the
+    SHA-256 of the canonical JSON of ``inputs``, so anyone can recompute it
+    from the open data and see that the figure was never changed."""
+
+    kind = models.CharField(_("index"), max_length=16, choices=IndexKind.choices)
+    date = models.DateField(_("delivery day"))
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="+", verbose_name=_("GPU class"))
+    zone = models.ForeignKey(DeliveryZone, on_delete=models.PROTECT, related_name="+",
+                             verbose_name=_("delivery zone"))
+    value = models.DecimalField(_("value (EUR/GPUh)"), max_digits=12, decimal_places=2, null=True, blank=True)
+    volume = models.PositiveBigIntegerField(_("volume (GPUh)"), default=0)
+    inputs = models.JSONField(_("inputs"), default=dict)
+    sha256 = models.CharField(_("fingerprint"), max_length=64)
+    methodology_version = models.CharField(_("methodology version"), max_length=10)
+    is_demo = models.BooleanField(_("demo data"), default=False)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    objects = _IndexQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("index value")
+        verbose_name_plural = _("index values")
+        ordering = ["-date", "gpu_class", "zone", "kind"]
+        constraints = [models.UniqueConstraint(fields=["kind", "date", "gpu_class", "zone", "methodology_version"],
+                                               name="indexvalue_unique")]
+        indexes = [models.Index(fields=["gpu_class", "zone", "date"], name="indexvalue_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.date} {self.gpu_class_id}.{self.zone_id}: {self.value}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ImmutableRowError("published index values are never changed")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ImmutableRowError("published index values are never deleted")
