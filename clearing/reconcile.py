@@ -204,26 +204,30 @@ def _balances_match_lines() -> Iterator[str]:
 
 
 @register_check("reserved_matches_orders",
-                gettext_lazy("Reserved cash equals the reservations of the open buy orders"))
+                gettext_lazy("Reserved cash equals the reservations of the open buy orders and active auction bids"))
 def _reserved_matches_orders() -> Iterator[str]:
     # Imported here: market depends on clearing, not the other way round at import time.
-    from market.models import RESTING_STATUSES, Order, Side
+    from market.models import RESTING_STATUSES, BidStatus, DayAheadBid, Order, Side
 
     ledger = dict(
         Account.objects.filter(kind=Account.Kind.CASH_RESERVED).exclude(balance=0)
         .values_list("organisation_id", "balance")
     )
-    orders = dict(
-        Order.objects.filter(side=Side.BUY, status__in=RESTING_STATUSES).order_by()
-        .values("organisation_id").annotate(total=Sum("reserved_amount")).exclude(total=0)
-        .values_list("organisation_id", "total")
-    )
+    orders: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for source in (Order.objects.filter(side=Side.BUY, status__in=RESTING_STATUSES),
+                   DayAheadBid.objects.filter(status=BidStatus.ACTIVE)):
+        for organisation_id, total in (source.order_by().values("organisation_id")
+                                       .annotate(total=Sum("reserved_amount")).values_list("organisation_id",
+                                                                                           "total")):
+            orders[organisation_id] += total
+    orders = {pk: total for pk, total in orders.items() if total}
     differing = sorted(pk for pk in ledger.keys() | orders.keys() if ledger.get(pk, ZERO) != orders.get(pk, ZERO))
     if not differing:
         return
     names = dict(Organisation.objects.filter(pk__in=differing).values_list("pk", "legal_name"))
     for pk in differing:
-        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open buy orders reserve %(orders)s.") % {
+        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open buy orders and auction bids reserve "
+                "%(orders)s.") % {
             "organisation": names.get(pk, "?"), "pk": pk,
             "ledger": _money(ledger.get(pk, ZERO)), "orders": _money(orders.get(pk, ZERO)),
         }
