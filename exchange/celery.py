@@ -24,6 +24,10 @@ BEAT_SCHEDULE = {
     },
     # GTD expiry and the orders of closed instruments; idempotent.
     "market-expire-orders": {"task": "market.expire_orders", "schedule": crontab(minute="*")},
+    # Day-ahead: the auctions past gate closure (12:00 Europe/Berlin; CELERY_TIMEZONE),
+    # each claimed exactly once, then catch-up every 5 minutes; and the indicative prices.
+    "market-clear-dayahead": {"task": "market.clear_dayahead", "schedule": crontab(minute="*/5")},
+    "market-dayahead-indicative": {"task": "market.dayahead_indicative", "schedule": crontab(minute="2-59/5")},
     # Every clearing invariant; records the run and alerts operators on a new break.
     "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
     # Payouts of confirmed, resolved and undisputed deliveries; exactly once per ticket.

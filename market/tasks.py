@@ -48,3 +48,28 @@ def demo_market_maker() -> dict[str, object]:
     if step.active:
         log.info("demo market maker: %s", step)
     return asdict(step)
+
+
+@shared_task(name="market.clear_dayahead", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def clear_dayahead() -> int:
+    """Clear every day-ahead auction past gate closure (12:00 Europe/Berlin on
+    D-1). Beat runs it every 5 minutes, so a run at 12:00 clears the day's
+    auctions and a later one catches up after a crash; each auction is
+    claimed once (``market.services.dayahead.auction_clear``)."""
+    from market.services import dayahead
+
+    cleared = dayahead.auctions_clear_due(now=timezone.now())
+    if cleared:
+        log.info("day-ahead: %d auctions cleared", cleared)
+    return cleared
+
+
+@shared_task(name="market.dayahead_indicative", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=2)
+def dayahead_indicative() -> int:
+    """The indicative prices of every open auction (every 5 minutes from one
+    hour after its book opens until gate closure)."""
+    from market.services import dayahead
+
+    return dayahead.dayahead_indicative_run(now=timezone.now())
