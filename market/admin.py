@@ -23,6 +23,9 @@ from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin
 from exchange.errors import ExchangeError
 from market import services
 from market.models import (
+    DayAheadAuction,
+    DayAheadBid,
+    DayAheadHour,
     DeliveryZone,
     GpuClass,
     Instrument,
@@ -370,3 +373,45 @@ class KillSwitchAdmin(ExchangeModelAdmin):
                 lifted += 1
         self.message_user(request, ngettext("%(count)d kill switch lifted.", "%(count)d kill switches lifted.",
                                             lifted) % {"count": lifted})
+
+
+# --- Day-ahead auction (issue 9) ----------------------------------------------------------------
+
+
+_HOUR_FIELDS = ("hour", "delivery_start", "price", "volume", "buy_volume", "sell_volume", "price_low", "price_high")
+
+
+class DayAheadHourInline(admin.TabularInline):
+    model = DayAheadHour
+    fields = _HOUR_FIELDS
+    readonly_fields = _HOUR_FIELDS
+    extra = 0
+    can_delete = False
+    ordering = ["position"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DayAheadAuction)
+class DayAheadAuctionAdmin(ReadOnlyAdmin):
+    """Auctions are created by bids and cleared by the run (``run_dayahead_auction``); read here."""
+
+    list_display = ["id", "delivery_date", "gpu_class", "zone", "status", "gate_closure", "cleared_at", "method",
+                    "time_limit_hit", "rounds"]
+    list_filter = ["status", "method", "gpu_class", "zone", "time_limit_hit"]
+    date_hierarchy = "delivery_date"
+    list_select_related = ["gpu_class", "zone"]
+    inlines = [DayAheadHourInline]
+
+
+@admin.register(DayAheadBid)
+class DayAheadBidAdmin(ReadOnlyAdmin):
+    list_display = ["id", "auction", "organisation", "kind", "side", "hour", "first_hour", "last_hour", "price",
+                    "quantity", "min_acceptance_ratio", "exclusive_group", "status", "reserved_amount",
+                    "paradoxically_rejected", "created_at"]
+    list_filter = ["status", "kind", "side", "paradoxically_rejected", "auction__gpu_class",
+                   ("auction__delivery_date", admin.DateFieldListFilter)]
+    search_fields = ["=id", "organisation__legal_name", "exclusive_group"]
+    list_select_related = ["auction__gpu_class", "auction__zone", "organisation"]
+    list_per_page = 100

@@ -169,3 +169,14 @@ def test_two_runs_at_once_clear_the_auction_once(parties, day):
     assert outcomes == {"True": 1, "False": 1}
     assert Trade.objects.count() == 4
     assert reconcile() == []
+
+
+@pytest.mark.django_db
+def test_operators_read_auctions_and_bids_in_admin(parties, day, admin_client):
+    enter_book(parties, day)
+    dayahead.auctions_clear_due(now=calendar.dayahead_gate_closure(day))
+    auction = DayAheadAuction.objects.get()
+    page = admin_client.get(f"/admin/market/dayaheadauction/{auction.pk}/change/")
+    assert page.status_code == 200 and "11,00" in page.content.decode()
+    listing = admin_client.get("/admin/market/dayaheadbid/")
+    assert listing.status_code == 200 and "Bea Start GmbH" in listing.content.decode()
