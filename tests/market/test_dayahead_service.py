@@ -336,3 +336,34 @@ def test_a_23_hour_day_has_no_hour_02(market):
                                  kind="curve", hour="03", steps=[["5.00", 10]], now=at)
     dayahead.auctions_clear_due(now=calendar.dayahead_gate_closure(day))
     assert DayAheadHour.objects.count() == 23
+
+
+def test_accepted_sells_occupy_capacity_so_intraday_sees_what_is_left(market):
+    from market.models import Instrument, InstrumentStatus
+    from market.services.orders import order_submit
+
+    hand_computed_book(market)
+    dayahead.auctions_clear_due(now=GATE)
+    s1, s1_user = market["s1"]  # 100 GPUs in Bavaria, 30 sold in the auction's hour 14
+    instrument = Instrument.objects.get(symbol="H100.DE.2026-12-10T14")
+    Instrument.objects.filter(pk=instrument.pk).update(status=InstrumentStatus.OPEN)
+    at = instrument.opens_at + calendar.HOUR
+    with pytest.raises(ExchangeError) as refused:
+        order_submit(user=s1_user, instrument=instrument, side="sell", price=Decimal("20.00"), quantity=71, now=at)
+    assert refused.value.code == "insufficient_capacity"
+    order_submit(user=s1_user, instrument=instrument, side="sell", price=Decimal("20.00"), quantity=70, now=at)
+    assert reconcile() == []
+
+
+def test_a_site_cannot_shrink_below_what_its_organisation_offers_in_an_open_auction(market):
+    from market.models import Site
+    from market.services.capacity import site_capacity_set
+
+    s1, s1_user = market["s1"]
+    bid(s1_user, side="sell", kind="curve", hour="12", steps=[["6.00", 80]])
+    site = Site.objects.get(organisation=s1)
+    with pytest.raises(ExchangeError) as refused:
+        site_capacity_set(user=s1_user, site=site, gpu_class=GpuClassFactory(code="H100"), gpus=50)
+    assert refused.value.code == "insufficient_capacity"
+    assert "80" in refused.value.detail
+    site_capacity_set(user=s1_user, site=site, gpu_class=GpuClassFactory(code="H100"), gpus=80)
