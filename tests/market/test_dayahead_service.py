@@ -367,3 +367,24 @@ def test_a_site_cannot_shrink_below_what_its_organisation_offers_in_an_open_auct
     assert refused.value.code == "insufficient_capacity"
     assert "80" in refused.value.detail
     site_capacity_set(user=s1_user, site=site, gpu_class=GpuClassFactory(code="H100"), gpus=80)
+
+
+def test_auction_trades_are_delivered_and_settled_like_intraday(market):
+    from clearing.services import deliveries_settle, delivery_access_post, delivery_confirm
+
+    hand_computed_book(market)
+    dayahead.auctions_clear_due(now=GATE)
+    start = calendar.delivery_hour(DAY, "14").start
+    sellers = {market["s1"][0].pk: market["s1"][1], market["s2"][0].pk: market["s2"][1]}
+    buyers = {market["b1"][0].pk: market["b1"][1], market["b2"][0].pk: market["b2"][1]}
+    for ticket in DeliveryTicket.objects.order_by("pk"):
+        delivery_access_post(user=sellers[ticket.seller_id], ticket=ticket, endpoint="ssh gpu@10.0.0.1",
+                             instructions="key on file", now=GATE)
+        delivery_confirm(user=buyers[ticket.buyer_id], ticket=ticket, now=start)
+    assert deliveries_settle(now=start + calendar.HOUR) == 4
+    s1, b1 = market["s1"][0], market["b1"][0]
+    # The seller is paid what it sold less the fee held: 330.00 - 0.36.
+    assert balance(s1, Account.Kind.CASH_AVAILABLE) == Decimal("10329.64")
+    assert balance(s1, Account.Kind.SETTLEMENT_PENDING) == 0
+    assert balance(b1, Account.Kind.SETTLEMENT_PENDING) == 0
+    assert reconcile() == []
