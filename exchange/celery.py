@@ -28,6 +28,12 @@ BEAT_SCHEDULE = {
     # each claimed exactly once, then catch-up every 5 minutes; and the indicative prices.
     "market-clear-dayahead": {"task": "market.clear_dayahead", "schedule": crontab(minute="*/5")},
     "market-dayahead-indicative": {"task": "market.dayahead_indicative", "schedule": crontab(minute="2-59/5")},
+    # Futures on business days (the tasks check the day): DSPs at 17:30, the margin run after
+    # the session; both once per day, the later runs of the hour only catch up after a crash.
+    "market-futures-settlement-prices": {"task": "market.futures_settlement_prices",
+                                         "schedule": crontab(minute="30-59/5", hour="17", day_of_week="1-5")},
+    "market-futures-variation-margin": {"task": "market.futures_variation_margin",
+                                        "schedule": crontab(minute="15-59/5", hour="18", day_of_week="1-5")},
     # Every clearing invariant; records the run and alerts operators on a new break.
     "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
     # Payouts of confirmed, resolved and undisputed deliveries; exactly once per ticket.

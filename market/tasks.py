@@ -73,3 +73,33 @@ def dayahead_indicative() -> int:
     from market.services import dayahead
 
     return dayahead.dayahead_indicative_run(now=timezone.now())
+
+
+@shared_task(name="market.futures_settlement_prices", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_settlement_prices() -> int:
+    """17:30 Europe/Berlin on business days: the day's DSPs (once per day)."""
+    from market import calendar
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not calendar.is_business_day(day) or now < futures.dsp_instant(day):
+        return 0
+    return futures.settlement_prices_compute(day=day, now=now)
+
+
+@shared_task(name="market.futures_variation_margin", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_variation_margin() -> int:
+    """After the session (18:15 Europe/Berlin on business days): variation and
+    initial margin, margin calls (once per day; waits for the day's DSPs)."""
+    from market import calendar
+    from market.models import FuturesJob, FuturesJobRun
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.SETTLEMENT_PRICES, date=day).exists():
+        return 0
+    return futures.variation_margin_run(day=day, now=now)

@@ -194,3 +194,24 @@ def test_an_operator_overrides_a_dsp_with_a_reason_before_the_margin_run(world):
     with pytest.raises(ExchangeError) as late:
         futures.settlement_price_override(operator=operator, settlement_price=row, price=D("2.45"), reason="again")
     assert late.value.code == "conflict"
+
+
+def test_the_commands_run_the_day_once(world, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.utils import timezone
+
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    monkeypatch.setattr(timezone, "now", lambda: at(MON, 18, 20))
+    out = StringIO()
+    call_command("compute_settlement_prices", "--date", MON.isoformat(), stdout=out)
+    call_command("run_variation_margin", "--date", MON.isoformat(), stdout=out)
+    call_command("run_variation_margin", "--date", MON.isoformat(), stdout=out)
+    assert out.getvalue().splitlines() == [
+        "2026-12-07: 1 prices set", "2026-12-07: 2 members booked",
+        "2026-12-07: 0 members booked (already done, or nothing to do)"]
+    with pytest.raises(CommandError):
+        call_command("run_variation_margin", "--date", TUE.isoformat())
