@@ -461,13 +461,14 @@ def _sweep_due(month: date, total: Decimal) -> bool:
 PositionTotals = tuple[int, int, int, Decimal, Decimal]  # quantity, bought, sold, buy_cost, sell_proceeds
 
 
-@register_check("positions_match_trades", gettext_lazy("Every position equals the totals of its trades"))
+@register_check("positions_match_trades",
+                gettext_lazy("Every position equals the totals of its trades (and futures transfers)"))
 def _positions_match_trades() -> Iterator[str]:
     # The order service adds each fill to both positions (market/services/
     # orders.py, the fill loop and _positions_add): the buyer's bought and
     # buy_cost (price x quantity), the seller's sold and sell_proceeds, and
     # quantity = bought - sold.
-    from market.models import Instrument, Position, Trade
+    from market.models import Instrument, Position, PositionTransfer, Trade
 
     value = Sum(F("price") * F("quantity"), output_field=DecimalField(max_digits=18, decimal_places=2))
     trades = Trade.objects.order_by()
@@ -475,6 +476,14 @@ def _positions_match_trades() -> Iterator[str]:
               trades.values("buyer_id", "instrument_id").annotate(gpus=Sum("quantity"), amount=value)}
     sold = {(row["seller_id"], row["instrument_id"]): (row["gpus"], row["amount"]) for row in
             trades.values("seller_id", "instrument_id").annotate(gpus=Sum("quantity"), amount=value)}
+    # Futures positions also move without a trade, against the clearing
+    # house: cascading and final settlement (market.models.PositionTransfer).
+    for moved in PositionTransfer.objects.order_by().values("organisation_id", "instrument_id", "side").annotate(
+            gpus=Sum("quantity"), amount=value):
+        key = (moved["organisation_id"], moved["instrument_id"])
+        target = bought if moved["side"] == "buy" else sold
+        gpus, amount = target.get(key, (0, ZERO))
+        target[key] = (gpus + moved["gpus"], amount + moved["amount"])
     expected: dict[tuple[int, int], PositionTotals] = {}
     for key in bought.keys() | sold.keys():
         bought_quantity, cost = bought.get(key, (0, ZERO))

@@ -920,6 +920,7 @@ class SettlementSource(models.TextChoices):
     MID = "mid", _("mid of best bid and ask")
     PREVIOUS = "previous", _("previous settlement price")
     OVERRIDE = "override", _("set by an operator")
+    FINAL = "final", _("final settlement price (base index of the delivery month)")
 
 
 class SettlementPrice(models.Model):
@@ -1072,3 +1073,35 @@ class DefaultFundContribution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fund_id} {self.organisation_id}: {self.amount}"
+
+
+class TransferKind(models.TextChoices):
+    CASCADE = "cascade", _("cascading")
+    FINAL = "final", _("final settlement")
+
+
+class PositionTransfer(models.Model):
+    """A futures position moved without a trade, against the clearing house:
+    cascading (a year into its quarters, a quarter into its months, at the
+    parent's last settlement price) and the final settlement of a month (the
+    position closed at the final settlement price). ``reconcile`` counts
+    these with the trades when it checks positions."""
+
+    date = models.DateField(_("business day"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("instrument"))
+    kind = models.CharField(_("kind"), max_length=8, choices=TransferKind.choices)
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
+    price = models.DecimalField(_("price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("position transfer")
+        verbose_name_plural = _("position transfers")
+        ordering = ["-date", "organisation", "instrument"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="positiontransfer_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.kind} {self.organisation_id} {self.side} {self.quantity} {self.instrument_id}"

@@ -103,3 +103,18 @@ def futures_variation_margin() -> int:
     if not FuturesJobRun.objects.filter(kind=FuturesJob.SETTLEMENT_PRICES, date=day).exists():
         return 0
     return futures.variation_margin_run(day=day, now=now)
+
+
+@shared_task(name="market.futures_expire", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_expire() -> dict[str, int]:
+    """After the margin run on business days: cascading and final settlement (once per day)."""
+    from market import calendar
+    from market.models import FuturesJob, FuturesJobRun
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
+        return {}
+    return futures.futures_expire(day=day, now=now)

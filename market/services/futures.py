@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from accounts.services import audit_record
 from clearing.models import Account, JournalEntry
 from clearing.services import Posting, ledger_post_all
-from clearing.services.ledger import lock_and_read_accounts
+from clearing.services.ledger import LedgerAccounts, lock_and_read_accounts
 from exchange.errors import ExchangeError
 from market import calendar
 from market import futures as core
@@ -48,11 +48,13 @@ from market.models import (
     MarginCall,
     Order,
     Position,
+    PositionTransfer,
     Segment,
     SettlementPrice,
     SettlementSource,
     Side,
     Trade,
+    TransferKind,
     VariationMargin,
 )
 
@@ -180,28 +182,35 @@ def settlement_prices_on(day: date) -> dict[int, Decimal]:
 
 @dataclass
 class _Stake:
-    """One member's stake in one future on the day."""
+    """One member's stake in one future on the day: the position it held at
+    its last mark (the previous day's variation margin, or a cascade) and
+    the price it was marked at, and the day's trades."""
 
-    overnight: int = 0  # position at yesterday's cut-off
-    traded: list[tuple[Decimal, int]] | None = None  # today's trades (price, signed GPUs)
+    overnight: int = 0
+    marked_at: Decimal | None = None
+    traded: list[tuple[Decimal, int]] = field(default_factory=list)  # (price, signed GPUs)
 
     @property
     def position(self) -> int:
-        return self.overnight + sum(q for _p, q in self.traded or [])
+        return self.overnight + sum(q for _p, q in self.traded)
 
 
-def _stakes(instruments: list[Instrument], since: datetime, until: datetime) -> dict[tuple[int, int], _Stake]:
-    """Per (organisation, instrument): the position before ``since`` and the trades in [since, until)."""
+def _stakes(instruments: list[Instrument], day: date) -> dict[tuple[int, int], _Stake]:
+    """Per (organisation, instrument): the last marked position before
+    ``day`` and the trades since the previous business day's cut-off."""
     stakes: dict[tuple[int, int], _Stake] = defaultdict(_Stake)
-    for instrument_id, buyer, seller, price, quantity, at in Trade.objects.filter(
-            instrument__in=instruments, executed_at__lt=until).values_list(
-            "instrument_id", "buyer_id", "seller_id", "price", "quantity", "executed_at").order_by("id"):
+    last = (VariationMargin.objects.filter(instrument__in=instruments, date__lt=day)
+            .order_by("organisation_id", "instrument_id", "-date").distinct("organisation_id", "instrument_id")
+            .values_list("organisation_id", "instrument_id", "position", "settlement_price"))
+    for organisation, instrument_id, position, price in last:
+        if position:
+            stakes[organisation, instrument_id] = _Stake(overnight=position, marked_at=price)
+    since, until = dsp_instant(previous_business_day(day)), dsp_instant(day)
+    for instrument_id, buyer, seller, price, quantity in Trade.objects.filter(
+            instrument__in=instruments, executed_at__gte=since, executed_at__lt=until).values_list(
+            "instrument_id", "buyer_id", "seller_id", "price", "quantity").order_by("id"):
         for organisation, sign in ((buyer, 1), (seller, -1)):
-            stake = stakes[organisation, instrument_id]
-            if at < since:
-                stake.overnight += sign * quantity
-            else:
-                stake.traded = [*(stake.traded or []), (price, sign * quantity)]
+            stakes[organisation, instrument_id].traded.append((price, sign * quantity))
     return stakes
 
 
@@ -221,6 +230,33 @@ def requirement_of(legs_by_class: dict[Decimal, list[core.Leg]]) -> Decimal:
     return sum((core.margin_requirement(legs=legs, rate=rate) for rate, legs in legs_by_class.items()), ZERO)
 
 
+def _variation_posting(book: LedgerAccounts, organisation: int, amount: Decimal, reference: str, *,
+                       cash: Decimal | None = None, margin: Decimal | None = None
+                       ) -> tuple[Posting, Decimal, Decimal]:
+    """The entry of a variation (or final settlement) of ``amount`` for one
+    member, against the CCP: a gain into ``cash_available``; a loss from
+    ``cash_available``, then ``margin``, the rest owed (``ccp_claim``).
+    ``cash``/``margin``: the balances so far in the caller's transaction
+    (default: as read with the lock). Answers the posting and the balances after it."""
+    cash = book.member(organisation, Account.Kind.CASH_AVAILABLE).balance if cash is None else cash
+    margin = book.member(organisation, Account.Kind.MARGIN).balance if margin is None else margin
+    if amount > 0:
+        return Posting(kind=JournalEntry.Kind.VARIATION_MARGIN, reference=reference, lines=[
+            (book.house(Account.Kind.CCP), -amount),
+            (book.member(organisation, Account.Kind.CASH_AVAILABLE), amount)]), cash + amount, margin
+    loss = -amount
+    from_cash = min(cash, loss)
+    from_margin = min(margin, loss - from_cash)
+    owed = loss - from_cash - from_margin
+    lines = [(book.house(Account.Kind.CCP), loss)]
+    for kind, part in ((Account.Kind.CASH_AVAILABLE, from_cash), (Account.Kind.MARGIN, from_margin),
+                       (Account.Kind.CCP_CLAIM, owed)):
+        if part:
+            lines.append((book.member(organisation, kind), -part))
+    return (Posting(kind=JournalEntry.Kind.VARIATION_MARGIN, reference=reference, lines=lines),
+            cash - from_cash, margin - from_margin)
+
+
 @transaction.atomic(durable=True)
 def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
     """Book the day's variation margin and the initial margin of every
@@ -234,13 +270,22 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
     if run is None:
         return 0
     instruments = {i.pk: i for i in _listed_on(day)}
+    # Futures past their last session whose final settlement is still to come keep
+    # their positions (marked at their last price) and their margin until it is paid.
+    from market.models import InstrumentStatus
+
+    awaiting = (Instrument.objects.filter(segment=Segment.FUTURES, pk__in=VariationMargin.objects.exclude(
+        position=0).values("instrument_id")).exclude(status=InstrumentStatus.SETTLED).exclude(pk__in=list(instruments))
+        .select_related("gpu_class"))
+    instruments.update({i.pk: i for i in awaiting})
     today = settlement_prices_on(day)
-    yesterday_day = previous_business_day(day)
-    yesterday = settlement_prices_on(yesterday_day)
-    stakes = _stakes(list(instruments.values()), dsp_instant(yesterday_day), dsp_instant(day))
+    stakes = _stakes(list(instruments.values()), day)
     with_orders = (Order.objects.filter(instrument__in=list(instruments), status__in=RESTING_STATUSES)
                    .values_list("organisation_id", flat=True).distinct())
-    organisations = sorted({org for org, _i in stakes} | set(with_orders))
+    # Members holding margin are looked at too: a position that expired releases it.
+    with_margin = Account.objects.filter(kind=Account.Kind.MARGIN, balance__gt=0).values_list("organisation_id",
+                                                                                              flat=True)
+    organisations = sorted({org for org, _i in stakes} | set(with_orders) | set(with_margin))
     if not organisations:
         return 0
     book = lock_and_read_accounts(organisations)
@@ -250,15 +295,14 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
     legs: dict[int, dict[Decimal, list[core.Leg]]] = defaultdict(lambda: defaultdict(list))
     for (organisation, instrument_id), stake in sorted(stakes.items()):
         instrument = instruments.get(instrument_id)
-        price = today.get(instrument_id)
+        price = today.get(instrument_id, stake.marked_at)  # no DSP: expired, kept at its last mark
         if instrument is None or price is None:
             continue
-        then = yesterday.get(instrument_id)
         amount = ZERO
-        if stake.overnight and then is not None:
-            amount += core.variation_margin(quantity=stake.overnight, hours=instrument.hours, price_then=then,
-                                            price_now=price)
-        for trade_price, quantity in stake.traded or []:
+        if stake.overnight and stake.marked_at is not None:
+            amount += core.variation_margin(quantity=stake.overnight, hours=instrument.hours,
+                                            price_then=stake.marked_at, price_now=price)
+        for trade_price, quantity in stake.traded:
             amount += core.variation_margin(quantity=quantity, hours=instrument.hours, price_then=trade_price,
                                             price_now=price)
         if stake.position or amount:
@@ -269,7 +313,8 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
         for instrument_id, instrument in instruments.items():
             position = stakes[organisation, instrument_id].position if (organisation, instrument_id) in stakes else 0
             open_buy, open_sell = orders.get((organisation, instrument_id), (0, 0))
-            price = today.get(instrument_id)
+            held = stakes.get((organisation, instrument_id))
+            price = today.get(instrument_id, held.marked_at if held is not None else None)
             if price is None or not (position or open_buy or open_sell):
                 continue
             legs[organisation][instrument.gpu_class.initial_margin_rate].append(
@@ -284,24 +329,11 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
         cash = book.member(organisation, Account.Kind.CASH_AVAILABLE).balance
         margin = book.member(organisation, Account.Kind.MARGIN).balance
         amount = amounts.get(organisation, ZERO)
-        reference = f"variation-margin:{day.isoformat()}"
-        if amount > 0:
-            postings.append(Posting(kind=JournalEntry.Kind.VARIATION_MARGIN, reference=reference, lines=[
-                (book.house(Account.Kind.CCP), -amount),
-                (book.member(organisation, Account.Kind.CASH_AVAILABLE), amount)]))
-            cash += amount
-        elif amount < 0:
-            loss = -amount
-            from_cash = min(cash, loss)
-            from_margin = min(margin, loss - from_cash)
-            owed = loss - from_cash - from_margin
-            lines = [(book.house(Account.Kind.CCP), loss)]
-            for kind, part in ((Account.Kind.CASH_AVAILABLE, from_cash), (Account.Kind.MARGIN, from_margin),
-                               (Account.Kind.CCP_CLAIM, owed)):
-                if part:
-                    lines.append((book.member(organisation, kind), -part))
-            postings.append(Posting(kind=JournalEntry.Kind.VARIATION_MARGIN, reference=reference, lines=lines))
-            cash, margin = cash - from_cash, margin - from_margin
+        if amount:
+            posting, cash, margin = _variation_posting(book, organisation, amount,
+                                                       f"variation-margin:{day.isoformat()}", cash=cash,
+                                                       margin=margin)
+            postings.append(posting)
         required = requirement_of(legs.get(organisation, {}))
         move = min(required - margin, cash) if required > margin else required - margin  # + in, - out
         if move:
@@ -364,3 +396,174 @@ __all__ = [
     "dsp_instant", "margin_summary", "next_business_day", "previous_business_day", "settlement_price_override",
     "settlement_prices_compute", "settlement_prices_on", "variation_margin_run",
 ]
+
+
+# --- expiry: cascading and final settlement ---------------------------------------------------
+
+
+def last_trading_day(instrument: Instrument) -> date:
+    """The last business day before the future's delivery starts (its last session)."""
+    return previous_business_day(timezone.localdate(instrument.delivery_start, calendar.BERLIN))
+
+
+def final_settlement_price(instrument: Instrument) -> Decimal | None:
+    """The base index of the delivery period: the mean of the hourly
+    day-ahead clearing prices of the class in zone DE over the period's
+    hours that have one, half up to the cent; None before every day of the
+    period is cleared (or if no hour has a price)."""
+    from market.models import AuctionStatus, DayAheadAuction, DayAheadHour
+
+    start, end = instrument.delivery_start, instrument.delivery_end
+    days = (end - start).days + 1
+    auctions = DayAheadAuction.objects.filter(gpu_class_id=instrument.gpu_class_id, zone_id=instrument.zone_id,
+                                              delivery_date__gte=timezone.localdate(start, calendar.BERLIN),
+                                              delivery_date__lt=timezone.localdate(end, calendar.BERLIN))
+    if auctions.filter(status=AuctionStatus.CLEARED).count() < days - 1 or auctions.filter(
+            status=AuctionStatus.OPEN).exists():
+        return None
+    prices: list[Decimal] = [p for p in DayAheadHour.objects.filter(auction__in=auctions, price__isnull=False)
+                             .values_list("price", flat=True) if p is not None]
+    if not prices:
+        return None
+    return (sum(prices, Decimal(0)) / len(prices)).quantize(core.CENT, rounding="ROUND_HALF_UP")
+
+
+def _transfer_rows(*, day: date, organisation: int, instrument: Instrument, quantity: int, price: Decimal,
+                   kind: str) -> PositionTransfer:
+    return PositionTransfer(date=day, organisation_id=organisation, instrument=instrument, kind=kind,
+                            side=Side.BUY if quantity > 0 else Side.SELL, quantity=abs(quantity), price=price)
+
+
+def _apply_transfers(transfers: list[PositionTransfer]) -> None:
+    """Add the transfers to the positions, as trades with the CCP would."""
+    from market.services.orders import _PositionDelta, _positions_add
+
+    by_instrument: dict[int, dict[int, _PositionDelta]] = defaultdict(lambda: defaultdict(_PositionDelta))
+    for t in transfers:
+        delta = by_instrument[t.instrument_id][t.organisation_id]
+        if t.side == Side.BUY:
+            delta.quantity += t.quantity
+            delta.bought += t.quantity
+            delta.buy_cost += t.price * t.quantity
+        else:
+            delta.quantity -= t.quantity
+            delta.sold += t.quantity
+            delta.sell_proceeds += t.price * t.quantity
+    for instrument_id, deltas in by_instrument.items():
+        _positions_add(instrument_id, deltas)
+    PositionTransfer.objects.bulk_create(transfers)
+
+
+@transaction.atomic(durable=True)
+def futures_expire(*, day: date, now: datetime | None = None) -> dict[str, int]:
+    """The expiry of ``day`` (a business day, after its margin run), once:
+    years and quarters whose last trading day it is cascade into their
+    children at their settlement price of the day (each child then marked
+    to its own settlement price: the difference is variation margin), and
+    months whose delivery has ended and whose base index is complete settle
+    in cash against it; their positions close and their margin is released
+    by the next margin run."""
+    from market.models import InstrumentStatus
+
+    now = now or timezone.now()
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
+        raise ExchangeError("conflict", _("The margin run of %(day)s has not run yet.") % {"day": day.isoformat()},
+                            status=409)
+    run = _claim(FuturesJob.EXPIRY, day, now)
+    if run is None:
+        return {}
+    marks = {(row.organisation_id, row.instrument_id): row
+             for row in VariationMargin.objects.filter(date=day).select_related("instrument")}
+    today = settlement_prices_on(day)
+    by_symbol = {i.symbol: i for i in Instrument.objects.filter(segment=Segment.FUTURES)}
+    transfers: list[PositionTransfer] = []
+    amounts: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    new_marks: list[VariationMargin] = []
+    cascaded = settled = 0
+    parents = [i for i in by_symbol.values() if i.period[0] in "YQ" and last_trading_day(i) == day]
+    for parent in parents:
+        period = calendar.parse_period(parent.period)
+        kids = [by_symbol.get(calendar.format_symbol(parent.gpu_class.code, parent.zone.code, child))
+                for child in _children(period)]
+        price = today.get(parent.pk)
+        if any(kid is None for kid in kids) or price is None:
+            log.error("futures %s: cannot cascade %s (children not listed or no settlement price)", day, parent)
+            continue
+        for (organisation, instrument_id), mark in list(marks.items()):
+            if instrument_id != parent.pk or not mark.position:
+                continue
+            q = mark.position
+            transfers.append(_transfer_rows(day=day, organisation=organisation, instrument=parent, quantity=-q,
+                                            price=price, kind=TransferKind.CASCADE))
+            for kid in kids:
+                assert kid is not None  # noqa: S101 (checked above)
+                transfers.append(_transfer_rows(day=day, organisation=organisation, instrument=kid, quantity=q,
+                                                price=price, kind=TransferKind.CASCADE))
+                kid_price = today.get(kid.pk, price)
+                amount = core.variation_margin(quantity=q, hours=kid.hours, price_then=price, price_now=kid_price)
+                amounts[organisation] += amount
+                existing = marks.get((organisation, kid.pk))
+                if existing is not None:
+                    VariationMargin.objects.filter(pk=existing.pk).update(
+                        position=existing.position + q, amount=existing.amount + amount)
+                    existing.position += q
+                else:
+                    row = VariationMargin(date=day, organisation_id=organisation, instrument=kid, position=q,
+                                          settlement_price=kid_price, amount=amount)
+                    new_marks.append(row)
+                    marks[organisation, kid.pk] = row
+            VariationMargin.objects.filter(pk=mark.pk).update(position=0)
+        cascaded += 1
+        Instrument.objects.filter(pk=parent.pk).update(status=InstrumentStatus.SETTLED)
+    months = Instrument.objects.filter(segment=Segment.FUTURES, period__startswith="M",
+                                       delivery_end__lte=calendar.local_midnight(day)).exclude(
+        status=InstrumentStatus.SETTLED)
+    for month in months.select_related("gpu_class", "zone"):
+        final = final_settlement_price(month)
+        if final is None:
+            continue
+        SettlementPrice.objects.update_or_create(instrument=month, date=day, defaults={
+            "price": final, "source": SettlementSource.FINAL, "computed_price": final,
+            "computed_source": SettlementSource.FINAL, "computed_at": now})
+        latest = (VariationMargin.objects.filter(instrument=month).order_by("organisation_id", "-date")
+                  .distinct("organisation_id"))
+        for mark in latest:
+            if not mark.position:
+                continue
+            amount = core.final_settlement(quantity=mark.position, hours=month.hours,
+                                           last_dsp=mark.settlement_price, final_price=final)
+            amounts[mark.organisation_id] += amount
+            transfers.append(_transfer_rows(day=day, organisation=mark.organisation_id, instrument=month,
+                                            quantity=-mark.position, price=final, kind=TransferKind.FINAL))
+            if mark.date == day:  # carried to today by the margin run: the final mark replaces it
+                VariationMargin.objects.filter(pk=mark.pk).update(position=0, settlement_price=final,
+                                                                  amount=mark.amount + amount)
+            else:
+                new_marks.append(VariationMargin(date=day, organisation_id=mark.organisation_id, instrument=month,
+                                                 position=0, settlement_price=final, amount=amount))
+        Instrument.objects.filter(pk=month.pk).update(status=InstrumentStatus.SETTLED)
+        settled += 1
+    if amounts:
+        book = lock_and_read_accounts(sorted(amounts))
+        postings = []
+        for organisation, amount in sorted(amounts.items()):
+            if amount:
+                postings.append(_variation_posting(book, organisation, amount, f"expiry:{day.isoformat()}")[0])
+        if postings:
+            ledger_post_all(postings, savepoint=False)
+    VariationMargin.objects.bulk_create(new_marks)
+    _apply_transfers(transfers)
+    run.summary = {"cascaded": cascaded, "settled": settled, "members": len(amounts)}
+    run.save(update_fields=["summary"])
+    return {"cascaded": cascaded, "settled": settled}
+
+
+def _children(period: Any) -> list[Any]:
+    """The calendar periods a year or quarter cascades into."""
+    from market.futures import Period as CorePeriod
+
+    out = []
+    for child in core.children(CorePeriod(period.kind, period.year, period.number)):
+        code = f"M{child.year:04d}-{child.number:02d}" if child.kind == "M" else f"Q{child.year:04d}-{child.number}"
+        out.append(calendar.parse_period(code))
+    return out
