@@ -118,3 +118,18 @@ def futures_expire() -> dict[str, int]:
     if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
         return {}
     return futures.futures_expire(day=day, now=now)
+
+
+@shared_task(name="market.futures_default_fund", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_default_fund() -> str:
+    """After the margin run on business days: size and collect the default fund (once per day)."""
+    from market import calendar
+    from market.models import FuturesJob, FuturesJobRun
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
+        return ""
+    return str(futures.default_fund_run(day=day, now=now))

@@ -567,3 +567,123 @@ def _children(period: Any) -> list[Any]:
         code = f"M{child.year:04d}-{child.number:02d}" if child.kind == "M" else f"Q{child.year:04d}-{child.number}"
         out.append(calendar.parse_period(code))
     return out
+
+
+# --- default fund ------------------------------------------------------------------------------
+
+# The exchange's own capital in the waterfall: this share of the fund's size,
+# at most what fee revenue holds (docs/architecture.md "Futures").
+SKIN_IN_THE_GAME_SHARE = Decimal("0.25")
+
+
+def _legs_on(day: date) -> dict[int, dict[Decimal, list[core.Leg]]]:
+    """Each member's positions as marked by the day's margin run (open orders not counted)."""
+    legs: dict[int, dict[Decimal, list[core.Leg]]] = defaultdict(lambda: defaultdict(list))
+    for mark in VariationMargin.objects.filter(date=day).exclude(position=0).select_related(
+            "instrument__gpu_class"):
+        legs[mark.organisation_id][mark.instrument.gpu_class.initial_margin_rate].append(core.Leg(
+            position=mark.position, open_buy=0, open_sell=0, price=mark.settlement_price,
+            hours=mark.instrument.hours))
+    return legs
+
+
+@transaction.atomic(durable=True)
+def default_fund_run(*, day: date, now: datetime | None = None) -> Decimal | None:
+    """Size the default fund for ``day`` (after its margin run; once): cover
+    the two largest stress losses beyond initial margin under a ±30 % move
+    of every settlement price, and collect each member's share, in
+    proportion to its initial margin, from its available cash into its
+    ``default_fund`` account (or release what it holds beyond its share).
+    A share the cash cannot cover is added to the member's margin call of
+    the day. Answers the size (None on a re-run)."""
+    from market.models import DefaultFundContribution, DefaultFundSize
+
+    now = now or timezone.now()
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
+        raise ExchangeError("conflict", _("The margin run of %(day)s has not run yet.") % {"day": day.isoformat()},
+                            status=409)
+    run = _claim(FuturesJob.DEFAULT_FUND, day, now)
+    if run is None:
+        return None
+    legs = _legs_on(day)
+    holders = set(Account.objects.filter(kind=Account.Kind.DEFAULT_FUND, balance__gt=0)
+                  .values_list("organisation_id", flat=True))
+    members = {org: (sum((core.stress_loss(legs=group) for group in by_rate.values()), ZERO),
+                     requirement_of(by_rate)) for org, by_rate in legs.items()}
+    size, shares = core.default_fund(members=members)
+    fund = DefaultFundSize.objects.create(date=day, size=size, stress_move=core.STRESS_MOVE, computed_at=now,
+                                          inputs={str(org): [str(loss), str(im)] for org, (loss, im)
+                                                  in sorted(members.items())})
+    DefaultFundContribution.objects.bulk_create([
+        DefaultFundContribution(fund=fund, organisation_id=org, initial_margin=members[org][1],
+                                stress_loss=members[org][0], amount=shares.get(org, ZERO))
+        for org in sorted(members)])
+    organisations = sorted(set(members) | holders)
+    if organisations:
+        book = lock_and_read_accounts(organisations)
+        postings = []
+        for org in organisations:
+            held = book.member(org, Account.Kind.DEFAULT_FUND).balance
+            want = shares.get(org, ZERO)
+            move = want - held
+            if move > 0:
+                move = min(move, book.member(org, Account.Kind.CASH_AVAILABLE).balance)
+                if want - held - move > 0:
+                    _add_to_call(org, day, want - held - move)
+            if move:
+                source, target = ((Account.Kind.CASH_AVAILABLE, Account.Kind.DEFAULT_FUND) if move > 0
+                                  else (Account.Kind.DEFAULT_FUND, Account.Kind.CASH_AVAILABLE))
+                postings.append(Posting(kind=JournalEntry.Kind.MARGIN, reference=f"default-fund:{day.isoformat()}",
+                                        lines=[(book.member(org, source), -abs(move)),
+                                               (book.member(org, target), abs(move))]))
+        if postings:
+            ledger_post_all(postings, savepoint=False)
+    run.summary = {"size": str(size), "members": len(members)}
+    run.save(update_fields=["summary"])
+    return size
+
+
+def _add_to_call(organisation: int, day: date, amount: Decimal) -> None:
+    call = MarginCall.objects.filter(organisation_id=organisation, date=day).first()
+    if call is None:
+        MarginCall.objects.create(organisation_id=organisation, date=day, amount=amount,
+                                  due_at=calendar.local_time(next_business_day(day), MARGIN_DUE))
+    else:
+        MarginCall.objects.filter(pk=call.pk).update(amount=call.amount + amount)
+
+
+@dataclass(frozen=True)
+class Drill:
+    """What ``default_drill`` prints: the member's loss under the stress
+    move and how the waterfall covers it."""
+
+    organisation_id: int
+    loss: Decimal
+    layers: list[tuple[core.Layer, Decimal]]
+    others: dict[int, Decimal]
+
+
+def default_drill(*, organisation_id: int, day: date | None = None) -> Drill:
+    """Simulate the default of one member on the books as they are (the
+    latest margin run's marks): its positions closed out at the worse of
+    DSP ± 30 %, the loss covered layer by layer. Reads only, inside a
+    transaction that is rolled back: it changes nothing."""
+    from market.models import DefaultFundSize
+
+    with transaction.atomic():
+        day = day or (VariationMargin.objects.order_by("-date").values_list("date", flat=True).first())
+        legs = _legs_on(day) if day else {}
+        loss = sum((core.stress_loss(legs=group) for group in legs.get(organisation_id, {}).values()), ZERO)
+        balances = dict(Account.objects.filter(organisation_id=organisation_id).values_list("kind", "balance"))
+        fund = DefaultFundSize.objects.order_by("-date").first()
+        others = dict(Account.objects.filter(kind=Account.Kind.DEFAULT_FUND, organisation__isnull=False)
+                      .exclude(organisation_id=organisation_id).values_list("organisation_id", "balance"))
+        from clearing.selectors import house_balances
+
+        revenue = house_balances([Account.Kind.FEE_REVENUE]).get(Account.Kind.FEE_REVENUE, ZERO)
+        skin = min(max(revenue, ZERO), (SKIN_IN_THE_GAME_SHARE * (fund.size if fund else ZERO)).quantize(core.CENT))
+        layers, taken = core.waterfall(loss=loss, margin=balances.get(Account.Kind.MARGIN, ZERO),
+                                       contribution=balances.get(Account.Kind.DEFAULT_FUND, ZERO),
+                                       skin_in_the_game=skin, others=others)
+        transaction.set_rollback(True)
+    return Drill(organisation_id=organisation_id, loss=loss, layers=layers, others=taken)

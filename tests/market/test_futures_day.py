@@ -215,3 +215,55 @@ def test_the_commands_run_the_day_once(world, monkeypatch):
         "2026-12-07: 0 members booked (already done, or nothing to do)"]
     with pytest.raises(CommandError):
         call_command("run_variation_margin", "--date", TUE.isoformat())
+
+
+def test_the_default_fund_covers_two_stress_losses_and_the_drill_changes_nothing(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from clearing.models import JournalEntry
+    from market.models import DefaultFundSize
+
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    run_day(MON)
+    # Each side: stress loss 0.30 x 2.40 x 7,440 = 5,356.80, initial margin 2,678.40, so
+    # 2,678.40 uncovered each: the fund is 5,356.80, half from each (equal margins).
+    assert futures.default_fund_run(day=MON, now=at(MON, 18, 40)) == D("5356.80")
+    assert futures.default_fund_run(day=MON, now=at(MON, 18, 45)) is None
+    assert DefaultFundSize.objects.get().size == D("5356.80")
+    for party in (a, b):
+        assert balance(party[0], Account.Kind.DEFAULT_FUND) == D("2678.40")
+        assert balance(party[0], Account.Kind.CASH_AVAILABLE) == D("4643.20")
+    entries = JournalEntry.objects.count()
+    out = StringIO()
+    call_command("default_drill", "--member", str(b[0].pk), stdout=out)
+    assert out.getvalue().splitlines() == [
+        f"Default drill for Berta Supply GmbH (#{b[0].pk})",
+        "loss under a 30% move: 5356.80 EUR",
+        "  defaulter_margin: 2678.40 EUR",
+        "  defaulter_contribution: 2678.40 EUR",
+        "nothing was changed"]
+    assert JournalEntry.objects.count() == entries
+    assert balance(b[0], Account.Kind.MARGIN) == D("2678.40")
+    from clearing.reconcile import reconcile
+
+    assert reconcile() == []
+
+
+def test_a_drill_beyond_the_defaulters_layers_reaches_the_others(world):
+    m, a, b, c = world["m"], world["a"], world["b"], world["c"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    trade(m, c, b, "2.40", 10, at(MON, 17, 12))  # B short 20: loss 10,713.60 under stress
+    run_day(MON)
+    futures.default_fund_run(day=MON, now=at(MON, 18, 40))
+    drill = futures.default_drill(organisation_id=b[0].pk)
+    assert drill.loss == D("10713.60")
+    # The fund: B's 5,356.80 and one of A's or C's 2,678.40 uncovered = 8,035.20, shared by initial
+    # margin 5,356.80 : 2,678.40 : 2,678.40 -> B 4,017.60, A and C 2,008.80 each. The drill: B's
+    # margin 5,356.80, its contribution 4,017.60, no fee revenue yet, then 1,339.20 from A and C.
+    Layer = futures.core.Layer
+    assert drill.layers == [(Layer.MARGIN, D("5356.80")), (Layer.CONTRIBUTION, D("4017.60")),
+                            (Layer.OTHERS, D("1339.20"))]
+    assert drill.others == {a[0].pk: D("669.60"), c[0].pk: D("669.60")}
