@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -348,7 +348,13 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
                                     due_at=due_at))
     if postings:
         ledger_post_all(postings, savepoint=False)
+    # Earlier calls of members that are back at their requirement are met.
+    called = {call.organisation_id for call in calls}
+    MarginCall.objects.filter(organisation_id__in=[org for org in organisations if org not in called],
+                              met_at__isnull=True, closed_out_at__isnull=True).update(met_at=now)
     MarginCall.objects.bulk_create(calls)
+    for call in calls:
+        _mail_margin_call(call)
     run.summary = {"members": len(organisations), "calls": len(calls),
                    "variation_margin": {str(k): str(v) for k, v in amounts.items()}}
     run.save(update_fields=["summary"])
@@ -641,6 +647,28 @@ def default_fund_run(*, day: date, now: datetime | None = None) -> Decimal | Non
     run.summary = {"size": str(size), "members": len(members)}
     run.save(update_fields=["summary"])
     return size
+
+
+def _mail_margin_call(call: MarginCall) -> None:
+    """E-mail the organisation's owners and traders (after commit)."""
+    from django.utils import formats
+    from django.utils.translation import gettext_lazy
+
+    from accounts.models import Membership
+    from accounts.services import _send_mail_on_commit
+    from exchange.site import absolute_url
+
+    organisation = call.organisation
+    to = Membership.objects.filter(organisation=organisation, user__is_active=True).filter(
+        Q(is_owner=True) | Q(is_trader=True)).values_list("user__email", flat=True)
+    _send_mail_on_commit(
+        to=list(to), subject=gettext_lazy("Margin call: %(organisation)s"),
+        template="market/email/margin_call.txt",
+        context={"organisation": organisation.legal_name, "day": formats.date_format(call.date),
+                 "amount": formats.number_format(call.amount, 2, use_l10n=True, force_grouping=True),
+                 "due_at": formats.date_format(call.due_at.astimezone(calendar.BERLIN), "DATETIME_FORMAT"),
+                 "url": absolute_url("/statements/"),
+                 "subject_args": {"organisation": organisation.legal_name}})
 
 
 def _add_to_call(organisation: int, day: date, amount: Decimal) -> None:

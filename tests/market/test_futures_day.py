@@ -267,3 +267,42 @@ def test_a_drill_beyond_the_defaulters_layers_reaches_the_others(world):
     assert drill.layers == [(Layer.MARGIN, D("5356.80")), (Layer.CONTRIBUTION, D("4017.60")),
                             (Layer.OTHERS, D("1339.20"))]
     assert drill.others == {a[0].pk: D("669.60"), c[0].pk: D("669.60")}
+
+
+def test_a_margin_call_is_mailed_and_shown_on_every_page(world, client, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    m, a = world["m"], world["a"]
+    poor = member("Paula Knapp GmbH", cash="3000.00")
+    trade(m, a, poor, "2.40", 10, at(MON, 17, 10))
+    run_day(MON)
+    trade(m, a, world["c"], "2.70", 1, at(TUE, 17, 5))
+    with django_capture_on_commit_callbacks(execute=True):
+        run_day(TUE)
+    assert len(mail.outbox) == 1
+    assert "Paula Knapp GmbH" in mail.outbox[0].subject and "2.245,20" in mail.outbox[0].body
+    client.force_login(poor[1])
+    page = client.get("/").content.decode()
+    assert "2.245,20 EUR" in page and "role=\"alert\"" in page
+    client.force_login(a[1])
+    assert "2.245,20" not in client.get("/").content.decode()
+
+
+def test_a_call_is_met_when_the_next_run_finds_the_margin_back(world):
+    from clearing.services import cash_deposit_book
+
+    m, a = world["m"], world["a"]
+    poor = member("Paula Knapp GmbH", cash="3000.00")
+    trade(m, a, poor, "2.40", 10, at(MON, 17, 10))
+    run_day(MON)
+    trade(m, a, world["c"], "2.70", 1, at(TUE, 17, 5))
+    run_day(TUE)
+    call = MarginCall.objects.get(organisation=poor[0])
+    operator = UserFactory(email="olga@operator.example", is_staff=True)
+    cash_deposit_book(operator=operator, organisation=poor[0], amount=D("2245.20"), bank_reference="CALL-1")
+    trade(m, a, world["c"], "2.70", 1, at(WED, 17, 5))  # Wednesday's DSP stays 2.70
+    run_day(WED)
+    call.refresh_from_db()
+    assert call.met_at is not None
+    assert balance(poor[0], Account.Kind.MARGIN) == D("3013.20")
+    assert not MarginCall.objects.filter(organisation=poor[0], met_at__isnull=True).exists()
