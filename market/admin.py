@@ -5,6 +5,7 @@ resume them with an action that asks for a reason and calls the services.
 """
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -26,15 +27,20 @@ from market.models import (
     DayAheadAuction,
     DayAheadBid,
     DayAheadHour,
+    DefaultFundContribution,
+    DefaultFundSize,
     DeliveryZone,
     GpuClass,
     Instrument,
     KillSwitch,
+    MarginCall,
     Order,
     OrderEvent,
+    SettlementPrice,
     Site,
     SiteCapacity,
     Trade,
+    VariationMargin,
 )
 from market.services import controls
 
@@ -415,3 +421,87 @@ class DayAheadBidAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "organisation__legal_name", "exclusive_group"]
     list_select_related = ["auction__gpu_class", "auction__zone", "organisation"]
     list_per_page = 100
+
+
+# --- Futures (issue 10) -----------------------------------------------------------------------
+
+
+class OverrideForm(ReasonForm):
+    price = forms.DecimalField(label=gettext_lazy("New settlement price (EUR/GPUh)"), max_digits=12,
+                               decimal_places=2, min_value=Decimal("0"))
+    field_order = ["price", "reason"]
+
+
+@admin.register(SettlementPrice)
+class SettlementPriceAdmin(ReadOnlyAdmin):
+    """Daily settlement prices, computed at 17:30; an operator may override
+    one with a reason before the day's margin run (audited)."""
+
+    list_display = ["date", "instrument", "price", "source", "computed_price", "computed_source", "overridden_by",
+                    "override_reason"]
+    list_filter = ["source", "instrument__gpu_class", ("date", admin.DateFieldListFilter)]
+    search_fields = ["instrument__symbol"]
+    date_hierarchy = "date"
+    list_select_related = ["instrument", "overridden_by"]
+    actions = ["override"]
+
+    def has_override_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("market.change_settlementprice")
+
+    @admin.action(description=gettext_lazy("Override the settlement price (one row)"), permissions=["override"])
+    def override(self, request: HttpRequest, queryset: QuerySet[SettlementPrice]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, _("Choose exactly one settlement price to override."), messages.ERROR)
+            return None
+        row = queryset.select_related("instrument").get()
+        form = OverrideForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            from market.services import futures
+
+            try:
+                futures.settlement_price_override(operator=request.user, settlement_price=row,
+                                                  price=form.cleaned_data["price"], reason=form.cleaned_data["reason"])
+            except ExchangeError as error:
+                self.message_user(request, error.detail, messages.ERROR)
+            else:
+                self.message_user(request, _("The settlement price was overridden."), messages.SUCCESS)
+            return None
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": _("Override a settlement price"), "row": row, "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "media": self.media,
+        }
+        return TemplateResponse(request, "admin/market/settlementprice/override.html", context)
+
+
+@admin.register(MarginCall)
+class MarginCallAdmin(ReadOnlyAdmin):
+    list_display = ["date", "organisation", "amount", "due_at", "met_at", "closed_out_at", "closed_out_by"]
+    list_filter = [("date", admin.DateFieldListFilter)]
+    search_fields = ["organisation__legal_name"]
+    list_select_related = ["organisation", "closed_out_by"]
+
+
+@admin.register(VariationMargin)
+class VariationMarginAdmin(ReadOnlyAdmin):
+    list_display = ["date", "organisation", "instrument", "position", "settlement_price", "amount"]
+    list_filter = [("date", admin.DateFieldListFilter), "instrument__gpu_class"]
+    search_fields = ["organisation__legal_name", "instrument__symbol"]
+    list_select_related = ["organisation", "instrument"]
+
+
+class DefaultFundContributionInline(admin.TabularInline):
+    model = DefaultFundContribution
+    fields = ("organisation", "initial_margin", "stress_loss", "amount")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DefaultFundSize)
+class DefaultFundSizeAdmin(ReadOnlyAdmin):
+    list_display = ["date", "size", "stress_move", "computed_at"]
+    inlines = [DefaultFundContributionInline]

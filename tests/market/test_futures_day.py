@@ -306,3 +306,24 @@ def test_a_call_is_met_when_the_next_run_finds_the_margin_back(world):
     assert call.met_at is not None
     assert balance(poor[0], Account.Kind.MARGIN) == D("3013.20")
     assert not MarginCall.objects.filter(organisation=poor[0], met_at__isnull=True).exists()
+
+
+def test_an_operator_overrides_in_admin_with_a_reason(world, admin_client):
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    futures.settlement_prices_compute(day=MON, now=at(MON, 17, 30))
+    row = SettlementPrice.objects.get(date=MON)
+    url = "/admin/market/settlementprice/"
+    form = admin_client.post(url, {"action": "override", "_selected_action": [row.pk]})
+    assert form.status_code == 200 and "2.40" in form.content.decode().replace(",", ".")
+    missing = admin_client.post(url, {"action": "override", "_selected_action": [row.pk], "apply": "yes",
+                                      "price": "2.55", "reason": ""})
+    assert missing.status_code == 200  # the form again, with the error at the field
+    SettlementPrice.objects.get(pk=row.pk, price=D("2.40"))
+    done = admin_client.post(url, {"action": "override", "_selected_action": [row.pk], "apply": "yes",
+                                   "price": "2.55", "reason": "erroneous trade"})
+    assert done.status_code == 302
+    assert SettlementPrice.objects.get(pk=row.pk).price == D("2.55")
+    assert admin_client.get("/admin/market/margincall/").status_code == 200
+    assert admin_client.get("/admin/market/variationmargin/").status_code == 200
+    assert admin_client.get("/admin/market/defaultfundsize/").status_code == 200
