@@ -6,7 +6,7 @@ resume them with an action that asks for a reason and calls the services.
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from accounts.models import User
 from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin
 from exchange.errors import ExchangeError
 from market import services
@@ -459,7 +460,7 @@ class SettlementPriceAdmin(ReadOnlyAdmin):
             from market.services import futures
 
             try:
-                futures.settlement_price_override(operator=request.user, settlement_price=row,
+                futures.settlement_price_override(operator=cast(User, request.user), settlement_price=row,
                                                   price=form.cleaned_data["price"], reason=form.cleaned_data["reason"])
             except ExchangeError as error:
                 self.message_user(request, error.detail, messages.ERROR)
