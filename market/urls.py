@@ -1,11 +1,12 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, provider, trading
+from market.views import controls, futures, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
     *controls.urlpatterns,  # before trading's markets/<symbol>/
+    *futures.urlpatterns,  # likewise
     *trading.urlpatterns,
     *provider.urlpatterns,
 ]

@@ -327,3 +327,22 @@ def test_an_operator_overrides_in_admin_with_a_reason(world, admin_client):
     assert admin_client.get("/admin/market/margincall/").status_code == 200
     assert admin_client.get("/admin/market/variationmargin/").status_code == 200
     assert admin_client.get("/admin/market/defaultfundsize/").status_code == 200
+
+
+def test_the_board_and_the_margin_page_show_what_the_day_booked(world, client):
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    run_day(MON)
+    client.force_login(a[1])
+    board = client.get("/markets/futures/?gpu_class=H100")
+    assert board.status_code == 200
+    text = board.content.decode()
+    assert "H100.DE.M2027-01" in text and "forward-curve-data" in text and "2,40" in text
+    page = client.get("/markets/futures/margin/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "2.678,40" in text and "+10" in text  # margin held and the long position
+    client.force_login(b[1])
+    assert "-10" in client.get("/markets/futures/margin/").content.decode()
+    client.logout()
+    assert client.get("/markets/futures/").status_code == 302  # login first
