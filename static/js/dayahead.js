@@ -53,6 +53,13 @@
 
   var CONFIG = { displayModeBar: false, responsive: true };
 
+  // Going back through the hours the picker pushed, htmx puts back a copy of
+  // the page: its chart nodes hold lifeless copies of old drawings, and
+  // plotly knows nothing of them. Empty such a node before drawing into it.
+  function ready(node) {
+    if (!node._fullLayout) node.replaceChildren();
+  }
+
   /* ---------- prices and volumes per hour ---------- */
 
   function drawHours() {
@@ -91,9 +98,10 @@
     layout.yaxis2 = { title: { text: "EUR/GPUh" }, overlaying: "y", side: "left", tickformat: ".2f", tickmode: "auto",
                       gridcolor: "#eef1f5", zeroline: false, rangemode: "tozero", automargin: true };
     layout.bargap = 0.25;
+    ready(node);
     window.Plotly.react(node, [volume, price], layout, CONFIG);
-    if (!node.dataset.clickBound) {
-      node.dataset.clickBound = "1";
+    if (!node.rbClickBound) {  // a property, not an attribute: a page restored from history has no listener
+      node.rbClickBound = true;
       node.on("plotly_click", function (event) {
         var select = document.getElementById("curve-hour");
         if (!select || !event.points.length) return;
@@ -154,6 +162,7 @@
         { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: price, y1: price, line: dotted }
       ];
     }
+    ready(node);
     window.Plotly.react(node, traces, layout, CONFIG);
   }
 
@@ -167,13 +176,13 @@
 
   /* ---------- forms ---------- */
 
-  var choice = document.querySelector("form[data-autosubmit]");
-  if (choice) {
-    choice.addEventListener("change", function () {
-      if (choice.requestSubmit) choice.requestSubmit();
-      else choice.submit();
-    });
-  }
+  // Delegated, so that it still works on a page htmx restored from history.
+  document.addEventListener("change", function (event) {
+    var choice = event.target.closest("form[data-autosubmit]");
+    if (!choice) return;
+    if (choice.requestSubmit) choice.requestSubmit();
+    else choice.submit();
+  });
 
   document.body.addEventListener("htmx:afterSettle", function () {
     drawCurves();
@@ -184,6 +193,11 @@
     drawHours();
     drawCurves();
   }
+  // Back and forward through the hours the picker pushed (see ready()).
+  document.body.addEventListener("htmx:historyRestore", function () {
+    start();
+    markChosenHour();
+  });
   // plotly.min.js and this file are both deferred, in order: Plotly is there by DOMContentLoaded.
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -52,6 +52,15 @@ def test_the_results_page_draws_the_prices_and_the_curves(new_page, live_server,
     assert "hour=02B" in page.url
     shots("hour-02B")
 
+    page.go_back()  # htmx restores the page as it was: the charts are drawn again, once
+    expect(page.locator("#curves-title")).to_contain_text("23")
+    drawn(page, "#dayahead-curves")
+    expect(page.locator("#dayahead-curves .main-svg")).to_have_count(page.locator("#dayahead-chart .main-svg").count())
+    page.select_option("#curve-hour", "01")  # the picker still works
+    expect(page.locator("#curves-title")).to_contain_text("01")
+    page.select_option("#id_zone", "DE-BY")  # the class and zone form submits itself
+    expect(page.locator(".dayahead-status")).to_contain_text("Niemand hat an diesem Tag für H100 in der Zone DE-BY")
+
     page.goto("/dashboard/")
     expect(page.locator("[data-testid=latest-results]")).to_contain_text("H100")
     shots("dashboard")

@@ -108,6 +108,7 @@ def test_the_curves_of_a_chosen_hour_and_the_htmx_partial(visitor, h100):
                           HTTP_HX_REQUEST="true", HTTP_HX_TARGET="curves").content.decode()
 
     assert json_data(html, "dayahead-curves-data")["hour"] == "02A"
+    assert f'href="/api/v1/dayahead/{AUTUMN}/curves/?gpu_class=H100&amp;zone=DE&amp;hour=02B"' in partial
     assert '<option value="02A" selected>' in html
     assert '<tr data-hour="02A" class="is-chosen">' in html
     assert "<html" not in partial and partial.lstrip().startswith('<section class="card dayahead-curves-card"')
