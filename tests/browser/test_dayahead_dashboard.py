@@ -14,6 +14,7 @@ from market import calendar
 from tests.browser.conftest import Shots
 from tests.browser.test_csp_pages import Watched
 from tests.factories import DayAheadAuctionFactory, DayAheadIndicativeFactory, GpuClassFactory, cleared_auction
+from tests.market.trading_setup import ensure_zones
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +26,7 @@ def drawn(page: Page, selector: str) -> None:
 
 
 def test_the_results_page_draws_the_prices_and_the_curves(new_page, live_server, request):
+    ensure_zones("DE", "DE-BY")  # a transactional test before this one may have flushed the migration's
     cleared_auction(day=AUTUMN, gpu_class=GpuClassFactory(code="H100"))
     page = new_page(live_server.url)
     watch = Watched(page)
