@@ -356,6 +356,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # "status" names many choice sets; one shared by two components needs its name given.
+    "ENUM_NAME_OVERRIDES": {"DayAheadStatusEnum": "market.api_dayahead_public.DAY_STATUSES"},
 }
 
 LOGGING = {

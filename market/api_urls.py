@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from market import api, api_dayahead
+from market import api, api_dayahead, api_dayahead_public
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("instruments/", api.InstrumentListView.as_view(), name="api-instrument-list"),
@@ -20,4 +20,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("dayahead/<str:date>/bids/", api_dayahead.BidListView.as_view(), name="api-dayahead-bids"),
     path("dayahead/<str:date>/bids/<int:bid_id>/", api_dayahead.BidDetailView.as_view(),
          name="api-dayahead-bid-detail"),
+    # The day-ahead auction's public side (issue 9): no login, no member identity.
+    path("dayahead/<str:date>/", api_dayahead_public.DayAheadDayView.as_view(), name="api-dayahead-day"),
+    path("dayahead/<str:date>/results/", api_dayahead_public.DayAheadResultsView.as_view(),
+         name="api-dayahead-results"),
+    path("dayahead/<str:date>/curves/", api_dayahead_public.DayAheadCurvesView.as_view(),
+         name="api-dayahead-curves"),
+    path("dayahead/<str:date>/indicative/", api_dayahead_public.DayAheadIndicativeView.as_view(),
+         name="api-dayahead-indicative"),
 ]

@@ -174,6 +174,24 @@ def day_hours(day: date) -> tuple[DeliveryHour, ...]:
     return tuple(hours)
 
 
+_DAY_RE = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})")
+
+
+def parse_day(text: str) -> date:
+    """A local day written ``YYYY-MM-DD`` (as in URLs: ``/dayahead/2026-10-25/``)
+    within the calendar's years; CalendarError for anything else (``20261025``,
+    ``2026-02-30``, year 1999)."""
+    match = _DAY_RE.fullmatch(text)
+    if not match:
+        raise CalendarError(f"{text!r} is not a day (YYYY-MM-DD).")
+    try:
+        day = date(int(match["y"]), int(match["m"]), int(match["d"]))
+    except ValueError as exc:
+        raise CalendarError(f"{text!r} is not a valid date.") from exc
+    _check_year(day.year)
+    return day
+
+
 def delivery_hour(day: date, label: str) -> DeliveryHour:
     """The hour of ``day`` called ``label``; CalendarError if the day has none."""
     for hour in day_hours(day):

@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, futures, provider, trading
+from market.views import controls, dashboard, futures, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
@@ -9,4 +9,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *futures.urlpatterns,  # likewise
     *trading.urlpatterns,
     *provider.urlpatterns,
+    *dashboard.urlpatterns,
 ]

@@ -328,3 +328,87 @@ def spot_trade(*, seller: User, buyer: User, instrument: Instrument, quantity: i
     order_submit(user=seller, instrument=instrument, side="sell", price=price, quantity=quantity)
     order_submit(user=buyer, instrument=instrument, side="buy", price=price, quantity=quantity)
     return Trade.objects.filter(instrument=instrument).latest("pk")
+
+
+# --- day-ahead publication (issue 9, items 3 and 5) ----------------------------------------------
+# What the clearing service publishes, made directly: an auction, its hours
+# with aggregated curves, its indicative result. No bids behind them: the
+# public side reads none (market.selectors.dayahead_public).
+
+from market.models import AuctionStatus, DayAheadAuction, DayAheadHour, DayAheadIndicative  # noqa: E402
+
+
+def _tomorrow() -> datetime.date:
+    return timezone.now().astimezone(market_calendar.BERLIN).date() + timedelta(days=1)
+
+
+class DayAheadAuctionFactory(factory.django.DjangoModelFactory):
+    """An auction not yet cleared: ``DayAheadAuctionFactory(delivery_date=day, gpu_class=h100, zone_code="DE-BY")``."""
+
+    class Meta:
+        model = DayAheadAuction
+        django_get_or_create = ("delivery_date", "gpu_class", "zone")
+
+    class Params:
+        zone_code = "DE"
+
+    delivery_date = factory.LazyFunction(_tomorrow)
+    gpu_class = factory.SubFactory(GpuClassFactory)
+    zone = factory.LazyAttribute(
+        lambda o: DeliveryZone.objects.get_or_create(code=o.zone_code, defaults={"name": o.zone_code})[0])
+    book_opens_at = factory.LazyAttribute(lambda o: market_calendar.dayahead_book_opens(o.delivery_date))
+    gate_closure = factory.LazyAttribute(lambda o: market_calendar.dayahead_gate_closure(o.delivery_date))
+    status = AuctionStatus.OPEN
+
+
+def hour_price(position: int) -> Decimal:
+    """The default clearing price of the day's ``position``-th hour: 10.00, 10.25, ..."""
+    return Decimal("10.00") + Decimal("0.25") * position
+
+
+def dayahead_hour_result(auction: DayAheadAuction, hour: market_calendar.DeliveryHour, position: int, *,
+                         price: Decimal | None, volume: int) -> DayAheadHour:
+    """One published hour whose curves cross at (``volume``, ``price``): a buy
+    curve by falling price and a sell curve by rising price, both reaching
+    ``volume`` at ``price``. Without a price: no bids, empty curves."""
+    if price is None:
+        return DayAheadHour.objects.create(
+            auction=auction, hour=hour.label, position=position, delivery_start=hour.start, price=None, volume=0,
+            buy_volume=0, sell_volume=0, buy_curve=[], sell_curve=[])
+    buy_curve = [[str(price + 2), volume // 2], [str(price), volume], [str(price - 1), volume + 5]]
+    sell_curve = [[str(price - 2), volume // 3], [str(price), volume], [str(price + 3), volume + 8]]
+    return DayAheadHour.objects.create(
+        auction=auction, hour=hour.label, position=position, delivery_start=hour.start, price=price, volume=volume,
+        buy_volume=volume + 5, sell_volume=volume + 8, price_low=price - Decimal("0.50"),
+        price_high=price + Decimal("0.50"), buy_curve=buy_curve, sell_curve=sell_curve)
+
+
+def cleared_auction(*, day: datetime.date | None = None, gpu_class: GpuClass | None = None, zone_code: str = "DE",
+                    prices: dict[str, Decimal | None] | None = None) -> DayAheadAuction:
+    """A cleared auction with a published result for every hour of the day
+    (23, 24 or 25): the price ``hour_price(position)`` and 20 + position GPUs,
+    unless ``prices`` names an hour's price (None: no bids in that hour)."""
+    auction = DayAheadAuctionFactory(delivery_date=day or _tomorrow(), zone_code=zone_code,
+                                     **({"gpu_class": gpu_class} if gpu_class else {}))
+    auction.status = AuctionStatus.CLEARED
+    auction.cleared_at = auction.gate_closure + timedelta(seconds=3)
+    auction.method = "curves"
+    auction.save(update_fields=["status", "cleared_at", "method"])
+    for position, hour in enumerate(market_calendar.day_hours(auction.delivery_date)):
+        price = (prices or {}).get(hour.label, hour_price(position))
+        dayahead_hour_result(auction, hour, position, price=price, volume=0 if price is None else 20 + position)
+    return auction
+
+
+class DayAheadIndicativeFactory(factory.django.DjangoModelFactory):
+    """The latest indicative clearing of an open auction: price 9.50 + 0.10
+    per position and 10 GPUs in every hour of its day."""
+
+    class Meta:
+        model = DayAheadIndicative
+
+    auction = factory.SubFactory(DayAheadAuctionFactory)
+    computed_at = factory.LazyFunction(timezone.now)
+    hours = factory.LazyAttribute(lambda o: [
+        {"hour": hour.label, "price": str(Decimal("9.50") + Decimal("0.10") * position), "volume": 10}
+        for position, hour in enumerate(market_calendar.day_hours(o.auction.delivery_date))])

@@ -41,8 +41,9 @@ def test_today_intraday_is_open_and_the_other_segments_are_announced(client):
     assert "Intraday-Handel" in times
     assert "Gebotsschluss" not in times and "Futures-Handel" not in times  # not bookable yet
     assert "Day-Ahead-Auktion und Futures" in times  # named as coming
-    assert "/dashboard/" not in html
-    assert "Schon heute öffentlich und ohne Konto" in html  # what is public now: the market data API
+    # The public dashboards exist (market.views.dashboard): linked, and said to need no account.
+    assert 'href="/dashboard/"' in html
+    assert "Die öffentlichen Preis-Dashboards sind ohne Konto zugänglich." in html
 
 
 def test_the_page_and_the_order_service_agree_on_which_segments_trade():

@@ -125,6 +125,18 @@ def test_parse_symbol_rejects_nonsense(text):
         cal.parse_symbol(text)
 
 
+def test_parse_day_reads_the_days_of_urls():
+    assert cal.parse_day("2026-10-25") == date(2026, 10, 25)
+    assert len(cal.day_hours(cal.parse_day("2026-03-29"))) == 23
+
+
+@pytest.mark.parametrize("text", ["20261025", "2026-10-25T00", "2026-02-30", "1999-12-31", "2026-1-5",
+                                  "２０２６-10-25", "2026-10-25\n", ""])
+def test_parse_day_rejects_what_it_would_not_write(text):
+    with pytest.raises(CalendarError):
+        cal.parse_day(text)
+
+
 def test_format_symbol_rejects_unknown_zone_and_bad_class():
     hour = cal.delivery_hour(date(2026, 11, 29), "14")
     with pytest.raises(CalendarError):
