@@ -24,6 +24,8 @@ BEAT_SCHEDULE = {
     },
     # GTD expiry and the orders of closed instruments; idempotent.
     "market-expire-orders": {"task": "market.expire_orders", "schedule": crontab(minute="*")},
+    # The daily indices that are due (yesterday, today, tomorrow), and a check of those published; idempotent.
+    "market-compute-indices": {"task": "market.compute_indices", "schedule": crontab(minute="*/15")},
     # Every clearing invariant; records the run and alerts operators on a new break.
     "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
     # Payouts of confirmed, resolved and undisputed deliveries; exactly once per ticket.

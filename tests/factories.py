@@ -328,3 +328,73 @@ def spot_trade(*, seller: User, buyer: User, instrument: Instrument, quantity: i
     order_submit(user=seller, instrument=instrument, side="sell", price=price, quantity=quantity)
     order_submit(user=buyer, instrument=instrument, side="buy", price=price, quantity=quantity)
     return Trade.objects.filter(instrument=instrument).latest("pk")
+
+
+# --- market indices (issue 9, item 6) ------------------------------------------------------------
+# The index reads cleared auctions, their public hour results and trades; these
+# write such rows directly (the auction service that books them for real is
+# its own issue), with no ledger behind them: for readers of those tables only.
+
+from collections.abc import Mapping  # noqa: E402
+
+from market.models import AuctionStatus, DayAheadAuction, DayAheadHour  # noqa: E402
+
+
+class DayAheadAuctionFactory(factory.django.DjangoModelFactory):
+    """A cleared auction (H100, zone DE, tomorrow by default);
+    ``DayAheadAuctionFactory(delivery_date=d, zone_code="DE-BY", status="open", cleared_at=None)``."""
+
+    class Meta:
+        model = DayAheadAuction
+        django_get_or_create = ("delivery_date", "gpu_class", "zone")
+
+    class Params:
+        zone_code = "DE"
+
+    delivery_date = factory.LazyFunction(
+        lambda: timezone.now().astimezone(market_calendar.BERLIN).date() + timedelta(days=1))
+    gpu_class = factory.SubFactory(GpuClassFactory)
+    zone = factory.LazyAttribute(
+        lambda o: DeliveryZone.objects.get_or_create(code=o.zone_code, defaults={"name": o.zone_code})[0])
+    book_opens_at = factory.LazyAttribute(lambda o: market_calendar.dayahead_book_opens(o.delivery_date))
+    gate_closure = factory.LazyAttribute(lambda o: market_calendar.dayahead_gate_closure(o.delivery_date))
+    status = AuctionStatus.CLEARED
+    cleared_at = factory.LazyAttribute(lambda o: o.gate_closure)
+    method = "curves"
+
+
+def auction_hour_results(auction: DayAheadAuction, prices: Mapping[str, str | Decimal | None], *,
+                         volumes: Mapping[str, int] | None = None, volume: int = 10) -> list[DayAheadHour]:
+    """The public hour results of ``auction``: one row per hour of its day,
+    priced as ``prices`` says by label (an hour not named: no bids, no price,
+    volume 0); a priced hour traded ``volumes[label]`` or ``volume`` GPUs."""
+    rows = []
+    for position, hour in enumerate(market_calendar.day_hours(auction.delivery_date)):
+        price = prices.get(hour.label)
+        traded = 0 if price is None else (volumes or {}).get(hour.label, volume)
+        rows.append(DayAheadHour(auction=auction, hour=hour.label, position=position, delivery_start=hour.start,
+                                 price=None if price is None else Decimal(price), volume=traded,
+                                 buy_volume=traded, sell_volume=traded))
+    return DayAheadHour.objects.bulk_create(rows)
+
+
+def trade_row(*, instrument: Instrument, price: str | Decimal, quantity: int,
+              auction: DayAheadAuction | None = None, executed_at: datetime.datetime | None = None) -> Trade:
+    """A trade row in ``instrument`` between two fresh organisations:
+    continuous (two order rows, the buyer the aggressor) or, with
+    ``auction``, a day-ahead trade of that auction."""
+    buyer = OrganisationFactory(kyc__status=KycCase.Status.APPROVED)
+    seller = OrganisationFactory(kyc__status=KycCase.Status.APPROVED)
+    orders: dict[str, Order | None] = {"buy_order": None, "sell_order": None}
+    if auction is None:
+        placed_by = UserFactory()
+        for side, organisation in (("buy", buyer), ("sell", seller)):
+            orders[f"{side}_order"] = BuyOrderRowFactory(
+                instrument=instrument, organisation=organisation, placed_by=placed_by, side=side,
+                price=Decimal(price), quantity=quantity, filled_quantity=quantity, status=OrderStatus.FILLED,
+                reserved_amount=Decimal("0"))
+    return Trade.objects.create(
+        instrument=instrument, auction=auction, buyer=buyer, seller=seller, price=Decimal(price), quantity=quantity,
+        aggressor="" if auction is not None else Side.BUY, buyer_fee=Decimal("0"), seller_fee=Decimal("0"),
+        executed_at=executed_at or min(timezone.now(), instrument.closes_at - timedelta(minutes=1)),
+        **orders)
