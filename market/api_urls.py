@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from market import api
+from market import api, api_index
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("instruments/", api.InstrumentListView.as_view(), name="api-instrument-list"),
@@ -16,4 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order-detail"),
     path("trades/", api.OwnTradesView.as_view(), name="api-own-trades"),
     path("positions/", api.PositionListView.as_view(), name="api-positions"),
+    # The compute price indices (issue 9, item 6; market/api_index.py).
+    path("index/", api_index.IndexListView.as_view(), name="api-index-list"),
+    path("index/<str:date>/", api_index.IndexDayView.as_view(), name="api-index-day"),
 ]

@@ -1,11 +1,12 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, provider, trading
+from market.views import controls, methodology, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
     *controls.urlpatterns,  # before trading's markets/<symbol>/
     *trading.urlpatterns,
     *provider.urlpatterns,
+    *methodology.urlpatterns,
 ]
