@@ -19,8 +19,9 @@ Methodology ``v1`` (the public page: ``/dashboard/methodology/index/v1/``):
   zone (auction trades, which sit in the same instruments, are left out).
   The document lists each hour's sums and its own VWAP; the day's value
   is computed from the exact sums, never from rounded hourly VWAPs.
-- **Rounding**: each value is rounded once, from the exact quotient (a
-  ``Fraction``), to the cent, half up (ROUND_HALF_UP: 12.345 -> 12.35).
+- **Rounding**: each value is rounded once, from the exact quotient of
+  whole cents (integer arithmetic), to the cent, half up (ROUND_HALF_UP:
+  12.345 -> 12.35).
 - **Document and fingerprint**: every value is published with the
   document it was computed from -- its identity, its inputs and its result
   -- and ``sha256``, the SHA-256 of the document's canonical JSON (UTF-8,
@@ -36,12 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any, TypeVar
 
 from market import calendar
@@ -91,7 +90,8 @@ class TradeHour:
 @dataclass(frozen=True)
 class IndexRecord:
     """A computed index value, ready to publish: ``document`` is what
-    ``sha256`` hashes (identity, inputs and result)."""
+    ``sha256`` hashes (identity, inputs and result), ``canonical`` its
+    canonical JSON."""
 
     kind: str
     day: date
@@ -102,26 +102,39 @@ class IndexRecord:
     demo: bool
     methodology_version: str
     document: dict[str, Any]
+    canonical: bytes
     sha256: str
 
 
 # --- numbers and the canonical form -----------------------------------------------------
 
 
-def round_cent(exact: Fraction) -> Decimal:
-    """``exact`` rounded to the cent, half up (away from zero at the half)."""
-    hundredths = abs(exact) * 100
-    cents = math.floor(hundredths + Fraction(1, 2))
-    return (Decimal(-cents if exact < 0 else cents) / 100).quantize(CENT)
+def cents(amount: Decimal) -> int:
+    """An amount in whole cents; IndexInputError off the cent."""
+    if not amount.is_finite():
+        raise IndexInputError(f"{amount} is not an amount in cents.")
+    scaled = amount.scaleb(2)
+    whole = int(scaled)
+    if scaled != whole:
+        raise IndexInputError(f"{amount} is not an amount in cents.")
+    return whole
+
+
+def divide_half_up(numerator_cents: int, denominator: int) -> Decimal:
+    """``numerator_cents / denominator`` in EUR, rounded to the cent half up
+    (away from zero at the half), exactly: integer arithmetic only."""
+    if denominator <= 0:
+        raise IndexInputError("Divide by a positive count.")
+    rounded = (2 * abs(numerator_cents) + denominator) // (2 * denominator)
+    return (Decimal(-rounded if numerator_cents < 0 else rounded) / 100).quantize(CENT)
 
 
 def price_text(price: Decimal | None) -> str | None:
     """A price as the canonical string with exactly two places; IndexInputError off the cent."""
     if price is None:
         return None
-    if not price.is_finite() or price != price.quantize(CENT):
-        raise IndexInputError(f"{price} is not a price in cents.")
-    return f"{price.quantize(CENT):f}"
+    cents(price)
+    return f"{price:.2f}"
 
 
 def canonical_json(document: Mapping[str, Any]) -> bytes:
@@ -188,16 +201,18 @@ def _document(kind: str, *, day: date, gpu_class: str, zone: str, demo: bool, ve
         "value": price_text(value),
         "volume": volume,
     }
+    canonical = canonical_json(document)
     return IndexRecord(kind=kind, day=day, gpu_class=gpu_class, zone=zone, value=value, volume=volume, demo=demo,
-                       methodology_version=version, document=document, sha256=document_sha256(document))
+                       methodology_version=version, document=document, canonical=canonical,
+                       sha256=hashlib.sha256(canonical).hexdigest())
 
 
 # --- the three indices -------------------------------------------------------------------
 
 
 def _mean_of_prices(rows: Sequence[dict[str, Any]]) -> Decimal | None:
-    prices = [Fraction(Decimal(row["price"])) for row in rows if row["price"] is not None]
-    return round_cent(sum(prices, Fraction(0)) / len(prices)) if prices else None
+    prices = [cents(Decimal(row["price"])) for row in rows if row["price"] is not None]
+    return divide_half_up(sum(prices), len(prices)) if prices else None
 
 
 def _auction_rows(day: date, hours: Iterable[AuctionHour], labels: Iterable[str]) -> list[dict[str, Any]]:
@@ -243,35 +258,36 @@ def intraday_vwap_record(*, day: date, gpu_class: str, zone: str, hours: Iterabl
     own VWAP (``None`` where nothing traded)."""
     given = _by_label(day, hours)
     rows = []
-    notional, quantity = Fraction(0), 0
+    notional, quantity = 0, 0
     for label in _labels(day):
-        hour = given.get(label) or TradeHour(hour=label, notional=Decimal("0.00"), quantity=0, trades=0)
+        hour = given.get(label)
+        if hour is None:
+            rows.append({"hour": label, "notional": "0.00", "quantity": 0, "trades": 0, "vwap": None})
+            continue
         if hour.quantity < 0 or hour.trades < 0 or (hour.quantity == 0) != (hour.trades == 0):
             raise IndexInputError(f"Hour {label}: the quantity and the number of trades do not fit.")
-        if hour.quantity == 0 and hour.notional != 0:
+        hour_cents = cents(hour.notional)
+        if hour.quantity == 0 and hour_cents != 0:
             raise IndexInputError(f"Hour {label}: a notional without quantity.")
         rows.append({"hour": label, "notional": price_text(hour.notional), "quantity": hour.quantity,
                      "trades": hour.trades,
-                     "vwap": price_text(round_cent(Fraction(hour.notional) / hour.quantity)) if hour.quantity
-                     else None})
-        notional += Fraction(hour.notional)
+                     "vwap": price_text(divide_half_up(hour_cents, hour.quantity)) if hour.quantity else None})
+        notional += hour_cents
         quantity += hour.quantity
-    value = round_cent(notional / quantity) if quantity else None
+    value = divide_half_up(notional, quantity) if quantity else None
     return _document(INTRADAY_VWAP, day=day, gpu_class=gpu_class, zone=zone, demo=demo, version=version,
                      hours=rows, value=value, volume=quantity)
 
 
 def trade_hours(trades: Iterable[tuple[str, Decimal, int]]) -> list[TradeHour]:
     """Sum single trades ``(hour label, price, quantity)`` into ``TradeHour`` rows."""
-    sums: dict[str, tuple[Fraction, int, int]] = {}
+    sums: dict[str, tuple[int, int, int]] = {}
     for label, price, quantity in trades:
-        price_text(price)
         if quantity <= 0:
             raise IndexInputError("A trade's quantity is positive.")
-        notional, total, count = sums.get(label, (Fraction(0), 0, 0))
-        sums[label] = (notional + Fraction(price) * quantity, total + quantity, count + 1)
-    return [TradeHour(hour=label, notional=Decimal(notional.numerator) / notional.denominator,
-                      quantity=total, trades=count)
+        notional, total, count = sums.get(label, (0, 0, 0))
+        sums[label] = (notional + cents(price) * quantity, total + quantity, count + 1)
+    return [TradeHour(hour=label, notional=(Decimal(notional) / 100).quantize(CENT), quantity=total, trades=count)
             for label, (notional, total, count) in sums.items()]
 
 
@@ -283,6 +299,6 @@ def value_from_document(document: Mapping[str, Any]) -> Decimal | None:
         return _mean_of_prices(hours)
     if document["index"] == INTRADAY_VWAP:
         quantity = sum(row["quantity"] for row in hours)
-        notional = sum((Fraction(Decimal(row["notional"])) for row in hours), Fraction(0))
-        return round_cent(notional / quantity) if quantity else None
+        notional = sum(cents(Decimal(row["notional"])) for row in hours)
+        return divide_half_up(notional, quantity) if quantity else None
     raise IndexInputError(f"Unknown index {document['index']!r}.")
