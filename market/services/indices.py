@@ -187,6 +187,16 @@ def indices_compute_due(*, now: datetime | None = None) -> int:
     for start, gpu_class_id, zone_id in traded:
         due.add((start.astimezone(calendar.BERLIN).date(), gpu_class_id, zone_id))
     published = 0
+    refused: list[str] = []
     for day, gpu_class_id, zone_id in sorted(due):
-        published += index_compute_day_result(day=day, gpu_class_id=gpu_class_id, zone_id=zone_id, now=now).published
+        try:
+            published += index_compute_day_result(day=day, gpu_class_id=gpu_class_id, zone_id=zone_id,
+                                                  now=now).published
+        except indices.IndexInputError as error:
+            # Inputs the rules refuse (an hour label the day does not have): the
+            # other classes and zones are still published, then the job fails.
+            log.exception("index of %s (class %s, zone %s) not computed", day, gpu_class_id, zone_id)
+            refused.append(f"{day.isoformat()} class {gpu_class_id} zone {zone_id}: {error}")
+    if refused:
+        raise indices.IndexInputError("; ".join(refused))
     return published

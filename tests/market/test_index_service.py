@@ -197,6 +197,21 @@ def test_beat_computes_yesterday_today_and_tomorrow_for_pairs_with_an_auction_or
     assert IndexValue.objects.get(gpu_class=l40s, zone=by).value == Decimal("1.00")
 
 
+def test_one_pair_with_inputs_the_rules_refuse_does_not_hold_the_others_back(h100, de):
+    now = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+    tomorrow = date(2026, 11, 26)
+    good = DayAheadAuctionFactory(delivery_date=tomorrow, gpu_class=h100, zone_code="DE-BY")
+    auction_hour_results(good, {"10": "3.00"})
+    bad = DayAheadAuctionFactory(delivery_date=tomorrow, gpu_class=h100)
+    auction_hour_results(bad, {"10": "3.00"})
+    DayAheadHour.objects.filter(auction=bad, hour="10").update(hour="02B")  # a label the day does not have
+
+    with pytest.raises(ix.IndexInputError, match="no hour '02B'"):
+        indices_compute_due(now=now)
+
+    assert set(IndexValue.objects.values_list("kind", "zone__code")) == {("base", "DE-BY"), ("peak", "DE-BY")}
+
+
 def test_the_beat_job_is_scheduled_every_15_minutes_and_calls_the_service(h100):
     from exchange.celery import app
     from market.tasks import compute_index_day, compute_indices
