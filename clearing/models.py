@@ -76,6 +76,9 @@ class Account(models.Model):
         # current, not yet charged months, held at each trade so that the
         # monthly charge is exactly what was held (issue 7, "Fees as published").
         FEE_RESERVE = "fee_reserve", _("fees (held)")
+        # Opened on first use, guarded: the member's contribution to the
+        # futures default fund, held by the clearing house (issue 10).
+        DEFAULT_FUND = "default_fund", _("default fund contribution")
         # The clearing house's own accounts (no organisation).
         BANK = "bank", _("bank")
         CCP = "ccp", _("central counterparty")
@@ -116,7 +119,7 @@ class Account(models.Model):
                 condition=Q(organisation__isnull=False, kind__in=("cash_available", "cash_reserved",
                                                                   "settlement_pending", "margin",
                                                                   "withdrawal_pending", "ccp_claim",
-                                                                  "fee_reserve"))
+                                                                  "fee_reserve", "default_fund"))
                 | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund",
                                                          "vat_payable")),
                 name="clearing_account_kind_matches_owner",
@@ -126,7 +129,8 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(balance__gte=0)
                 | ~Q(kind__in=("cash_available", "cash_reserved", "settlement_pending", "margin",
-                               "withdrawal_pending", "fee_reserve", "incentive_fund", "rnd_fund")),
+                               "withdrawal_pending", "fee_reserve", "incentive_fund", "rnd_fund",
+                               "default_fund")),
                 name="clearing_account_guarded_not_negative",
             ),
         ]
@@ -160,7 +164,7 @@ MEMBER_KINDS: tuple[str, ...] = (
 # has (and outside GET /api/v1/account/): see "Withdrawals" in the docs. The
 # statement lists each one the organisation has.
 MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING, Account.Kind.CCP_CLAIM,
-                                       Account.Kind.FEE_RESERVE)
+                                       Account.Kind.FEE_RESERVE, Account.Kind.DEFAULT_FUND)
 HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.BANK,
     Account.Kind.CCP,
@@ -176,7 +180,7 @@ HOUSE_KINDS: tuple[str, ...] = (
 # a member's ``ccp_claim``: it is negative exactly while the member owes.
 GUARDED_KINDS: frozenset[str] = frozenset(
     (*MEMBER_KINDS, Account.Kind.WITHDRAWAL_PENDING, Account.Kind.FEE_RESERVE, Account.Kind.INCENTIVE_FUND,
-     Account.Kind.RND_FUND)
+     Account.Kind.RND_FUND, Account.Kind.DEFAULT_FUND)
 )
 
 

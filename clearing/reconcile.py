@@ -204,26 +204,30 @@ def _balances_match_lines() -> Iterator[str]:
 
 
 @register_check("reserved_matches_orders",
-                gettext_lazy("Reserved cash equals the reservations of the open buy orders"))
+                gettext_lazy("Reserved cash equals the reservations of the open buy orders and active auction bids"))
 def _reserved_matches_orders() -> Iterator[str]:
     # Imported here: market depends on clearing, not the other way round at import time.
-    from market.models import RESTING_STATUSES, Order, Side
+    from market.models import RESTING_STATUSES, BidStatus, DayAheadBid, Order, Side
 
     ledger = dict(
         Account.objects.filter(kind=Account.Kind.CASH_RESERVED).exclude(balance=0)
         .values_list("organisation_id", "balance")
     )
-    orders = dict(
-        Order.objects.filter(side=Side.BUY, status__in=RESTING_STATUSES).order_by()
-        .values("organisation_id").annotate(total=Sum("reserved_amount")).exclude(total=0)
-        .values_list("organisation_id", "total")
-    )
+    orders: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for source in (Order.objects.filter(side=Side.BUY, status__in=RESTING_STATUSES),
+                   DayAheadBid.objects.filter(status=BidStatus.ACTIVE)):
+        for organisation_id, total in (source.order_by().values("organisation_id")
+                                       .annotate(total=Sum("reserved_amount")).values_list("organisation_id",
+                                                                                           "total")):
+            orders[organisation_id] += total
+    orders = {pk: total for pk, total in orders.items() if total}
     differing = sorted(pk for pk in ledger.keys() | orders.keys() if ledger.get(pk, ZERO) != orders.get(pk, ZERO))
     if not differing:
         return
     names = dict(Organisation.objects.filter(pk__in=differing).values_list("pk", "legal_name"))
     for pk in differing:
-        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open buy orders reserve %(orders)s.") % {
+        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open buy orders and auction bids reserve "
+                "%(orders)s.") % {
             "organisation": names.get(pk, "?"), "pk": pk,
             "ledger": _money(ledger.get(pk, ZERO)), "orders": _money(orders.get(pk, ZERO)),
         }
@@ -457,13 +461,14 @@ def _sweep_due(month: date, total: Decimal) -> bool:
 PositionTotals = tuple[int, int, int, Decimal, Decimal]  # quantity, bought, sold, buy_cost, sell_proceeds
 
 
-@register_check("positions_match_trades", gettext_lazy("Every position equals the totals of its trades"))
+@register_check("positions_match_trades",
+                gettext_lazy("Every position equals the totals of its trades (and futures transfers)"))
 def _positions_match_trades() -> Iterator[str]:
     # The order service adds each fill to both positions (market/services/
     # orders.py, the fill loop and _positions_add): the buyer's bought and
     # buy_cost (price x quantity), the seller's sold and sell_proceeds, and
     # quantity = bought - sold.
-    from market.models import Instrument, Position, Trade
+    from market.models import Instrument, Position, PositionTransfer, Trade
 
     value = Sum(F("price") * F("quantity"), output_field=DecimalField(max_digits=18, decimal_places=2))
     trades = Trade.objects.order_by()
@@ -471,6 +476,14 @@ def _positions_match_trades() -> Iterator[str]:
               trades.values("buyer_id", "instrument_id").annotate(gpus=Sum("quantity"), amount=value)}
     sold = {(row["seller_id"], row["instrument_id"]): (row["gpus"], row["amount"]) for row in
             trades.values("seller_id", "instrument_id").annotate(gpus=Sum("quantity"), amount=value)}
+    # Futures positions also move without a trade, against the clearing
+    # house: cascading and final settlement (market.models.PositionTransfer).
+    for moved in PositionTransfer.objects.order_by().values("organisation_id", "instrument_id", "side").annotate(
+            gpus=Sum("quantity"), amount=value):
+        key = (moved["organisation_id"], moved["instrument_id"])
+        target = bought if moved["side"] == "buy" else sold
+        gpus, amount = target.get(key, (0, ZERO))
+        target[key] = (gpus + moved["gpus"], amount + moved["amount"])
     expected: dict[tuple[int, int], PositionTotals] = {}
     for key in bought.keys() | sold.keys():
         bought_quantity, cost = bought.get(key, (0, ZERO))

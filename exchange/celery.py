@@ -26,6 +26,20 @@ BEAT_SCHEDULE = {
     "market-expire-orders": {"task": "market.expire_orders", "schedule": crontab(minute="*")},
     # The daily indices that are due (yesterday, today, tomorrow), and a check of those published; idempotent.
     "market-compute-indices": {"task": "market.compute_indices", "schedule": crontab(minute="*/15")},
+    # Day-ahead: the auctions past gate closure (12:00 Europe/Berlin; CELERY_TIMEZONE),
+    # each claimed exactly once, then catch-up every 5 minutes; and the indicative prices.
+    "market-clear-dayahead": {"task": "market.clear_dayahead", "schedule": crontab(minute="*/5")},
+    "market-dayahead-indicative": {"task": "market.dayahead_indicative", "schedule": crontab(minute="2-59/5")},
+    # Futures on business days (the tasks check the day): DSPs at 17:30, the margin run after
+    # the session; both once per day, the later runs of the hour only catch up after a crash.
+    "market-futures-settlement-prices": {"task": "market.futures_settlement_prices",
+                                         "schedule": crontab(minute="30-59/5", hour="17", day_of_week="1-5")},
+    "market-futures-variation-margin": {"task": "market.futures_variation_margin",
+                                        "schedule": crontab(minute="15-59/5", hour="18", day_of_week="1-5")},
+    "market-futures-expire": {"task": "market.futures_expire",
+                              "schedule": crontab(minute="35-59/5", hour="18", day_of_week="1-5")},
+    "market-futures-default-fund": {"task": "market.futures_default_fund",
+                                    "schedule": crontab(minute="40-59/5", hour="18", day_of_week="1-5")},
     # Every clearing invariant; records the run and alerts operators on a new break.
     "clearing-reconcile": {"task": "clearing.reconcile", "schedule": crontab(minute="*/15")},
     # Payouts of confirmed, resolved and undisputed deliveries; exactly once per ticket.

@@ -29,6 +29,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "instrument_closed": 409,
+    "auction_closed": 409,
     "market_halted": 409,
     "insufficient_funds": 409,
     "insufficient_capacity": 409,

@@ -5,7 +5,8 @@ resume them with an action that asks for a reason and calls the services.
 """
 
 from collections.abc import Callable
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,19 +20,28 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from accounts.models import User
 from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin
 from exchange.errors import ExchangeError
 from market import services
 from market.models import (
+    DayAheadAuction,
+    DayAheadBid,
+    DayAheadHour,
+    DefaultFundContribution,
+    DefaultFundSize,
     DeliveryZone,
     GpuClass,
     Instrument,
     KillSwitch,
+    MarginCall,
     Order,
     OrderEvent,
+    SettlementPrice,
     Site,
     SiteCapacity,
     Trade,
+    VariationMargin,
 )
 from market.services import controls
 
@@ -370,3 +380,129 @@ class KillSwitchAdmin(ExchangeModelAdmin):
                 lifted += 1
         self.message_user(request, ngettext("%(count)d kill switch lifted.", "%(count)d kill switches lifted.",
                                             lifted) % {"count": lifted})
+
+
+# --- Day-ahead auction (issue 9) ----------------------------------------------------------------
+
+
+_HOUR_FIELDS = ("hour", "delivery_start", "price", "volume", "buy_volume", "sell_volume", "price_low", "price_high")
+
+
+class DayAheadHourInline(admin.TabularInline):
+    model = DayAheadHour
+    fields = _HOUR_FIELDS
+    readonly_fields = _HOUR_FIELDS
+    extra = 0
+    can_delete = False
+    ordering = ["position"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DayAheadAuction)
+class DayAheadAuctionAdmin(ReadOnlyAdmin):
+    """Auctions are created by bids and cleared by the run (``run_dayahead_auction``); read here."""
+
+    list_display = ["id", "delivery_date", "gpu_class", "zone", "status", "gate_closure", "cleared_at", "method",
+                    "time_limit_hit", "rounds"]
+    list_filter = ["status", "method", "gpu_class", "zone", "time_limit_hit"]
+    date_hierarchy = "delivery_date"
+    list_select_related = ["gpu_class", "zone"]
+    inlines = [DayAheadHourInline]
+
+
+@admin.register(DayAheadBid)
+class DayAheadBidAdmin(ReadOnlyAdmin):
+    list_display = ["id", "auction", "organisation", "kind", "side", "hour", "first_hour", "last_hour", "price",
+                    "quantity", "min_acceptance_ratio", "exclusive_group", "status", "reserved_amount",
+                    "paradoxically_rejected", "created_at"]
+    list_filter = ["status", "kind", "side", "paradoxically_rejected", "auction__gpu_class",
+                   ("auction__delivery_date", admin.DateFieldListFilter)]
+    search_fields = ["=id", "organisation__legal_name", "exclusive_group"]
+    list_select_related = ["auction__gpu_class", "auction__zone", "organisation"]
+    list_per_page = 100
+
+
+# --- Futures (issue 10) -----------------------------------------------------------------------
+
+
+class OverrideForm(ReasonForm):
+    price = forms.DecimalField(label=gettext_lazy("New settlement price (EUR/GPUh)"), max_digits=12,
+                               decimal_places=2, min_value=Decimal("0"))
+    field_order = ["price", "reason"]
+
+
+@admin.register(SettlementPrice)
+class SettlementPriceAdmin(ReadOnlyAdmin):
+    """Daily settlement prices, computed at 17:30; an operator may override
+    one with a reason before the day's margin run (audited)."""
+
+    list_display = ["date", "instrument", "price", "source", "computed_price", "computed_source", "overridden_by",
+                    "override_reason"]
+    list_filter = ["source", "instrument__gpu_class", ("date", admin.DateFieldListFilter)]
+    search_fields = ["instrument__symbol"]
+    date_hierarchy = "date"
+    list_select_related = ["instrument", "overridden_by"]
+    actions = ["override"]
+
+    def has_override_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("market.change_settlementprice")
+
+    @admin.action(description=gettext_lazy("Override the settlement price (one row)"), permissions=["override"])
+    def override(self, request: HttpRequest, queryset: QuerySet[SettlementPrice]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, _("Choose exactly one settlement price to override."), messages.ERROR)
+            return None
+        row = queryset.select_related("instrument").get()
+        form = OverrideForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            from market.services import futures
+
+            try:
+                futures.settlement_price_override(operator=cast(User, request.user), settlement_price=row,
+                                                  price=form.cleaned_data["price"], reason=form.cleaned_data["reason"])
+            except ExchangeError as error:
+                self.message_user(request, error.detail, messages.ERROR)
+            else:
+                self.message_user(request, _("The settlement price was overridden."), messages.SUCCESS)
+            return None
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": _("Override a settlement price"), "row": row, "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "media": self.media,
+        }
+        return TemplateResponse(request, "admin/market/settlementprice/override.html", context)
+
+
+@admin.register(MarginCall)
+class MarginCallAdmin(ReadOnlyAdmin):
+    list_display = ["date", "organisation", "amount", "due_at", "met_at", "closed_out_at", "closed_out_by"]
+    list_filter = [("date", admin.DateFieldListFilter)]
+    search_fields = ["organisation__legal_name"]
+    list_select_related = ["organisation", "closed_out_by"]
+
+
+@admin.register(VariationMargin)
+class VariationMarginAdmin(ReadOnlyAdmin):
+    list_display = ["date", "organisation", "instrument", "position", "settlement_price", "amount"]
+    list_filter = [("date", admin.DateFieldListFilter), "instrument__gpu_class"]
+    search_fields = ["organisation__legal_name", "instrument__symbol"]
+    list_select_related = ["organisation", "instrument"]
+
+
+class DefaultFundContributionInline(admin.TabularInline):
+    model = DefaultFundContribution
+    fields = ("organisation", "initial_margin", "stress_loss", "amount")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DefaultFundSize)
+class DefaultFundSizeAdmin(ReadOnlyAdmin):
+    list_display = ["date", "size", "stress_move", "computed_at"]
+    inlines = [DefaultFundContributionInline]

@@ -102,13 +102,13 @@ Time limit (``time_limit`` seconds for all HiGHS solves together)
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from fractions import Fraction
 from operator import itemgetter
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import highspy
 import numpy as np
@@ -117,6 +117,7 @@ from market.matching import Side
 
 BidId: TypeAlias = Hashable
 BlockId: TypeAlias = Hashable
+K = TypeVar("K", int, str)  # a party in ``allocate``: sortable
 
 _FEWEST_PRB_SECONDS = 5.0  # at most for choosing prices with fewest paradoxically rejected blocks
 _TICK_TOLERANCE = 1e-9  # of a tick: what the float conversion of a price may be off the grid
@@ -872,7 +873,81 @@ def clear(*, hours: Sequence[str], steps: Sequence[Step], blocks: Sequence[Block
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Allocation of an hour's sellers to its buyers (market rules §4: pro rata and deterministic)
+
+
+def allocate(buyers: Mapping[K, int], sellers: Mapping[K, int]) -> dict[tuple[K, K], int]:
+    """Split one hour's traded GPUs between buyers and sellers pro rata.
+
+    ``buyers`` and ``sellers`` map a party (any sortable key, e.g. an
+    organisation id) to the GPUs it bought or sold in the hour; both sum to
+    the volume ``V``. The cell ``(buyer i, seller j)`` gets
+    ``B_i * S_j / V`` GPUs rounded down or up, so that every row sums to
+    ``B_i`` and every column to ``S_j`` (a matrix rounding; it always
+    exists). Which cells are rounded up is a 0/1 transportation problem that
+    maximises the cut-off fractional parts, ties to the lower (buyer,
+    seller) pair; its constraint matrix is totally unimodular, so HiGHS
+    answers whole numbers. The same input gives the same split. Cells of 0
+    GPUs are left out.
+    """
+    buyer_keys = sorted(k for k, q in buyers.items() if q)
+    seller_keys = sorted(k for k, q in sellers.items() if q)
+    if any(q < 0 for q in (*buyers.values(), *sellers.values())):
+        raise ValueError("quantities are never negative")
+    volume = sum(buyers[k] for k in buyer_keys)
+    if volume != sum(sellers[k] for k in seller_keys):
+        raise ValueError("buyers and sellers must trade the same volume")
+    if volume == 0:
+        return {}
+    out: dict[tuple[K, K], int] = {}
+    row_left = {}
+    col_left = {k: sellers[k] for k in seller_keys}
+    cells: list[tuple[int, int, int]] = []  # (remainder, i, j) of cells with a fractional share
+    for i, b in enumerate(buyer_keys):
+        row_left[b] = buyers[b]
+        for j, s in enumerate(seller_keys):
+            whole, rest = divmod(buyers[b] * sellers[s], volume)
+            if whole:
+                out[b, s] = whole
+            row_left[b] -= whole
+            col_left[s] -= whole
+            if rest:
+                cells.append((rest, i, j))
+    if cells:
+        n = len(cells)
+        # Integer weights: the remainder first, then the earlier (buyer, seller) pair.
+        ranked = sorted(range(n), key=lambda c: (cells[c][1], cells[c][2]))
+        tie = {c: n - 1 - rank for rank, c in enumerate(ranked)}
+        lp = highspy.HighsLp()
+        lp.num_col_ = n
+        lp.num_row_ = len(buyer_keys) + len(seller_keys)
+        lp.col_cost_ = [float(cells[c][0] * n + tie[c]) for c in range(n)]
+        lp.col_lower_ = [0.0] * n
+        lp.col_upper_ = [1.0] * n
+        bounds = [float(row_left[b]) for b in buyer_keys] + [float(col_left[s]) for s in seller_keys]
+        lp.row_lower_ = bounds
+        lp.row_upper_ = bounds
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = [2 * c for c in range(n + 1)]
+        lp.a_matrix_.index_ = [row for _rest, i, j in cells for row in (i, len(buyer_keys) + j)]
+        lp.a_matrix_.value_ = [1.0] * (2 * n)
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * n
+        solver = _highs(60.0)
+        solver.passModel(lp)
+        solver.run()
+        if solver.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise AssertionError(f"allocation: {solver.modelStatusToString(solver.getModelStatus())}")
+        for c, taken in enumerate(solver.getSolution().col_value):
+            if round(taken):
+                _rest, i, j = cells[c]
+                key = (buyer_keys[i], seller_keys[j])
+                out[key] = out.get(key, 0) + 1
+    return {key: out[key] for key in sorted(out)}
+
+
 __all__ = [
     "AuctionResult", "Block", "BlockResult", "HourResult", "Method", "PriceRules", "Side", "Step",
-    "accepted_by_bid", "clear", "welfare",
+    "accepted_by_bid", "allocate", "clear", "welfare",
 ]

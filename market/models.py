@@ -910,3 +910,198 @@ class IndexValue(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise ImmutableRowError("published index values are never deleted")
+
+
+# --- Futures (issue 10; docs/architecture.md "Futures") ----------------------------------------
+
+
+class SettlementSource(models.TextChoices):
+    VWAP = "vwap", _("VWAP of the last 30 minutes")
+    MID = "mid", _("mid of best bid and ask")
+    PREVIOUS = "previous", _("previous settlement price")
+    OVERRIDE = "override", _("set by an operator")
+    FINAL = "final", _("final settlement price (base index of the delivery month)")
+
+
+class SettlementPrice(models.Model):
+    """The daily settlement price (DSP) of one future on one business day,
+    computed at 17:30 Europe/Berlin. An operator may override it with a
+    reason before the day's variation margin runs (audited); the computed
+    price is kept beside it."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="settlement_prices",
+                                   verbose_name=_("instrument"))
+    date = models.DateField(_("business day"))
+    price = models.DecimalField(_("settlement price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+    source = models.CharField(_("source"), max_length=8, choices=SettlementSource.choices)
+    computed_price = models.DecimalField(_("computed price"), max_digits=12, decimal_places=2)
+    computed_source = models.CharField(_("computed source"), max_length=8, choices=SettlementSource.choices)
+    computed_at = models.DateTimeField(_("computed at"))
+    overridden_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                      verbose_name=_("overridden by"))
+    override_reason = models.CharField(_("reason for the override"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("daily settlement price")
+        verbose_name_plural = _("daily settlement prices")
+        ordering = ["-date", "instrument"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "date"], name="settlementprice_unique_day"),
+            models.CheckConstraint(condition=Q(source="override", overridden_by__isnull=False)
+                                   | (~Q(source="override") & Q(overridden_by__isnull=True)),
+                                   name="settlementprice_override_has_operator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.date}: {self.price} ({self.source})"
+
+
+class FuturesJob(models.TextChoices):
+    SETTLEMENT_PRICES = "dsp", _("daily settlement prices")
+    VARIATION_MARGIN = "variation_margin", _("variation margin")
+    EXPIRY = "expiry", _("expiry")
+    DEFAULT_FUND = "default_fund", _("default fund")
+
+
+class FuturesJobRun(models.Model):
+    """A daily futures job that ran for a business day: written in the
+    job's own transaction, so each runs exactly once per day (a second run
+    meets the unique row and does nothing)."""
+
+    kind = models.CharField(_("job"), max_length=16, choices=FuturesJob.choices)
+    date = models.DateField(_("business day"))
+    finished_at = models.DateTimeField(_("finished at"))
+    summary = models.JSONField(_("summary"), default=dict)
+
+    class Meta:
+        verbose_name = _("futures job run")
+        verbose_name_plural = _("futures job runs")
+        ordering = ["-date", "kind"]
+        constraints = [models.UniqueConstraint(fields=["kind", "date"], name="futuresjobrun_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.date}"
+
+
+class VariationMargin(models.Model):
+    """One member's variation margin in one future on one business day:
+    the position held overnight revalued from yesterday's DSP, and the
+    day's trades from their prices, to today's DSP."""
+
+    date = models.DateField(_("business day"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("instrument"))
+    position = models.IntegerField(_("position at the DSP (GPUs)"))
+    settlement_price = models.DecimalField(_("settlement price"), max_digits=12, decimal_places=2)
+    amount = models.DecimalField(_("variation margin (EUR)"), max_digits=18, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("variation margin")
+        verbose_name_plural = _("variation margins")
+        ordering = ["-date", "organisation", "instrument"]
+        constraints = [models.UniqueConstraint(fields=["date", "organisation", "instrument"],
+                                               name="variationmargin_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.organisation_id} {self.instrument_id}: {self.amount}"
+
+
+class MarginCall(models.Model):
+    """A member below its maintenance margin after the day's run: it must
+    pay ``amount`` (back to its initial margin) by ``due_at`` (10:00 on the
+    next business day), or an operator may close its positions out."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="margin_calls",
+                                     verbose_name=_("organisation"))
+    date = models.DateField(_("business day"))
+    amount = models.DecimalField(_("amount (EUR)"), max_digits=18, decimal_places=2)
+    due_at = models.DateTimeField(_("due at"))
+    met_at = models.DateTimeField(_("met at"), null=True, blank=True)
+    closed_out_at = models.DateTimeField(_("closed out at"), null=True, blank=True)
+    closed_out_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                      verbose_name=_("closed out by"))
+
+    class Meta:
+        verbose_name = _("margin call")
+        verbose_name_plural = _("margin calls")
+        ordering = ["-date", "organisation"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "date"], name="margincall_one_per_day"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="margincall_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.date}: {self.amount}"
+
+    @property
+    def open(self) -> bool:
+        return self.met_at is None and self.closed_out_at is None
+
+
+class DefaultFundSize(models.Model):
+    """The default fund as sized on one business day: cover 2 under the stress move."""
+
+    date = models.DateField(_("business day"), unique=True)
+    size = models.DecimalField(_("size (EUR)"), max_digits=18, decimal_places=2)
+    stress_move = models.DecimalField(_("stress move"), max_digits=5, decimal_places=4)
+    inputs = models.JSONField(_("inputs"), default=dict)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("default fund size")
+        verbose_name_plural = _("default fund sizes")
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return f"{self.date}: {self.size}"
+
+
+class DefaultFundContribution(models.Model):
+    fund = models.ForeignKey(DefaultFundSize, on_delete=models.PROTECT, related_name="contributions")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    initial_margin = models.DecimalField(_("initial margin (EUR)"), max_digits=18, decimal_places=2)
+    stress_loss = models.DecimalField(_("stress loss (EUR)"), max_digits=18, decimal_places=2)
+    amount = models.DecimalField(_("contribution (EUR)"), max_digits=18, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("default fund contribution")
+        verbose_name_plural = _("default fund contributions")
+        constraints = [models.UniqueConstraint(fields=["fund", "organisation"], name="defaultfund_one_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.fund_id} {self.organisation_id}: {self.amount}"
+
+
+class TransferKind(models.TextChoices):
+    CASCADE = "cascade", _("cascading")
+    FINAL = "final", _("final settlement")
+
+
+class PositionTransfer(models.Model):
+    """A futures position moved without a trade, against the clearing house:
+    cascading (a year into its quarters, a quarter into its months, at the
+    parent's last settlement price) and the final settlement of a month (the
+    position closed at the final settlement price). ``reconcile`` counts
+    these with the trades when it checks positions."""
+
+    date = models.DateField(_("business day"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("instrument"))
+    kind = models.CharField(_("kind"), max_length=8, choices=TransferKind.choices)
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    quantity = models.PositiveIntegerField(_("quantity (GPUs)"))
+    price = models.DecimalField(_("price (EUR/GPUh)"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("position transfer")
+        verbose_name_plural = _("position transfers")
+        ordering = ["-date", "organisation", "instrument"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="positiontransfer_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.kind} {self.organisation_id} {self.side} {self.quantity} {self.instrument_id}"

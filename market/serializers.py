@@ -99,12 +99,12 @@ class OrderSerializer(serializers.Serializer):
 # market.selectors.orders.OwnFill
 class OwnFillSerializer(serializers.Serializer):
     trade_id = serializers.IntegerField()
-    order_id = serializers.IntegerField()
+    order_id = serializers.IntegerField(allow_null=True, help_text="null for a day-ahead auction trade.")
     instrument = serializers.CharField()
     side = serializers.ChoiceField(choices=["buy", "sell"])
     price = _price("EUR/GPUh.")
     quantity = serializers.IntegerField()
-    liquidity = serializers.ChoiceField(choices=["maker", "taker"])
+    liquidity = serializers.ChoiceField(choices=["maker", "taker", "auction"])
     fee = ExactFeeField(help_text="EUR, exact: rate × GPU-hours, up to 6 places. Charged with the month's "
                         "other fees on one invoice, rounded once.")
     executed_at = _time()

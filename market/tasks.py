@@ -71,3 +71,86 @@ def compute_index_day(day: str, gpu_class_id: int, zone_id: int) -> int:
     values = index_services.index_compute_day(day=date.fromisoformat(day), gpu_class_id=gpu_class_id,
                                               zone_id=zone_id, now=timezone.now())
     return len(values)
+@shared_task(name="market.clear_dayahead", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def clear_dayahead() -> int:
+    """Clear every day-ahead auction past gate closure (12:00 Europe/Berlin on
+    D-1). Beat runs it every 5 minutes, so a run at 12:00 clears the day's
+    auctions and a later one catches up after a crash; each auction is
+    claimed once (``market.services.dayahead.auction_clear``)."""
+    from market.services import dayahead
+
+    cleared = dayahead.auctions_clear_due(now=timezone.now())
+    if cleared:
+        log.info("day-ahead: %d auctions cleared", cleared)
+    return cleared
+
+
+@shared_task(name="market.dayahead_indicative", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=2)
+def dayahead_indicative() -> int:
+    """The indicative prices of every open auction (every 5 minutes from one
+    hour after its book opens until gate closure)."""
+    from market.services import dayahead
+
+    return dayahead.dayahead_indicative_run(now=timezone.now())
+
+
+@shared_task(name="market.futures_settlement_prices", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_settlement_prices() -> int:
+    """17:30 Europe/Berlin on business days: the day's DSPs (once per day)."""
+    from market import calendar
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not calendar.is_business_day(day) or now < futures.dsp_instant(day):
+        return 0
+    return futures.settlement_prices_compute(day=day, now=now)
+
+
+@shared_task(name="market.futures_variation_margin", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_variation_margin() -> int:
+    """After the session (18:15 Europe/Berlin on business days): variation and
+    initial margin, margin calls (once per day; waits for the day's DSPs)."""
+    from market import calendar
+    from market.models import FuturesJob, FuturesJobRun
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.SETTLEMENT_PRICES, date=day).exists():
+        return 0
+    return futures.variation_margin_run(day=day, now=now)
+
+
+@shared_task(name="market.futures_expire", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_expire() -> dict[str, int]:
+    """After the margin run on business days: cascading and final settlement (once per day)."""
+    from market import calendar
+    from market.models import FuturesJob, FuturesJobRun
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
+        return {}
+    return futures.futures_expire(day=day, now=now)
+
+
+@shared_task(name="market.futures_default_fund", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=30, max_retries=5)
+def futures_default_fund() -> str:
+    """After the margin run on business days: size and collect the default fund (once per day)."""
+    from market import calendar
+    from market.models import FuturesJob, FuturesJobRun
+    from market.services import futures
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
+        return ""
+    return str(futures.default_fund_run(day=day, now=now))

@@ -204,7 +204,7 @@ class OwnFill:
     """One trade from one side: the organisation's order, price, quantity, fee."""
 
     trade_id: int
-    order_id: int
+    order_id: int | None  # None: a day-ahead auction trade (no order)
     instrument: str
     side: str
     price: Decimal
@@ -224,7 +224,7 @@ def own_fill(trade: Trade, *, organisation_id: int, symbol: str) -> OwnFill:
         side=side,
         price=trade.price,
         quantity=trade.quantity,
-        liquidity="taker" if trade.aggressor == side else "maker",
+        liquidity="auction" if not trade.aggressor else "taker" if trade.aggressor == side else "maker",
         fee=trade.buyer_fee if side == Side.BUY else trade.seller_fee,
         executed_at=trade.executed_at,
     )

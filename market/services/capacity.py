@@ -14,6 +14,7 @@ take that lock.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -129,6 +130,27 @@ def hour_commitments(
                 for pk, cls, start, code, open_sell, position in cursor.fetchall()]
 
 
+def dayahead_commitments(
+    *, organisation_id: int, gpu_class_id: int, starts: Iterable[datetime] | None = None,
+    ending_after: datetime | None = None,
+) -> dict[datetime, dict[str, int]]:
+    """What the organisation offers in open day-ahead auctions
+    (``DayAheadCommitment``: the most each auction can sell of it in an
+    hour), per delivery hour start and zone: capacity that counts as
+    committed until the auction clears. One query."""
+    from market.models import DayAheadCommitment
+
+    rows = DayAheadCommitment.objects.filter(organisation_id=organisation_id, gpu_class_id=gpu_class_id)
+    if starts is not None:
+        rows = rows.filter(hour_start__in=list(starts))
+    if ending_after is not None:
+        rows = rows.filter(hour_start__gt=ending_after - calendar.HOUR)
+    result: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for start, zone, gpus in rows.order_by().values_list("hour_start", "zone__code", "gpus"):
+        result[start][zone] += gpus
+    return result
+
+
 def capacity_by_state(
     *, organisation: Organisation, gpu_class_ids: list[int] | None = None
 ) -> dict[int, dict[str, int]]:
@@ -197,6 +219,11 @@ def capacity_check(*, organisation: Organisation, instrument: Instrument, quanti
     for row in rows:
         if row.instrument_id != instrument.pk:
             others[row.zone] += row.committed
+    # What the organisation offers in the hour's open day-ahead auctions (any zone).
+    for zone, gpus in dayahead_commitments(organisation_id=organisation.pk, gpu_class_id=instrument.gpu_class_id,
+                                           starts=[instrument.delivery_start]).get(instrument.delivery_start,
+                                                                                   {}).items():
+        others[zone] += gpus
     key = (organisation.pk, instrument.gpu_class_id)
     capacity = sites.get(key) if sites is not None else None
     if capacity is None:
@@ -355,11 +382,18 @@ def site_capacity_set(*, user: User, site: Site, gpu_class: GpuClass, gpus: int)
 def _open_hours(*, organisation: Organisation, class_ids: list[int], now: datetime | None = None
                 ) -> dict[tuple[int, datetime], dict[str, int]]:
     """The organisation's commitments per (class, hour) in hours whose delivery has not ended."""
+    now = now or timezone.now()
     rows = instrument_commitments(
         organisation=organisation,
-        instruments=Instrument.objects.filter(gpu_class_id__in=class_ids, delivery_end__gt=now or timezone.now()),
+        instruments=Instrument.objects.filter(gpu_class_id__in=class_ids, delivery_end__gt=now),
     )
-    return dict(sorted(commitments_by_hour(rows).items(), key=lambda item: (item[0][1], item[0][0])))
+    hours = commitments_by_hour(rows)
+    for class_id in class_ids:  # offers in open day-ahead auctions count too
+        for start, by_zone in dayahead_commitments(organisation_id=organisation.pk, gpu_class_id=class_id,
+                                                   ending_after=now).items():
+            for zone, gpus in by_zone.items():
+                hours[class_id, start][zone] += gpus
+    return dict(sorted(hours.items(), key=lambda item: (item[0][1], item[0][0])))
 
 
 def _overcommitted(capacity: dict[int, dict[str, int]], hours: dict[tuple[int, datetime], dict[str, int]]

@@ -7,6 +7,7 @@ the clock are single conditional UPDATEs, so two overlapping runs of the job
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -99,6 +100,31 @@ def _futures_listings(*, today: date, classes: list[GpuClass], zone: DeliveryZon
                 opens_at=opens_at, closes_at=start, lead_time_minutes=0,
             ))
     return listings
+
+
+def hour_instruments(*, gpu_class: GpuClass, zone: DeliveryZone, day: date, labels: Sequence[str],
+                     now: datetime, lock: bool = False) -> dict[str, Instrument]:
+    """The hourly instruments of ``labels`` on ``day`` for one class and zone,
+    listed first where missing (the day-ahead auction books into them even
+    for a day the listing job has not reached); with ``lock``, locked FOR NO
+    KEY UPDATE in ascending id, in one statement (step 1 of the lock order).
+    Inside the caller's transaction."""
+    hours = [calendar.delivery_hour(day, label) for label in labels]
+    lead = gpu_class.intraday_lead_time_minutes
+    wanted = [_Listing(symbol=calendar.format_symbol(gpu_class.code, zone.code, hour), segment=Segment.INTRADAY,
+                       gpu_class=gpu_class, zone=zone, period=hour, opens_at=calendar.intraday_opens_at(day),
+                       closes_at=calendar.intraday_closes_at(hour.start, lead), lead_time_minutes=lead)
+              for hour in hours]
+    symbols = [listing.symbol for listing in wanted]
+    existing = set(Instrument.objects.filter(symbol__in=symbols).values_list("symbol", flat=True))
+    missing = [listing.build() for listing in wanted if listing.symbol not in existing]
+    if missing:
+        Instrument.objects.bulk_create(missing, ignore_conflicts=True)
+    rows = Instrument.objects.filter(symbol__in=symbols).order_by("id")
+    if lock:
+        rows = rows.select_for_update(no_key=True)
+    by_symbol = {instrument.symbol: instrument for instrument in rows}
+    return {hour.label: by_symbol[symbol] for hour, symbol in zip(hours, symbols, strict=True)}
 
 
 @transaction.atomic(durable=True)

@@ -635,7 +635,7 @@ def _apply_match(
                     raise
                 # The resting sell cannot be delivered for its own reasons:
                 # the caller cancels it and enters the incoming order again.
-                raise _RestingUnfillable(trade.sell_order.pk, trade.instrument_id) from None
+                raise _RestingUnfillable(trade.sell_order_id or 0, trade.instrument_id) from None
         changes.trades.extend(trades)
 
     for order_id in result.stp_cancelled:

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from accounts.demo import seed_accounts
 from clearing.demo import seed_clearing, seed_settlement
 from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, seed_quotes, seed_sites
+from market.demo_dayahead import seed_dayahead_bids
 from market.demo_index import seed_index_history
 
 
@@ -52,11 +53,12 @@ class Command(BaseCommand):
             history = seed_history(days=options["history_days"])
             settlement = seed_settlement(traders=maker_traders())
             quotes = seed_quotes()
+            bids = seed_dayahead_bids()
             months = ", ".join(f"{month:%Y-%m}" for month in settlement.months_charged) or "none"
             self.stdout.write(
                 f"Market makers: {history.trades} trades added over {options['history_days']} days "
                 f"({history.listed} past instruments listed), {settlement.deliveries.access_posted} accesses posted, "
                 f"{settlement.deliveries.confirmed} deliveries confirmed, {settlement.settled} settled, "
-                f"fees charged for: {months}; {quotes} quotes added."
+                f"fees charged for: {months}; {quotes} quotes added; {bids} day-ahead bids entered."
             )
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
