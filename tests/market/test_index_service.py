@@ -21,6 +21,7 @@ from tests.factories import (
     auction_hour_results,
     trade_row,
 )
+from tests.market.test_dayahead_service import DAY, GATE, hand_computed_book, market  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -225,6 +226,27 @@ def test_the_beat_job_is_scheduled_every_15_minutes_and_calls_the_service(h100):
     auction_hour_results(auction, {"10": "3.00"})
     assert compute_indices.apply().get() >= 2  # base and peak (and the VWAP of no trades)
     assert compute_index_day.apply(args=(yesterday.isoformat(), h100.pk, auction.zone_id)).get() == 3
+
+
+def test_an_auction_cleared_by_the_day_ahead_service_gives_its_index(market):  # noqa: F811 (the fixture)
+    """End to end with the auction service's hand-computed book: hour 14 clears
+    at 11.00 for 60 GPUs and is the only hour with bids."""
+    from market.services import dayahead
+
+    hand_computed_book(market)
+    assert dayahead.auctions_clear_due(now=GATE) == 1
+    h100, de = GpuClass.objects.get(code="H100"), DeliveryZone.objects.get(code="DE")
+
+    at_clearing = compute(DAY, h100, de, GATE)
+    after_trading = compute(DAY, h100, de, last_close(DAY) + VWAP_GRACE)
+
+    assert (at_clearing["base"].value, at_clearing["base"].volume) == (Decimal("11.00"), 60)
+    assert (at_clearing["peak"].value, at_clearing["peak"].volume) == (Decimal("11.00"), 60)  # a Thursday
+    assert "intraday_vwap" not in at_clearing
+    # The auction's trades sit in the hour's intraday instrument and are no intraday trades.
+    vwap = after_trading["intraday_vwap"]
+    assert (vwap.value, vwap.volume) == (None, 0)
+    assert [value.pk for value in after_trading.values()][:2] == [at_clearing["base"].pk, at_clearing["peak"].pk]
 
 
 # --- append-only --------------------------------------------------------------------------------
