@@ -24,6 +24,8 @@ BEAT_SCHEDULE = {
     },
     # GTD expiry and the orders of closed instruments; idempotent.
     "market-expire-orders": {"task": "market.expire_orders", "schedule": crontab(minute="*")},
+    # The daily indices that are due (yesterday, today, tomorrow), and a check of those published; idempotent.
+    "market-compute-indices": {"task": "market.compute_indices", "schedule": crontab(minute="*/15")},
     # Day-ahead: the auctions past gate closure (12:00 Europe/Berlin; CELERY_TIMEZONE),
     # each claimed exactly once, then catch-up every 5 minutes; and the indicative prices.
     "market-clear-dayahead": {"task": "market.clear_dayahead", "schedule": crontab(minute="*/5")},

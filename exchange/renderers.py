@@ -6,7 +6,7 @@ stays the default), mixes in ``CsvErrorsAsJson`` and answers, when
 ``request.accepted_renderer.format == "csv"``, a list of flat dicts; its
 ``csv_columns`` name the columns in order (also the header of an empty
 file). Values are written as the JSON has them: decimal strings with a
-point, ISO 8601 times, an empty cell for null. Comma-separated, UTF-8, CRLF
+point, ISO 8601 times, ``true``/``false``, an empty cell for null. Comma-separated, UTF-8, CRLF
 line ends (RFC 4180): open data for programs; a spreadsheet imports it with
 "comma" and "point" chosen.
 """
@@ -19,6 +19,14 @@ from typing import Any
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 class CsvRenderer(BaseRenderer):
@@ -35,7 +43,7 @@ class CsvRenderer(BaseRenderer):
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(column) is None else row[column] for column in columns])
+            writer.writerow([_cell(row.get(column)) for column in columns])
         return out.getvalue().encode(self.charset)
 
 

@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from market import api, api_dayahead, api_dayahead_public
+from market import api, api_dayahead, api_dayahead_public, api_index
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("instruments/", api.InstrumentListView.as_view(), name="api-instrument-list"),
@@ -16,6 +16,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order-detail"),
     path("trades/", api.OwnTradesView.as_view(), name="api-own-trades"),
     path("positions/", api.PositionListView.as_view(), name="api-positions"),
+    # The compute price indices (issue 9, item 6; market/api_index.py).
+    path("index/", api_index.IndexListView.as_view(), name="api-index-list"),
+    path("index/<str:date>/", api_index.IndexDayView.as_view(), name="api-index-day"),
     # Day-ahead auction: the member's bids.
     path("dayahead/<str:date>/bids/", api_dayahead.BidListView.as_view(), name="api-dayahead-bids"),
     path("dayahead/<str:date>/bids/<int:bid_id>/", api_dayahead.BidDetailView.as_view(),

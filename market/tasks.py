@@ -3,12 +3,14 @@ retry on transient database errors; the services hold the rules."""
 
 import logging
 from dataclasses import asdict
+from datetime import date
 
 from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
 from market import demo, services
+from market.services import indices as index_services
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,25 @@ def demo_market_maker() -> dict[str, object]:
     return asdict(step)
 
 
+@shared_task(name="market.compute_indices", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def compute_indices() -> int:
+    """Publish the daily indices that are due (yesterday, today, tomorrow)
+    and check those published (beat: every 15 minutes). Idempotent."""
+    published = index_services.indices_compute_due(now=timezone.now())
+    if published:
+        log.info("indices: %d values published", published)
+    return published
+
+
+@shared_task(name="market.compute_index_day", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def compute_index_day(day: str, gpu_class_id: int, zone_id: int) -> int:
+    """The indices of one (day, class, zone) now, e.g. sent on commit right
+    after its auction has cleared (``day`` as YYYY-MM-DD: JSON serializer)."""
+    values = index_services.index_compute_day(day=date.fromisoformat(day), gpu_class_id=gpu_class_id,
+                                              zone_id=zone_id, now=timezone.now())
+    return len(values)
 @shared_task(name="market.clear_dayahead", autoretry_for=(OperationalError,),
              retry_backoff=True, retry_backoff_max=30, max_retries=5)
 def clear_dayahead() -> int:

@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, dashboard, futures, provider, trading
+from market.views import controls, dashboard, futures, methodology, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
@@ -10,4 +10,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *trading.urlpatterns,
     *provider.urlpatterns,
     *dashboard.urlpatterns,
+    *methodology.urlpatterns,
 ]

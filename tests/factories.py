@@ -412,3 +412,57 @@ class DayAheadIndicativeFactory(factory.django.DjangoModelFactory):
     hours = factory.LazyAttribute(lambda o: [
         {"hour": hour.label, "price": str(Decimal("9.50") + Decimal("0.10") * position), "volume": 10}
         for position, hour in enumerate(market_calendar.day_hours(o.auction.delivery_date))])
+
+
+# --- market indices (issue 9, item 6) ------------------------------------------------------------
+# The index reads cleared auctions, their public hour results and trades; these
+# write such rows directly (the auction service that books them for real is
+# its own issue), with no ledger behind them: for readers of those tables only.
+
+from collections.abc import Mapping  # noqa: E402
+
+
+class ClearedAuctionFactory(DayAheadAuctionFactory):
+    """A cleared auction (H100, zone DE, tomorrow by default), without hour results
+    (``auction_hour_results`` adds them)."""
+
+    status = AuctionStatus.CLEARED
+    cleared_at = factory.LazyAttribute(lambda o: o.gate_closure)
+    method = "curves"
+
+
+def auction_hour_results(auction: DayAheadAuction, prices: Mapping[str, str | Decimal | None], *,
+                         volumes: Mapping[str, int] | None = None, volume: int = 10) -> list[DayAheadHour]:
+    """The public hour results of ``auction``: one row per hour of its day,
+    priced as ``prices`` says by label (an hour not named: no bids, no price,
+    volume 0); a priced hour traded ``volumes[label]`` or ``volume`` GPUs."""
+    rows = []
+    for position, hour in enumerate(market_calendar.day_hours(auction.delivery_date)):
+        price = prices.get(hour.label)
+        traded = 0 if price is None else (volumes or {}).get(hour.label, volume)
+        rows.append(DayAheadHour(auction=auction, hour=hour.label, position=position, delivery_start=hour.start,
+                                 price=None if price is None else Decimal(price), volume=traded,
+                                 buy_volume=traded, sell_volume=traded))
+    return DayAheadHour.objects.bulk_create(rows)
+
+
+def trade_row(*, instrument: Instrument, price: str | Decimal, quantity: int,
+              auction: DayAheadAuction | None = None, executed_at: datetime.datetime | None = None) -> Trade:
+    """A trade row in ``instrument`` between two fresh organisations:
+    continuous (two order rows, the buyer the aggressor) or, with
+    ``auction``, a day-ahead trade of that auction."""
+    buyer = OrganisationFactory(kyc__status=KycCase.Status.APPROVED)
+    seller = OrganisationFactory(kyc__status=KycCase.Status.APPROVED)
+    orders: dict[str, Order | None] = {"buy_order": None, "sell_order": None}
+    if auction is None:
+        placed_by = UserFactory()
+        for side, organisation in (("buy", buyer), ("sell", seller)):
+            orders[f"{side}_order"] = BuyOrderRowFactory(
+                instrument=instrument, organisation=organisation, placed_by=placed_by, side=side,
+                price=Decimal(price), quantity=quantity, filled_quantity=quantity, status=OrderStatus.FILLED,
+                reserved_amount=Decimal("0"))
+    return Trade.objects.create(
+        instrument=instrument, auction=auction, buyer=buyer, seller=seller, price=Decimal(price), quantity=quantity,
+        aggressor="" if auction is not None else Side.BUY, buyer_fee=Decimal("0"), seller_fee=Decimal("0"),
+        executed_at=executed_at or min(timezone.now(), instrument.closes_at - timedelta(minutes=1)),
+        **orders)

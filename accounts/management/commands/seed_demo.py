@@ -6,17 +6,19 @@ from accounts.demo import seed_accounts
 from clearing.demo import seed_clearing, seed_settlement
 from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, seed_quotes, seed_sites
 from market.demo_dayahead import seed_dayahead_bids
+from market.demo_index import seed_index_history
 
 
 class Command(BaseCommand):
-    help = ("Create or refresh the demo members, products, sites and cash, the market makers' week of trades "
-            "and their resting quotes (idempotent). Password: $DEMO_PASSWORD or the demo default.")
+    help = ("Create or refresh the demo members, products, sites and cash, a year of index history marked as demo "
+            "data, the market makers' week of trades and their resting quotes (idempotent). "
+            "Password: $DEMO_PASSWORD or the demo default.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
                             help=f"days of past trades between the market makers (default {HISTORY_DAYS}; 0: none)")
         parser.add_argument("--no-trading", action="store_true",
-                            help="members, products, sites and cash only: no trades, no quotes")
+                            help="members, products, sites, cash and index history only: no trades, no quotes")
 
     def handle(self, *args: Any, **options: Any) -> None:
         summary = seed_accounts()
@@ -26,6 +28,7 @@ class Command(BaseCommand):
         # Cash for every organisation that may trade: not for one still in KYC.
         approved = [org for org in summary.members if org.kyc.is_approved]
         deposits = seed_clearing(approved, operator=summary.operator)
+        index_values = seed_index_history()
         self.stdout.write(f"Demo organisations ({len(summary.organisations)}):")
         for line in summary.organisations:
             self.stdout.write(f"  {line}")
@@ -43,6 +46,7 @@ class Command(BaseCommand):
             f"Cash: {len(approved)} approved organisations hold 1,000,000.00 EUR "
             f"({len(deposits)} deposits booked now)."
         )
+        self.stdout.write(f"Index history: {index_values} demo values added (a year, marked as demo data).")
         if not options["no_trading"]:
             # Trades first (oldest first, under the services' clock), then
             # their deliveries and fees, then the quotes around the last prices.
