@@ -778,8 +778,16 @@ def bid_accepted_quantities(bids: Sequence[DayAheadBid]) -> dict[int, dict[str, 
 
 
 def _after_clearing(auction_id: int) -> None:
-    """Private results to each member with bids (``/ws/private/``)."""
+    """The day's Base and Peak index (published at once; the beat job
+    catches up if this fails), then private results to each member with
+    bids (``/ws/private/``)."""
+    from market.services.indices import index_compute_day
+
     auction = DayAheadAuction.objects.select_related("gpu_class", "zone").get(pk=auction_id)
+    try:
+        index_compute_day(day=auction.delivery_date, gpu_class_id=auction.gpu_class_id, zone_id=auction.zone_id)
+    except Exception:  # the auction is booked; the index job publishes it within 15 minutes
+        log.exception("index of %s not computed after clearing", auction)
     bids = list(DayAheadBid.objects.filter(auction=auction, status=BidStatus.CLEARED).order_by("sequence"))
     accepted = bid_accepted_quantities(bids)
     by_org: dict[int, list[dict[str, Any]]] = defaultdict(list)

@@ -388,3 +388,14 @@ def test_auction_trades_are_delivered_and_settled_like_intraday(market):
     assert balance(s1, Account.Kind.SETTLEMENT_PENDING) == 0
     assert balance(b1, Account.Kind.SETTLEMENT_PENDING) == 0
     assert reconcile() == []
+
+
+def test_clearing_publishes_the_days_base_index(market, django_capture_on_commit_callbacks):
+    from market.models import IndexValue
+
+    hand_computed_book(market)
+    with django_capture_on_commit_callbacks(execute=True):
+        dayahead.auctions_clear_due(now=GATE)
+    base = IndexValue.objects.get(kind="base", date=DAY)
+    assert base.value == Decimal("11.00") and not base.is_demo  # one hour with a price
+    assert len(base.sha256) == 64
