@@ -357,7 +357,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # "status" names many choice sets; one shared by two components needs its name given.
-    "ENUM_NAME_OVERRIDES": {"DayAheadStatusEnum": "market.api_dayahead_public.DAY_STATUSES"},
+    "ENUM_NAME_OVERRIDES": {"DayAheadStatusEnum": "market.api_dayahead_public.DAY_STATUSES",
+                            "BidKindEnum": "market.api_dayahead.BID_KINDS"},
 }
 
 LOGGING = {

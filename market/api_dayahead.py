@@ -20,6 +20,8 @@ from market import calendar
 from market.models import BidKind, DayAheadBid, DayAheadStep
 from market.services import dayahead
 
+BID_KINDS = ["curve", "block"]  # named in the schema: ENUM_NAME_OVERRIDES "BidKindEnum"
+
 _AUTH = {
     401: OpenApiResponse(ErrorSerializer, description="`not_authenticated` or `authentication_failed`."),
     429: OpenApiResponse(ErrorSerializer, description="`throttled`: too many requests; see Retry-After."),
@@ -36,7 +38,7 @@ class BidRequestSerializer(serializers.Serializer):
     gpu_class = serializers.CharField(max_length=16)
     zone = serializers.CharField(max_length=5)
     side = serializers.ChoiceField(choices=["buy", "sell"])
-    kind = serializers.ChoiceField(choices=["curve", "block"])
+    kind = serializers.ChoiceField(choices=BID_KINDS)
     hour = serializers.CharField(max_length=3, required=False,
                                  help_text='Curve: the hour label, "00".."23"; "02A"/"02B" on the 25-hour day.')
     steps = serializers.ListField(
@@ -60,7 +62,7 @@ class BidSerializer(serializers.Serializer):
     gpu_class = serializers.CharField()
     zone = serializers.CharField()
     side = serializers.ChoiceField(choices=["buy", "sell"])
-    kind = serializers.ChoiceField(choices=["curve", "block"])
+    kind = serializers.ChoiceField(choices=BID_KINDS)
     hour = serializers.CharField(allow_null=True)
     steps = serializers.ListField(child=serializers.ListField(), allow_null=True)
     first_hour = serializers.CharField(allow_null=True)

@@ -382,8 +382,9 @@ def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str,
             position=positions.get(instrument.pk, 0), open_buy=open_buy, open_sell=open_sell, price=price,
             hours=instrument.hours))
     initial = requirement_of(legs)
-    collateral = (Account.objects.filter(organisation_id=organisation_id, kind=Account.Kind.MARGIN)
-                  .values_list("balance", flat=True).first() or ZERO)
+    held = dict(Account.objects.filter(organisation_id=organisation_id, kind__in=[
+        Account.Kind.MARGIN, Account.Kind.DEFAULT_FUND]).values_list("kind", "balance"))
+    collateral = held.get(Account.Kind.MARGIN, ZERO)
     today_vm = sum(VariationMargin.objects.filter(organisation_id=organisation_id, date=on)
                    .values_list("amount", flat=True), ZERO)
     call = (MarginCall.objects.filter(organisation_id=organisation_id, met_at__isnull=True,
@@ -394,7 +395,7 @@ def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str,
         "collateral": collateral,
         "variation_margin_today": today_vm,
         "margin_call": None if call is None else {"amount": call.amount, "due_at": call.due_at},
-        "default_fund_contribution": ZERO,
+        "default_fund_contribution": held.get(Account.Kind.DEFAULT_FUND, ZERO),
     }
 
 

@@ -232,7 +232,27 @@ def dashboard_home(request: HttpRequest) -> HttpResponse:
     return render(request, "market/dashboard/home.html", context)
 
 
+@require_GET
+def dashboard_futures(request: HttpRequest) -> HttpResponse:
+    """Public (no login): the forward curve of a class, the latest daily
+    settlement price of every listed future, with the JSON and CSV links."""
+    from market.selectors.futures import forward_curve_points, futures_board
+
+    classes = [code for code, _label in _class_choices()]
+    chosen = request.GET.get("gpu_class") or _default_class()
+    if chosen not in classes:
+        chosen = _default_class()
+    rows = futures_board(gpu_class=chosen, now=timezone.now()) if chosen else []
+    query = urlencode({"gpu_class": chosen})
+    return render(request, "market/dashboard/futures.html", {
+        "classes": classes, "gpu_class": chosen, "rows": rows, "curve": forward_curve_points(rows),
+        "json_url": f"{reverse('api-futures-settlement-prices')}?{query}",
+        "csv_url": f"{reverse('api-futures-settlement-prices')}?{query}&format=csv",
+    })
+
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("dashboard/", dashboard_home, name="dashboard"),
+    path("dashboard/futures/", dashboard_futures, name="dashboard_futures"),
     path("dashboard/dayahead/<str:day>/", dashboard_dayahead, name="dashboard_dayahead"),
 ]

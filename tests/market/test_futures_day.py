@@ -346,3 +346,40 @@ def test_the_board_and_the_margin_page_show_what_the_day_booked(world, client):
     assert "-10" in client.get("/markets/futures/margin/").content.decode()
     client.logout()
     assert client.get("/markets/futures/").status_code == 302  # login first
+
+
+def test_settlement_prices_and_the_forward_curve_are_public_as_json_and_csv(world, client):
+    from rest_framework.test import APIClient
+
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    run_day(MON)
+    anonymous = APIClient()
+    day = anonymous.get(f"/api/v1/futures/settlement-prices/?gpu_class=H100&date={MON.isoformat()}")
+    assert day.status_code == 200
+    assert day.json() == [{"symbol": "H100.DE.M2027-01", "date": "2026-12-07", "price": "2.40", "source": "vwap"}]
+    curve = anonymous.get("/api/v1/futures/settlement-prices/?format=csv")
+    assert curve.status_code == 200 and curve["Content-Type"].startswith("text/csv")
+    assert curve.content.decode().splitlines() == ["symbol,date,price,source",
+                                                   "H100.DE.M2027-01,2026-12-07,2.40,vwap"]
+    bad = anonymous.get("/api/v1/futures/settlement-prices/?date=2026-13-01&format=csv")
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid"
+    assert anonymous.get("/api/v1/margin/").status_code == 401
+    member_api = APIClient()
+    member_api.force_authenticate(a[1])
+    margin = member_api.get("/api/v1/margin/").json()
+    assert margin["collateral"] == "2678.40" and margin["margin_call"] is None
+    assert set(margin) == {"initial_margin", "maintenance_margin", "collateral", "variation_margin_today",
+                           "margin_call", "default_fund_contribution"}
+
+
+def test_the_public_forward_curve_page_needs_no_login(world, client):
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    run_day(MON)
+    page = client.get("/dashboard/futures/?gpu_class=H100")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "H100.DE.M2027-01" in text and "forward-curve-data" in text and "format=csv" in text
+    assert "Anna Hedge" not in text and "Berta" not in text  # no member identity
+    assert "/dashboard/futures/" in client.get("/dashboard/").content.decode()
