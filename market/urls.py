@@ -1,10 +1,11 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, provider, trading
+from market.views import controls, dayahead, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
+    *dayahead.urlpatterns,
     *controls.urlpatterns,  # before trading's markets/<symbol>/
     *trading.urlpatterns,
     *provider.urlpatterns,
