@@ -261,8 +261,10 @@ class BlockForm(forms.Form):
                                "(the same number in every hour)."))
     exclusive_group = forms.CharField(
         label=gettext_lazy("Exclusive group (optional)"), required=False, max_length=40,
-        help_text=gettext_lazy("At most one block of a group is accepted. A training job that can run 08–20 or "
-                               "20–08 enters both blocks with the same group name, e.g. “training”."))
+        # The example is 08–20 or 20–08; a block is a run of hours of one delivery day, so the
+        # night run would cross into the next day's auction: the example keeps to one day.
+        help_text=gettext_lazy("At most one block of a group is accepted. A 12-hour training job that can run "
+                               "08–20 or 12–24 enters both blocks with the same group name, e.g. “training”."))
 
     def __init__(self, *args: Any, day: datetime.date, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "block_%s")
