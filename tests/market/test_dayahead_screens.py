@@ -535,3 +535,10 @@ def test_a_cleared_auction_links_its_public_results_once_they_exist(world: World
     cleared_auction(world)
     html = client_for(world.bea).get(PAGE + world.query()).content.decode()
     assert f'href="/dashboard/dayahead/{world.day.isoformat()}/?gpu_class=H100&amp;zone=DE"' in html
+
+
+def test_the_page_is_in_english_on_request(world: World) -> None:
+    html = client_for(world.bea, english=True).get(PAGE + world.query()).content.decode()
+    assert "<h1>Day-ahead auction</h1>" in html
+    assert "Hourly curve" in html and "Block order" in html and "Minimum acceptance ratio (MAR)" in html
+    assert 'data-testid="dayahead-state">Open for bids' in html
