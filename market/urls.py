@@ -1,10 +1,11 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, dashboard, futures, methodology, provider, trading
+from market.views import controls, dashboard, dayahead, futures, methodology, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
+    *dayahead.urlpatterns,
     *controls.urlpatterns,  # before trading's markets/<symbol>/
     *futures.urlpatterns,  # likewise
     *trading.urlpatterns,

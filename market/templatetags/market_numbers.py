@@ -18,3 +18,12 @@ def exact(value: Decimal | None) -> str:
     exponent = value.normalize().as_tuple().exponent
     places = max(2, -exponent) if isinstance(exponent, int) else 2
     return number(value, places)
+
+
+@register.filter
+def ratio(value: Decimal | None) -> str:
+    """A ratio with the places it has and no more: 1 · 0,5 · 0,125 (German)."""
+    if value is None:
+        return ""
+    exponent = value.normalize().as_tuple().exponent
+    return number(value, max(0, -exponent) if isinstance(exponent, int) else 0)

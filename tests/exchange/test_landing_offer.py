@@ -1,8 +1,8 @@
 """The landing page shows what can be used today, and each announced segment
-or feature appears when it is built (issue 8, item 6): intraday trading is
-open; the day-ahead auction and futures are announced as coming, with no link,
-until they are in service; the dashboards and incentive programmes are linked
-once their pages exist."""
+or feature appears when it is built (issue 8, item 6): intraday trading and
+the day-ahead auction (issue 9: its auction takes bids) are open; futures are
+announced as coming, with no link, until they are in service; the dashboards
+and incentive programmes are linked once their pages exist."""
 
 import re
 
@@ -28,19 +28,21 @@ def schedule(html: str) -> str:
     return found.group(0)
 
 
-def test_today_intraday_is_open_and_the_other_segments_are_announced(client):
+def test_today_intraday_and_the_auction_are_open_and_futures_are_announced(client):
     html = client.get(reverse("home")).content.decode()
 
     intraday = card(html, "intraday")
     assert "Heute geöffnet" in intraday
     assert f'href="{reverse("market_overview")}"' in intraday
-    for coming in ("dayahead", "futures"):
-        assert "In Vorbereitung" in card(html, coming)
-        assert "href=" not in card(html, coming)
+    dayahead = card(html, "dayahead")
+    assert "Heute geöffnet" in dayahead
+    assert f'href="{reverse("market_dayahead")}"' in dayahead
+    assert "In Vorbereitung" in card(html, "futures")
+    assert "href=" not in card(html, "futures")
     times = schedule(html)
     assert "Intraday-Handel" in times
-    assert "Gebotsschluss" not in times and "Futures-Handel" not in times  # not bookable yet
-    assert "Day-Ahead-Auktion und Futures" in times  # named as coming
+    assert "Gebotsschluss" in times  # the next gate closure can be booked
+    assert "Futures-Handel" not in times  # not bookable yet
     # The public dashboards exist (market.views.dashboard): linked, and said to need no account.
     assert 'href="/dashboard/"' in html
     assert "Die öffentlichen Preis-Dashboards sind ohne Konto zugänglich." in html
@@ -57,6 +59,8 @@ def test_the_page_and_the_order_service_agree_on_which_segments_trade():
         except ExchangeError:
             takes_orders = False
         assert takes_orders == (segment in SEGMENTS_IN_SERVICE), segment
+    # The day-ahead segment takes no orders: its auction takes bids (market.services.dayahead).
+    assert Segment.DAYAHEAD in SEGMENTS_IN_SERVICE
 
 
 def test_a_segment_in_service_is_shown_as_open(client, monkeypatch):
