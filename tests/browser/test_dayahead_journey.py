@@ -235,4 +235,14 @@ def test_dayahead_journey(new_page, dayahead_server, settings) -> None:  # type:
     phone.locator("#dayahead-bids").scroll_into_view_if_needed()
     phone_shots("accepted-quantities", full_page=False)
     no_sideways_scroll(phone, 390)
+
+    # 6. The public results page of that auction, without a login: prices and curves, drawn.
+    public = desk.context.browser.new_context(base_url=desk.url.split("/trading/")[0]).new_page()
+    public.goto(f"/dashboard/dayahead/{day.isoformat()}/?gpu_class=H100&zone=DE&hour=14")
+    expect(public.locator("#dayahead-chart svg.main-svg").first).to_be_visible()
+    expect(public.locator("#dayahead-curves svg.main-svg").first).to_be_visible()
+    expect(public.locator('tr[data-hour="14"]')).to_contain_text("11,75")
+    expect(public.locator("[data-testid=clearing-point]")).to_contain_text("30 GPUs zu 11,75 EUR/GPUh")
+    assert "Tensorwerk" not in public.content() and "Franken" not in public.content()  # no member identity
+    public.close()
     assert problems == [], problems  # no script error, no policy violation all along
