@@ -3,7 +3,7 @@ retry on transient database errors; the services hold the rules."""
 
 import logging
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 
 from celery import shared_task
 from django.db import OperationalError
@@ -110,47 +110,47 @@ def futures_settlement_prices() -> int:
     return futures.settlement_prices_compute(day=day, now=now)
 
 
+def _futures_day_after(job: str) -> tuple[datetime, date] | None:
+    """Now and today (Europe/Berlin) if today's ``job`` has run, else None."""
+    from market import calendar
+    from market.models import FuturesJobRun
+
+    now = timezone.now()
+    day = timezone.localdate(now, calendar.BERLIN)
+    if not FuturesJobRun.objects.filter(kind=job, date=day).exists():
+        return None
+    return now, day
+
+
 @shared_task(name="market.futures_variation_margin", autoretry_for=(OperationalError,),
              retry_backoff=True, retry_backoff_max=30, max_retries=5)
 def futures_variation_margin() -> int:
     """After the session (18:15 Europe/Berlin on business days): variation and
     initial margin, margin calls (once per day; waits for the day's DSPs)."""
-    from market import calendar
-    from market.models import FuturesJob, FuturesJobRun
+    from market.models import FuturesJob
     from market.services import futures
 
-    now = timezone.now()
-    day = timezone.localdate(now, calendar.BERLIN)
-    if not FuturesJobRun.objects.filter(kind=FuturesJob.SETTLEMENT_PRICES, date=day).exists():
-        return 0
-    return futures.variation_margin_run(day=day, now=now)
+    today = _futures_day_after(FuturesJob.SETTLEMENT_PRICES)
+    return futures.variation_margin_run(day=today[1], now=today[0]) if today else 0
 
 
 @shared_task(name="market.futures_expire", autoretry_for=(OperationalError,),
              retry_backoff=True, retry_backoff_max=30, max_retries=5)
 def futures_expire() -> dict[str, int]:
     """After the margin run on business days: cascading and final settlement (once per day)."""
-    from market import calendar
-    from market.models import FuturesJob, FuturesJobRun
+    from market.models import FuturesJob
     from market.services import futures
 
-    now = timezone.now()
-    day = timezone.localdate(now, calendar.BERLIN)
-    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
-        return {}
-    return futures.futures_expire(day=day, now=now)
+    today = _futures_day_after(FuturesJob.VARIATION_MARGIN)
+    return futures.futures_expire(day=today[1], now=today[0]) if today else {}
 
 
 @shared_task(name="market.futures_default_fund", autoretry_for=(OperationalError,),
              retry_backoff=True, retry_backoff_max=30, max_retries=5)
 def futures_default_fund() -> str:
     """After the margin run on business days: size and collect the default fund (once per day)."""
-    from market import calendar
-    from market.models import FuturesJob, FuturesJobRun
+    from market.models import FuturesJob
     from market.services import futures
 
-    now = timezone.now()
-    day = timezone.localdate(now, calendar.BERLIN)
-    if not FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN, date=day).exists():
-        return ""
-    return str(futures.default_fund_run(day=day, now=now))
+    today = _futures_day_after(FuturesJob.VARIATION_MARGIN)
+    return str(futures.default_fund_run(day=today[1], now=today[0])) if today else ""

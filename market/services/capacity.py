@@ -70,6 +70,9 @@ class InstrumentCommitment:
     zone: str
     open_sell: int
     net_position: int
+    # What the organisation offers in the hour's open day-ahead auction of
+    # this zone (``DayAheadCommitment``); only ``hour_commitments`` reads it.
+    dayahead_offer: int = 0
 
     @property
     def committed(self) -> int:
@@ -111,23 +114,28 @@ def hour_commitments(
     delivery hour (idle ones included), as one plain statement: the order
     path asks this for every sell and every trade, where the ORM's compile
     of the general query costs more than the query itself."""
+    from market.models import DayAheadCommitment
+
     order, position = Order._meta.db_table, Position._meta.db_table
     instrument, zone = Instrument._meta.db_table, DeliveryZone._meta.db_table
+    offer = DayAheadCommitment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT i.id, i.gpu_class_id, i.delivery_start, z.code, "  # noqa: S608 (model table names)
             f"COALESCE((SELECT SUM(o.quantity - o.filled_quantity) FROM {order} o WHERE o.instrument_id = i.id "
             f"AND o.organisation_id = %s AND o.side = %s AND o.status IN (%s, %s)), 0), "
             f"COALESCE((SELECT p.quantity FROM {position} p WHERE p.instrument_id = i.id "
-            f"AND p.organisation_id = %s), 0) "
+            f"AND p.organisation_id = %s), 0), "
+            f"COALESCE((SELECT SUM(d.gpus) FROM {offer} d WHERE d.organisation_id = %s "
+            f"AND d.gpu_class_id = i.gpu_class_id AND d.zone_id = i.zone_id AND d.hour_start = i.delivery_start), 0) "
             f"FROM {instrument} i JOIN {zone} z ON z.id = i.zone_id "
             f"WHERE i.gpu_class_id = %s AND i.delivery_start = %s AND i.segment IN (%s, %s)",
-            [organisation_id, Side.SELL, *RESTING_STATUSES, organisation_id, gpu_class_id,
+            [organisation_id, Side.SELL, *RESTING_STATUSES, organisation_id, organisation_id, gpu_class_id,
              connection.ops.adapt_datetimefield_value(delivery_start),
              *HOURLY_SEGMENTS],
         )
-        return [InstrumentCommitment(pk, cls, start, code, int(open_sell), int(position))
-                for pk, cls, start, code, open_sell, position in cursor.fetchall()]
+        return [InstrumentCommitment(pk, cls, start, code, int(open_sell), int(position), int(dayahead))
+                for pk, cls, start, code, open_sell, position, dayahead in cursor.fetchall()]
 
 
 def dayahead_commitments(
@@ -219,11 +227,8 @@ def capacity_check(*, organisation: Organisation, instrument: Instrument, quanti
     for row in rows:
         if row.instrument_id != instrument.pk:
             others[row.zone] += row.committed
-    # What the organisation offers in the hour's open day-ahead auctions (any zone).
-    for zone, gpus in dayahead_commitments(organisation_id=organisation.pk, gpu_class_id=instrument.gpu_class_id,
-                                           starts=[instrument.delivery_start]).get(instrument.delivery_start,
-                                                                                   {}).items():
-        others[zone] += gpus
+        # What the organisation offers in the hour's open day-ahead auctions, every zone's.
+        others[row.zone] += row.dayahead_offer
     key = (organisation.pk, instrument.gpu_class_id)
     capacity = sites.get(key) if sites is not None else None
     if capacity is None:

@@ -383,3 +383,22 @@ def test_the_public_forward_curve_page_needs_no_login(world, client):
     assert "H100.DE.M2027-01" in text and "forward-curve-data" in text and "format=csv" in text
     assert "Anna Hedge" not in text and "Berta" not in text  # no member identity
     assert "/dashboard/futures/" in client.get("/dashboard/").content.decode()
+
+
+def test_the_beat_jobs_wait_for_each_other_and_run_once(world, monkeypatch):
+    from django.utils import timezone
+
+    from market import tasks
+
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+    monkeypatch.setattr(timezone, "now", lambda: at(MON, 17, 20))
+    assert tasks.futures_settlement_prices() == 0  # before 17:30
+    assert tasks.futures_variation_margin() == 0  # no prices yet
+    monkeypatch.setattr(timezone, "now", lambda: at(MON, 18, 20))
+    assert tasks.futures_expire() == {}  # no margin run yet
+    assert tasks.futures_settlement_prices() == 1
+    assert tasks.futures_variation_margin() == 2
+    assert tasks.futures_variation_margin() == 0
+    assert tasks.futures_default_fund() == "5356.80"
+    assert tasks.futures_expire() == {"cascaded": 0, "settled": 0}

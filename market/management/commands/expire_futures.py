@@ -4,30 +4,16 @@ run; once per day: years and quarters cascade, months whose base index is
 complete settle in cash."""
 
 from datetime import date
-from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from exchange.errors import ExchangeError
+from market.management.commands._futures_day import FuturesDayCommand
 from market.services import futures
 
 
-class Command(BaseCommand):
+class Command(FuturesDayCommand):
     help = "Cascade expiring years and quarters and settle ended months against their base index (once per day)."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--date", required=True, help="business day, YYYY-MM-DD")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            day = date.fromisoformat(options["date"])
-        except ValueError:
-            raise CommandError("--date must be YYYY-MM-DD") from None
-        try:
-            done = futures.futures_expire(day=day)
-        except ExchangeError as error:
-            raise CommandError(error.detail) from None
+    def run(self, day: date) -> str:
+        done = futures.futures_expire(day=day)
         if not done:
-            self.stdout.write(f"{day}: already done")
-        else:
-            self.stdout.write(f"{day}: {done['cascaded']} futures cascaded, {done['settled']} months settled")
+            return "already done"
+        return f"{done['cascaded']} futures cascaded, {done['settled']} months settled"
