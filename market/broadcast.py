@@ -72,8 +72,20 @@ def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 def _in_asgi_thread() -> bool:
+    """Whether this is a sync thread that an ASGI server's running loop
+    called into. Not when an event loop runs in this very thread (a sync
+    caller inside an async program, such as a test driving a browser):
+    ``async_to_sync`` refuses to run there. Not when the recorded loop has
+    stopped: the thread-local outlives the ``sync_to_async`` call that set it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return False
     main_loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return main_loop is not None and getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+    return (main_loop is not None and main_loop.is_running()
+            and getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid())
 
 
 class _Publisher:

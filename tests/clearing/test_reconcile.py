@@ -209,8 +209,8 @@ def test_reserved_cash_that_differs_from_the_open_buy_orders_is_reported(ledger,
 
     assert broken(breaches) == {"reserved_matches_orders"}
     assert details(breaches, "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders reserve 125.50.",
-        f"Charlie Cloud AG (#{charlie_org.pk}): cash reserved 0.00, open buy orders reserve 12.34.",
+        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders and auction bids reserve 125.50.",
+        f"Charlie Cloud AG (#{charlie_org.pk}): cash reserved 0.00, open buy orders and auction bids reserve 12.34.",
     ]
 
 
@@ -220,7 +220,7 @@ def test_reserved_cash_without_open_orders_is_reported(ledger, alice_org):
     type(order).objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
 
     assert details(reconcile(), "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders reserve 70.50."
+        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders and auction bids reserve 70.50."
     ]
 
 
@@ -608,7 +608,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: trial_balance",
         "OK: balances_match_lines",
         f"BROKEN: reserved_matches_orders: Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, "
-        "open buy orders reserve 125.50.",
+        "open buy orders and auction bids reserve 125.50.",
         "OK: no_negative_balances",
         "OK: invoice_numbers_consecutive",
         "OK: delivered_equals_traded",
@@ -690,13 +690,14 @@ def test_the_job_mails_the_operators_when_a_check_breaks_and_not_again_while_it_
     assert not first_broken.ok and first_broken.broken_checks == ["reserved_matches_orders"]
     assert first_broken.breaches == [{
         "check": "reserved_matches_orders",
-        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders reserve 125.50.",
+        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders and auction bids "
+                  "reserve 125.50.",
     }]
     assert first_broken.alert_sent is True and still_broken.alert_sent is None
     [mail] = mailoutbox
     assert sorted(mail.to) == operators  # settings, active staff with an address; each once
     assert mail.subject == "[Rechenbörse] Reconciliation: 1 check broken"
-    assert "reserved_matches_orders" in mail.body and "open buy orders reserve 125.50" in mail.body
+    assert "reserved_matches_orders" in mail.body and "open buy orders and auction bids reserve 125.50" in mail.body
     assert reverse("admin:clearing_reconciliationrun_changelist") in mail.body
 
     # Repaired, then broken again: a new ok -> broken transition mails again.
@@ -739,7 +740,7 @@ def test_an_alert_that_could_not_be_sent_is_sent_at_the_next_run(ledger, operato
 def test_the_cash_account_kinds_the_checks_guard():
     # The negative-balance check covers exactly the kinds the database guards.
     guarded = {"cash_available", "cash_reserved", "settlement_pending", "margin", "withdrawal_pending",
-               "fee_reserve", "incentive_fund", "rnd_fund"}
+               "fee_reserve", "incentive_fund", "rnd_fund", "default_fund"}
     assert {kind for kind in Account.Kind.values if kind in reconcile_module.GUARDED_KINDS} == guarded
 
 

@@ -38,3 +38,29 @@ def test_each_member_hears_its_own_accepted_quantities(market):
             assert await nothing_more(ws)
 
     run(scenario)
+
+
+def test_a_publish_from_a_thread_that_runs_an_event_loop_goes_through_the_publisher():
+    """A stale thread-local from an earlier sync_to_async call, and an event loop
+    running in this very thread (as a browser-driving test has): async_to_sync
+    would refuse, so the publisher thread takes the messages."""
+    import asyncio
+
+    from asgiref.sync import SyncToAsync
+
+    from market import broadcast
+
+    stopped = asyncio.new_event_loop()
+    SyncToAsync.threadlocal.main_event_loop = stopped
+    SyncToAsync.threadlocal.main_event_loop_pid = __import__("os").getpid()
+    try:
+        assert broadcast._in_asgi_thread() is False  # the loop it names is not running
+
+        async def inside() -> bool:
+            return broadcast._in_asgi_thread()
+
+        assert asyncio.run(inside()) is False
+    finally:
+        del SyncToAsync.threadlocal.main_event_loop
+        del SyncToAsync.threadlocal.main_event_loop_pid
+        stopped.close()
