@@ -4,7 +4,7 @@ class's listed futures and a member's positions and margin."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Max, Min, OuterRef, Subquery
@@ -35,6 +35,11 @@ class BoardRow:
     dsp: Decimal | None
     dsp_date: date | None
     change: Decimal | None  # against the DSP before
+
+    @property
+    def last_day(self) -> date:
+        """The last day of delivery (``delivery_end`` is the midnight after it)."""
+        return (self.instrument.delivery_end.astimezone(calendar.BERLIN) - timedelta(days=1)).date()
 
 
 def futures_board(*, gpu_class: str, now: datetime) -> list[BoardRow]:
@@ -75,7 +80,7 @@ class PositionRow:
     quantity: int
     entry_price: Decimal | None  # average price of the side held
     dsp: Decimal | None
-    pnl: Decimal | None  # (DSP - entry) x quantity x hours
+    pnl: Decimal | None  # (DSP x net GPUs - buy cost + sell proceeds) x hours
     variation_margin: Decimal  # booked so far, all days
 
 
@@ -97,8 +102,11 @@ def futures_positions(*, organisation_id: int) -> list[PositionRow]:
             entry = (position.sell_proceeds / position.sold).quantize(Decimal("0.0001")) if position.sold else None
         dsp = latest.get(position.instrument_id)
         pnl = None
-        if dsp is not None and entry is not None:
-            pnl = ((dsp - entry) * position.quantity * position.instrument.hours).quantize(Decimal("0.01"))
+        if dsp is not None:
+            # Everything traded in the future at the settlement price: what the
+            # daily variation margin has paid out in total (exact, no average).
+            pnl = ((dsp * position.quantity - position.buy_cost + position.sell_proceeds)
+                   * position.instrument.hours).quantize(Decimal("0.01"))
         rows.append(PositionRow(instrument=position.instrument, quantity=position.quantity, entry_price=entry,
                                 dsp=dsp, pnl=pnl, variation_margin=booked.get(position.instrument_id,
                                                                               Decimal("0.00"))))

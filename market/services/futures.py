@@ -363,11 +363,14 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
 
 
 def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str, Any]:
-    """What ``GET /api/v1/margin/`` shows: the requirement now, the
+    """What ``GET /api/v1/margin/`` shows: the requirement now (at the latest
+    settlement prices; with ``on``, at those of that day or before), the
     collateral, the day's variation margin and any open call."""
+    latest = SettlementPrice.objects.filter(instrument__segment=Segment.FUTURES)
+    if on is not None:
+        latest = latest.filter(date__lte=on)
     on = on or timezone.localdate(timezone.now(), calendar.BERLIN)
-    latest = (SettlementPrice.objects.filter(instrument__segment=Segment.FUTURES, date__lte=on)
-              .order_by("instrument_id", "-date").distinct("instrument_id"))
+    latest = latest.order_by("instrument_id", "-date").distinct("instrument_id")
     prices = {row.instrument_id: row.price for row in latest}
     positions = dict(Position.objects.filter(organisation_id=organisation_id, instrument__segment=Segment.FUTURES)
                      .values_list("instrument_id", "quantity"))

@@ -15,7 +15,8 @@
       y.push(Number(p.price), Number(p.price), null);
       text.push(p.symbol + ": " + p.price, p.symbol + ": " + p.price, null);
     });
-    return { x: x, y: y, text: text, hoverinfo: "text", mode: "lines", name: kind,
+    var names = { M: box.dataset.labelM, Q: box.dataset.labelQ, Y: box.dataset.labelY };
+    return { x: x, y: y, text: text, hoverinfo: "text", mode: "lines", name: names[kind] || kind,
              line: { color: styles[kind][0], width: styles[kind][1] } };
   }).filter(function (trace) { return trace.x.length; });
   window.Plotly.newPlot(box, traces, {
