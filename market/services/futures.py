@@ -435,7 +435,10 @@ def final_settlement_price(instrument: Instrument) -> Decimal | None:
                              .values_list("price", flat=True) if p is not None]
     if not prices:
         return None
-    return (sum(prices, Decimal(0)) / len(prices)).quantize(core.CENT, rounding="ROUND_HALF_UP")
+    # The index's own rule for a mean of hourly prices (whole cents, half up, exact).
+    from market.indices import cents, divide_half_up
+
+    return divide_half_up(sum(cents(price) for price in prices), len(prices))
 
 
 def _transfer_rows(*, day: date, organisation: int, instrument: Instrument, quantity: int, price: Decimal,
