@@ -221,7 +221,7 @@ def test_markets_journey(new_page, browser, asgi_live_server, settings) -> None:
     assert Order.objects.get(pk=filled_later.pk).status == OrderStatus.FILLED
     shots("open-orders")
     rows.first.get_by_role("button", name="Löschen").click()
-    expect(desk.locator("#messages")).to_contain_text(f"Order {stays_open.pk} ist gelöscht.")
+    expect(desk.locator("#messages")).to_contain_text(f"Order {stays_open.pk} ist gelöscht.", timeout=15_000)
     expect(rows).to_have_count(0)
     assert Order.objects.get(pk=stays_open.pk).status == OrderStatus.CANCELLED
     shots("open-orders-cancelled")
