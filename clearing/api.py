@@ -38,7 +38,8 @@ def _money(help_text: str) -> serializers.DecimalField:
 class AccountSummarySerializer(serializers.Serializer):
     organisation = serializers.IntegerField(help_text="The id of the member's organisation.")
     cash_available = _money("Cash free for new buy orders, EUR.")
-    cash_reserved = _money("Cash held for open buy orders (limit x quantity x hours + maximum fee), EUR.")
+    cash_reserved = _money("Cash held for open orders (a spot buy: limit x quantity x hours + maximum fee; "
+                           "a futures order: its maximum fee), EUR.")
     settlement_pending = _money("Cash of executed trades awaiting settlement, EUR.")
     margin = _money("Cash posted as futures margin, EUR.")
     currency = serializers.CharField(help_text='Always "EUR".')

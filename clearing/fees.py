@@ -195,6 +195,17 @@ def open_buy_reservation(limit_price: Decimal, open_quantity: int, hours: int, t
     return buy_reservation(limit_price, open_quantity, hours, taker_rate)
 
 
+def open_fee_reservation(open_quantity: int, hours: int, rate: Decimal) -> Decimal:
+    """What a futures order (either side) holds reserved for the fees of its
+    ``open_quantity`` GPUs: ``max_fee`` at its rate, 0.00 when nothing is
+    open. A futures trade moves no value at the trade (variation margin does,
+    after the DSP), so its fee is all an order reserves; initial margin is
+    held apart (``market.services.futures``)."""
+    if open_quantity == 0:
+        return Decimal("0.00")
+    return max_fee(rate, open_quantity, hours)
+
+
 def min_sell_price(taker_rate: Decimal, tick: Decimal = CENT, vat: Decimal = VAT) -> Decimal:
     """The lowest price at which a sell order may enter: m(taker rate) per
     GPU-hour (``fee_step_cap``), rounded up to the tick; 0.03 at 0.015 and
@@ -229,6 +240,11 @@ class FeeTerms:
                 raise ValueError(f"a fund share cannot be negative, not {share}")
         if self.incentive_fund_share + self.rnd_fund_share > 1:
             raise ValueError("the fund shares together cannot exceed the fee revenue")
+
+    @property
+    def futures(self) -> FeeRates:
+        """The futures rates as maker and taker: one rate per side, either way."""
+        return FeeRates(maker=self.futures_per_side, taker=self.futures_per_side)
 
 
 # Market rules §3 and §6; the same values the data migration seeds from

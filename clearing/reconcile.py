@@ -204,17 +204,18 @@ def _balances_match_lines() -> Iterator[str]:
 
 
 @register_check("reserved_matches_orders",
-                gettext_lazy("Reserved cash equals the reservations of the open buy orders and active auction bids"))
+                gettext_lazy("Reserved cash equals the reservations of the open orders and active auction bids"))
 def _reserved_matches_orders() -> Iterator[str]:
     # Imported here: market depends on clearing, not the other way round at import time.
-    from market.models import RESTING_STATUSES, BidStatus, DayAheadBid, Order, Side
+    from market.models import RESTING_STATUSES, BidStatus, DayAheadBid, Order
 
     ledger = dict(
         Account.objects.filter(kind=Account.Kind.CASH_RESERVED).exclude(balance=0)
         .values_list("organisation_id", "balance")
     )
     orders: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for source in (Order.objects.filter(side=Side.BUY, status__in=RESTING_STATUSES),
+    # Spot buys reserve their value and fees, futures orders of either side their fees.
+    for source in (Order.objects.filter(status__in=RESTING_STATUSES),
                    DayAheadBid.objects.filter(status=BidStatus.ACTIVE)):
         for organisation_id, total in (source.order_by().values("organisation_id")
                                        .annotate(total=Sum("reserved_amount")).values_list("organisation_id",
@@ -226,7 +227,7 @@ def _reserved_matches_orders() -> Iterator[str]:
         return
     names = dict(Organisation.objects.filter(pk__in=differing).values_list("pk", "legal_name"))
     for pk in differing:
-        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open buy orders and auction bids reserve "
+        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open orders and auction bids reserve "
                 "%(orders)s.") % {
             "organisation": names.get(pk, "?"), "pk": pk,
             "ledger": _money(ledger.get(pk, ZERO)), "orders": _money(orders.get(pk, ZERO)),
@@ -513,6 +514,42 @@ def _positions_match_trades() -> Iterator[str]:
         else:
             yield _("%(organisation)s (#%(pk)s) in %(instrument)s: position %(position)s, its trades give "
                     "%(trades)s.") % (names_ | {"position": _position_text(row)})
+
+
+@register_check("margin_covers_requirement",
+                gettext_lazy("Every member's futures margin covers its initial margin requirement"))
+def _margin_covers_requirement() -> Iterator[str]:
+    # The margin run sets each member's margin to its requirement (as far as
+    # its cash goes, a margin call for the rest); between runs an order moves
+    # what its worst case adds, and fills and cancels only lower the
+    # requirement (released at the next run). So at the prices of the last
+    # run (market.services.futures.reference_prices), margin plus an open
+    # call always covers the requirement.
+    from market.models import RESTING_STATUSES, MarginCall, Order, Position, Segment
+    from market.services.futures import requirement_for
+
+    margin = dict(Account.objects.filter(kind=Account.Kind.MARGIN, organisation__isnull=False)
+                  .values_list("organisation_id", "balance"))
+    members = (set(Position.objects.filter(instrument__segment=Segment.FUTURES).exclude(quantity=0)
+                   .values_list("organisation_id", flat=True))
+               | set(Order.objects.filter(instrument__segment=Segment.FUTURES, status__in=RESTING_STATUSES)
+                     .values_list("organisation_id", flat=True)))
+    called: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for organisation_id, amount in MarginCall.objects.filter(met_at__isnull=True, closed_out_at__isnull=True
+                                                             ).values_list("organisation_id", "amount"):
+        called[organisation_id] += amount
+    short = []
+    for organisation_id in sorted(members):
+        required = requirement_for(organisation_id)
+        held = margin.get(organisation_id, ZERO)
+        if held + called.get(organisation_id, ZERO) < required:
+            short.append((organisation_id, required, held))
+    names = _names(pk for pk, _r, _h in short)
+    for organisation_id, required, held in short:
+        yield _("%(organisation)s (#%(pk)s): initial margin %(required)s, margin held %(held)s, open margin calls "
+                "%(called)s.") % {"organisation": names.get(organisation_id, "?"), "pk": organisation_id,
+                                  "required": _money(required), "held": _money(held),
+                                  "called": _money(called.get(organisation_id, ZERO))}
 
 
 def _position_text(totals: PositionTotals) -> str:

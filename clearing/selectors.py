@@ -210,9 +210,11 @@ def fee_terms_at(when: "datetime") -> FeeTerms:
     return DEFAULT_FEE_TERMS
 
 
-def fee_rates_at(when: "datetime") -> FeeRates:
-    """The intraday maker and taker rates in effect at ``when``."""
-    return fee_terms_at(when).intraday
+def fee_rates_at(when: "datetime", *, futures: bool = False) -> FeeRates:
+    """The maker and taker rates of continuous trading in effect at ``when``:
+    intraday, or (``futures``) the futures rate on both."""
+    terms = fee_terms_at(when)
+    return terms.futures if futures else terms.intraday
 
 
 def withdrawals_of(*, organisation: "Organisation") -> QuerySet[WithdrawalRequest]:

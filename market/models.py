@@ -37,7 +37,7 @@ class Segment(models.TextChoices):
 # tests/exchange/test_landing_offer.py fails when the two disagree, so the
 # futures issue adds FUTURES here when it lets futures orders through, and the
 # day-ahead issue adds DAYAHEAD when its auction takes bids.
-SEGMENTS_IN_SERVICE: frozenset[str] = frozenset({Segment.INTRADAY, Segment.DAYAHEAD})
+SEGMENTS_IN_SERVICE: frozenset[str] = frozenset({Segment.INTRADAY, Segment.DAYAHEAD, Segment.FUTURES})
 
 
 class InstrumentStatus(models.TextChoices):

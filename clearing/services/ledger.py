@@ -483,3 +483,34 @@ def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: Led
     if value:
         lines.append((book.house(Account.Kind.CCP), -value))
     return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}", lines=lines)
+
+
+def futures_trade_posting(*, trade: "Trade", buyer_share: Decimal, seller_share: Decimal, book: LedgerAccounts,
+                          buyer_held: Decimal, seller_held: Decimal) -> Posting:
+    """The entry of one futures trade; reads nothing.
+
+    A future is settled in cash against its daily settlement prices
+    (variation margin, ``market.services.futures``), so the trade itself
+    moves no value: each side only takes its fee step ``Δ`` into its fee
+    reserve from the part ``R`` of its order's fee reservation that the
+    filled quantity held (both sides reserve fees; docs "Futures")::
+
+        buyer  cash_reserved  -Rb      seller cash_reserved  -Rs
+        buyer  cash_available +(Rb-Δb) seller cash_available +(Rs-Δs)
+        buyer  fee_reserve    +Δb      seller fee_reserve    +Δs
+
+    Each side balances on its own; no house line (no hot row). ``R >= Δ``
+    always (the order reserved ``max_fee`` at its entry's rate); a trade
+    breaking it is a bug and raises ``ValueError``."""
+    lines: list[tuple[Account, Decimal]] = []
+    for organisation_id, share, held in ((trade.buyer_id, buyer_share, buyer_held),
+                                         (trade.seller_id, seller_share, seller_held)):
+        if not (is_cents(share) and is_cents(held)) or share < 0 or held < 0:
+            raise ValueError("a futures trade's fee reservation and fee step are non-negative amounts in cents")
+        if held > share:
+            raise ValueError(f"trade {trade.pk}: the fee step {held} exceeds the reservation {share}")
+        for kind, amount in ((Account.Kind.CASH_RESERVED, -share), (Account.Kind.CASH_AVAILABLE, share - held),
+                             (Account.Kind.FEE_RESERVE, held)):
+            if amount:
+                lines.append((book.member(organisation_id, kind), amount))
+    return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}", lines=lines)

@@ -337,11 +337,7 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
         required = requirement_of(legs.get(organisation, {}))
         move = min(required - margin, cash) if required > margin else required - margin  # + in, - out
         if move:
-            source, target = ((Account.Kind.CASH_AVAILABLE, Account.Kind.MARGIN) if move > 0
-                              else (Account.Kind.MARGIN, Account.Kind.CASH_AVAILABLE))
-            postings.append(Posting(kind=JournalEntry.Kind.MARGIN, reference=f"initial-margin:{day.isoformat()}",
-                                    lines=[(book.member(organisation, source), -abs(move)),
-                                           (book.member(organisation, target), abs(move))]))
+            postings.append(margin_posting(book, organisation, move, f"initial-margin:{day.isoformat()}"))
             margin += move
         if required and margin < core.maintenance(required):
             calls.append(MarginCall(organisation_id=organisation, date=day, amount=required - margin,
@@ -362,29 +358,98 @@ def variation_margin_run(*, day: date, now: datetime | None = None) -> int:
     return len(organisations)
 
 
-def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str, Any]:
-    """What ``GET /api/v1/margin/`` shows: the requirement now (at the latest
-    settlement prices; with ``on``, at those of that day or before), the
-    collateral, the day's variation margin and any open call."""
-    latest = SettlementPrice.objects.filter(instrument__segment=Segment.FUTURES)
-    if on is not None:
-        latest = latest.filter(date__lte=on)
-    on = on or timezone.localdate(timezone.now(), calendar.BERLIN)
-    latest = latest.order_by("instrument_id", "-date").distinct("instrument_id")
-    prices = {row.instrument_id: row.price for row in latest}
+def margined_day() -> date | None:
+    """The last business day whose variation margin run has booked."""
+    return FuturesJobRun.objects.filter(kind=FuturesJob.VARIATION_MARGIN).aggregate(day=Max("date"))["day"]
+
+
+def reference_prices(instrument_ids: set[int] | list[int], *, on: date | None = None) -> dict[int, Decimal]:
+    """The price each future's initial margin is computed at: its DSP of the
+    last day whose margin run has booked (``on``: of that day or before),
+    else its latest DSP, else its last trade. The order check, the margin
+    page and ``reconcile`` use the same prices, so the margin a run set and
+    the margin an order moved are measured alike. A future with neither has
+    no entry (the caller prices it at its orders' highest limit)."""
+    ids = sorted(set(instrument_ids))
+    if not ids:
+        return {}
+    day = on or margined_day()
+    dsps = SettlementPrice.objects.filter(instrument_id__in=ids)
+    if day is not None and dsps.filter(date__lte=day).exists():
+        dsps = dsps.filter(date__lte=day)
+    prices = dict(dsps.order_by("instrument_id", "-date").distinct("instrument_id")
+                  .values_list("instrument_id", "price"))
+    missing = [pk for pk in ids if pk not in prices]
+    if missing:
+        prices.update(Trade.objects.filter(instrument_id__in=missing).order_by("instrument_id", "-id")
+                      .distinct("instrument_id").values_list("instrument_id", "price"))
+    return prices
+
+
+@dataclass(frozen=True)
+class Extra:
+    """An order not (or not yet so) in the book that the requirement must
+    count at its worst case: a new order, or an order as it is amended."""
+
+    instrument_id: int
+    side: str
+    quantity: int  # open GPUs
+    price: Decimal  # its limit
+
+
+def requirement_for(organisation_id: int, *, extra: Extra | None = None, exclude_order_id: int | None = None,
+                    on: date | None = None) -> Decimal:
+    """The organisation's initial margin: every futures position and resting
+    futures order (without ``exclude_order_id``; with ``extra``) at its worst
+    case (``market.futures.Leg``), at ``reference_prices``, each class at its
+    rate. Read under the organisation's lock by the order service."""
     positions = dict(Position.objects.filter(organisation_id=organisation_id, instrument__segment=Segment.FUTURES)
-                     .values_list("instrument_id", "quantity"))
-    orders = {instrument: sides for (org, instrument), sides in open_futures_orders([organisation_id]).items()}
+                     .exclude(quantity=0).values_list("instrument_id", "quantity"))
+    resting = Order.objects.filter(organisation_id=organisation_id, status__in=RESTING_STATUSES,
+                                   instrument__segment=Segment.FUTURES)
+    if exclude_order_id is not None:
+        resting = resting.exclude(pk=exclude_order_id)
+    sides: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    limits: dict[int, Decimal] = {}
+    rows = [(instrument, side, quantity - filled, price) for instrument, side, quantity, filled, price
+            in resting.values_list("instrument_id", "side", "quantity", "filled_quantity", "price")]
+    if extra is not None:
+        rows.append((extra.instrument_id, extra.side, extra.quantity, extra.price))
+    for instrument, side, open_quantity, price in rows:
+        sides[instrument][0 if side == Side.BUY else 1] += open_quantity
+        limits[instrument] = max(limits.get(instrument, price), price)
+    ids = set(positions) | set(sides)
+    if not ids:
+        return ZERO
+    prices = reference_prices(ids, on=on)
     legs: dict[Decimal, list[core.Leg]] = defaultdict(list)
-    for instrument in Instrument.objects.filter(pk__in=set(positions) | set(orders)).select_related("gpu_class"):
-        price = prices.get(instrument.pk)
-        if price is None:
+    for pk, rate, hours in Instrument.objects.filter(pk__in=ids).values_list("pk", "gpu_class__initial_margin_rate",
+                                                                             "hours"):
+        reference = prices.get(pk, limits.get(pk))
+        if reference is None:
             continue
-        open_buy, open_sell = orders.get(instrument.pk, (0, 0))
-        legs[instrument.gpu_class.initial_margin_rate].append(core.Leg(
-            position=positions.get(instrument.pk, 0), open_buy=open_buy, open_sell=open_sell, price=price,
-            hours=instrument.hours))
-    initial = requirement_of(legs)
+        open_buy, open_sell = sides.get(pk, (0, 0))
+        legs[rate].append(core.Leg(position=positions.get(pk, 0), open_buy=open_buy, open_sell=open_sell,
+                                   price=reference, hours=hours))
+    return requirement_of(legs)
+
+
+def margin_posting(book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, *,
+                   actor: User | None = None) -> Posting:
+    """Move ``amount`` (+) from available cash into the margin account, or (−) back."""
+    source, target = ((Account.Kind.CASH_AVAILABLE, Account.Kind.MARGIN) if amount > 0
+                      else (Account.Kind.MARGIN, Account.Kind.CASH_AVAILABLE))
+    return Posting(kind=JournalEntry.Kind.MARGIN, reference=reference, actor=actor,
+                   lines=[(book.member(organisation_id, source), -abs(amount)),
+                          (book.member(organisation_id, target), abs(amount))])
+
+
+def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str, Any]:
+    """What ``GET /api/v1/margin/`` shows: the requirement now (at
+    ``reference_prices``; with ``on``, at the DSPs of that day or before),
+    the collateral, the day's variation margin and any open call."""
+    initial = requirement_for(organisation_id, on=on)
+    on = on or timezone.localdate(timezone.now(), calendar.BERLIN)
     held = dict(Account.objects.filter(organisation_id=organisation_id, kind__in=[
         Account.Kind.MARGIN, Account.Kind.DEFAULT_FUND]).values_list("kind", "balance"))
     collateral = held.get(Account.Kind.MARGIN, ZERO)
@@ -403,8 +468,9 @@ def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str,
 
 
 __all__ = [
-    "dsp_instant", "margin_summary", "next_business_day", "previous_business_day", "settlement_price_override",
-    "settlement_prices_compute", "settlement_prices_on", "variation_margin_run",
+    "Extra", "dsp_instant", "margin_posting", "margin_summary", "next_business_day", "previous_business_day",
+    "reference_prices", "requirement_for", "settlement_price_override", "settlement_prices_compute",
+    "settlement_prices_on", "variation_margin_run",
 ]
 
 

@@ -21,8 +21,15 @@ Decisions (beyond the design):
   IOC or market remainder, or a remainder stopped by self-trade prevention,
   is an ordinary cancellation of an order that was created (and may have
   traded): status ``cancelled`` with the reason.
-* Only the intraday segment trades in this issue; futures orders are refused
-  with ``not_permitted`` until margining exists (the futures issue).
+* Intraday and futures trade here (the same engine, order types and
+  checks), day-ahead bids do not (``market.services.dayahead``). A futures
+  order (either side) reserves the most its fees can be at the futures
+  rate, and is checked for initial margin instead of cash or capacity
+  (``_check_margin``; docs "Futures"): under the organisation's lock, the
+  requirement with the order at its worst case, less the margin held, must
+  be covered by available cash, and the difference moves into ``margin`` in
+  the order's transaction. A futures trade moves only the fee steps
+  (``futures_trade_posting``) and writes no delivery tickets.
 * Sell prices are at least ``clearing.fees.min_sell_price`` (0.03 EUR/GPUh
   at a taker rate of 0.015 and 19 % VAT): the seller's fee step comes out of
   the proceeds, and below that price it could exceed them.
@@ -81,6 +88,7 @@ from clearing.services import (
     LedgerAccounts,
     Posting,
     delivery_tickets_for_trade,
+    futures_trade_posting,
     ledger_post_all,
     release_posting,
     reserve_posting,
@@ -121,6 +129,7 @@ from market.selectors.orders import (
     public_trade_payload,
 )
 from market.services import capacity
+from market.services import futures as futures_margin
 
 if TYPE_CHECKING:
     from accounts.models import Membership, User
@@ -286,19 +295,40 @@ def _core(order: Order) -> matching.Order:
     )
 
 
-def _reservation(order: Order, hours: int) -> Decimal:
-    """What a buy order's open quantity needs reserved at its entry's taker
-    rate (0.00 for sells and for nothing open)."""
+def _reservation(order: Order, hours: int, futures: bool) -> Decimal:
+    """What an order's open quantity needs reserved at its entry's taker
+    rate: a spot buy its value at the limit and its fees, a futures order
+    (either side) its fees; 0.00 for a spot sell and for nothing open."""
+    open_quantity = order.quantity - order.filled_quantity
+    if futures:
+        return fees.open_fee_reservation(open_quantity, hours, order.taker_rate)
     if order.side != Side.BUY:
         return Decimal("0.00")
-    return fees.open_buy_reservation(order.price, order.quantity - order.filled_quantity, hours, order.taker_rate)
+    return fees.open_buy_reservation(order.price, open_quantity, hours, order.taker_rate)
+
+
+def _is_futures(instrument: Instrument) -> bool:
+    return instrument.segment == Segment.FUTURES
+
+
+def segment_rates(instrument: Instrument, terms: fees.FeeTerms) -> fees.FeeRates:
+    """The maker and taker rates of ``instrument``'s segment in ``terms``."""
+    return terms.futures if _is_futures(instrument) else terms.intraday
+
+
+def entry_reservation(instrument: Instrument, side: str, price: Decimal, quantity: int,
+                      rates: fees.FeeRates) -> Decimal:
+    """What a new order of ``quantity`` GPUs at ``price`` reserves (the
+    trading screen's preview asks it too)."""
+    if _is_futures(instrument):
+        return fees.open_fee_reservation(quantity, instrument.hours, rates.taker)
+    if side == Side.BUY:
+        return fees.buy_reservation(price, quantity, instrument.hours, rates.taker)
+    return Decimal("0.00")
 
 
 def _check_segment(instrument: Instrument) -> None:
-    if instrument.segment == Segment.FUTURES:
-        # Left for the futures issue: orders need the initial-margin check first.
-        raise ExchangeError("not_permitted", _("Futures trading opens with margining."))
-    if instrument.segment != Segment.INTRADAY:
+    if instrument.segment not in (Segment.INTRADAY, Segment.FUTURES):
         raise ExchangeError("not_permitted", _("Only instruments of continuous trading take orders."))
 
 
@@ -335,7 +365,8 @@ def check_price(instrument: Instrument, side: str, price: Any, rates: fees.FeeRa
         message = _("The price must be between %(min)s and %(max)s EUR/GPUh.") % {
             "min": number(low), "max": number(high)}
         raise ExchangeError("price_out_of_bounds", message, {"price": [message]})
-    floor = fees.min_sell_price(rates.taker, tick)
+    # A spot seller's fee comes out of the proceeds; a futures seller's is reserved.
+    floor = instrument.min_price if _is_futures(instrument) else fees.min_sell_price(rates.taker, tick)
     if side == Side.SELL and price < floor:
         message = _("A sell price must be at least %(floor)s EUR/GPUh, or the fee would exceed the proceeds.") % {
             "floor": number(floor)}
@@ -392,7 +423,8 @@ def protection_price(instrument: Instrument, side: str, rates: fees.FeeRates) ->
     if side == Side.BUY:
         return max(instrument.min_price, min(instrument.max_price,
                                              _to_tick(reference * (1 + PROTECTION_BAND), tick, ROUND_DOWN)))
-    floor = max(instrument.min_price, fees.min_sell_price(rates.taker, tick))
+    floor = instrument.min_price if _is_futures(instrument) else max(instrument.min_price,
+                                                                      fees.min_sell_price(rates.taker, tick))
     return min(instrument.max_price, max(floor, _to_tick(reference * (1 - PROTECTION_BAND), tick, ROUND_UP)))
 
 
@@ -494,7 +526,7 @@ class _Changes:
 
 
 def _changes(instrument: Instrument, now: datetime, actor: User | None) -> _Changes:
-    return _Changes(instrument=instrument, now=now, rates=fee_terms_at(now).intraday, actor=actor)
+    return _Changes(instrument=instrument, now=now, rates=segment_rates(instrument, fee_terms_at(now)), actor=actor)
 
 
 def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str, actor: User | None = None) -> None:
@@ -542,22 +574,26 @@ def _apply_match(
     instrument, rates, now, book = changes.instrument, changes.rates, changes.now, changes.book
     assert book is not None and changes.fee_book is not None, "lock the organisations first"  # noqa: S101
     hours = instrument.hours
+    futures = _is_futures(instrument)
     new = taker.pk is None
     reservation = taker.reserved_amount if new else Decimal("0.00")
     if new:
         changes.event(taker, OrderEventKind.SUBMITTED, actor=changes.actor)
-    booked: list[tuple[Trade, Decimal, tuple[Decimal, Decimal]]] = []
+    booked: list[tuple[Trade, tuple[Decimal, Decimal], tuple[Decimal, Decimal]]] = []
     for fill in result.fills:
         maker = resting[fill.maker_order_id]
         quantity = fill.quantity
         buy, sell = (taker, maker) if taker.side == Side.BUY else (maker, taker)
         taker.filled_quantity += quantity
         maker.filled_quantity += quantity
-        # The share of the buy order's reservation this fill uses: whatever
-        # the reservation holds beyond what the quantity still open needs.
-        needed = min(buy.reserved_amount, _reservation(buy, hours))
-        share = buy.reserved_amount - needed
-        buy.reserved_amount = needed
+        # The share of each order's reservation this fill uses: whatever the
+        # reservation holds beyond what the quantity still open needs (a
+        # spot sell reserves nothing).
+        shares = []
+        for side_order in (buy, sell):
+            needed = min(side_order.reserved_amount, _reservation(side_order, hours, futures))
+            shares.append(side_order.reserved_amount - needed)
+            side_order.reserved_amount = needed
         trade = Trade(
             instrument=instrument, buy_order=buy, sell_order=sell, buyer_id=buy.organisation_id,
             seller_id=sell.organisation_id, price=fill.price, quantity=quantity, aggressor=taker.side,
@@ -568,7 +604,7 @@ def _apply_match(
         # What each side moves into its fee reserve for this trade (cents).
         held = (changes.fee_book.charge(buy.organisation_id, trade.buyer_fee),
                 changes.fee_book.charge(sell.organisation_id, trade.seller_fee))
-        booked.append((trade, share, held))
+        booked.append((trade, (shares[0], shares[1]), held))
         maker.status = OrderStatus.PARTIALLY_FILLED if fill.maker_remaining else OrderStatus.FILLED
         # A fill is the exchange's doing for the resting side, the member's for the taker.
         changes.event(taker, OrderEventKind.FILLED, actor=changes.actor, trade=trade, fill_quantity=quantity,
@@ -623,10 +659,18 @@ def _apply_match(
                  taker.reserved_amount, rawsql.db_time(now), taker.pk])
 
     if booked:
-        trades = [trade for trade, _share, _held in booked]
+        trades = [trade for trade, _shares, _held in booked]
         rawsql.insert_many(trades)
-        for trade, (_trade, share, (buyer_held, seller_held)) in zip(trades, booked, strict=True):
-            changes.post(trade_posting(trade=trade, reservation=share, hours=hours, book=book,
+        for trade, (_trade, (buyer_share, seller_share), (buyer_held, seller_held)) in zip(trades, booked,
+                                                                                          strict=True):
+            if futures:
+                # Cash-settled: the fee steps only; no delivery (docs "Futures").
+                posting = futures_trade_posting(trade=trade, buyer_share=buyer_share, seller_share=seller_share,
+                                                book=book, buyer_held=buyer_held, seller_held=seller_held)
+                if posting.lines:
+                    changes.post(posting)
+                continue
+            changes.post(trade_posting(trade=trade, reservation=buyer_share, hours=hours, book=book,
                                        buyer_held=buyer_held, seller_held=seller_held))
             try:
                 delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held)
@@ -988,6 +1032,7 @@ class _Entry:
     order: Order
     result: matching.MatchResult
     resting: dict[Hashable, Order]
+    margin: Decimal = Decimal("0.00")  # a futures order: what moves from available cash into margin
 
 
 def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec: _Spec) -> _Entry:
@@ -1008,14 +1053,18 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
         expires_at=spec.expires_at, post_only=spec.post_only, stp_mode=spec.stp_mode, status=OrderStatus.OPEN,
         priority=changes.next_priority(), maker_rate=rates.maker, taker_rate=rates.taker,
     )
-    if spec.side == Side.BUY:
-        order.reserved_amount = fees.buy_reservation(limit, spec.quantity, instrument.hours, rates.taker)
+    order.reserved_amount = entry_reservation(instrument, spec.side, limit, spec.quantity, rates)
     # The pure core decides before anything is written; then every
     # organisation it touches is locked, in id order (step 2).
     result, resting = _decide(changes, order)
     changes.lock(_parties(order, result, resting))
     if changes.locked is None:  # a batch reads its kill switch once, after its own lock
         _check_not_stopped(organisation.pk)
+    if _is_futures(instrument):
+        margin = _check_margin(changes, organisation, futures_margin.Extra(
+            instrument_id=instrument.pk, side=spec.side, quantity=spec.quantity, price=limit),
+            reservation=order.reserved_amount)
+        return _Entry(order, result, resting, margin)
     if spec.side == Side.SELL:
         # Nets the resale of a long position itself; the organisation is locked.
         _flush_positions(changes)
@@ -1026,22 +1075,55 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
     return _Entry(order, result, resting)
 
 
+def _balance(changes: _Changes, organisation_id: int, kind: str) -> tuple[Account, Decimal]:
+    """A locked member account and its balance with what this transaction has posted to it so far."""
+    assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
+    account = changes.book.member(organisation_id, kind)
+    return account, account.balance + sum((amount for posting in changes.postings for line_account, amount
+                                           in posting.lines if line_account.pk == account.pk), Decimal("0.00"))
+
+
 def _check_cash(changes: _Changes, organisation: Organisation, amount: Decimal) -> None:
     """Refuse a buy whose reservation the organisation's available cash
     (locked, with what this transaction has posted so far) does not cover.
     The ledger's guarded update checks it again when it posts."""
-    assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
-    account = changes.book.member(organisation.pk, Account.Kind.CASH_AVAILABLE)
-    available = account.balance + sum((amount for posting in changes.postings for line_account, amount
-                                       in posting.lines if line_account.pk == account.pk), Decimal("0.00"))
+    account, available = _balance(changes, organisation.pk, Account.Kind.CASH_AVAILABLE)
     if amount > available:
         raise ExchangeError("insufficient_funds", insufficient_funds_detail(
             Account.Kind.CASH_AVAILABLE, account_pk=account.pk, need=amount, held=available))
 
 
+def _check_margin(changes: _Changes, organisation: Organisation, extra: futures_margin.Extra | None, *,
+                  reservation: Decimal, exclude_order_id: int | None = None) -> Decimal:
+    """Market rules §3, futures: cash available >= initial margin after the
+    order. The organisation is locked, so no other order of it changes its
+    positions, orders or cash meanwhile: the requirement with ``extra`` at
+    its worst case (``futures_margin.requirement_for``) less the margin held
+    must fit in available cash beside the order's fee reservation. Answers
+    what moves from available cash into margin (0.00 when the margin held
+    covers it); the ledger's guarded update is the backstop."""
+    _flush_positions(changes)  # the batch's earlier fills count
+    required = futures_margin.requirement_for(organisation.pk, extra=extra, exclude_order_id=exclude_order_id)
+    _margin_account, held = _balance(changes, organisation.pk, Account.Kind.MARGIN)
+    top_up = max(required - held, Decimal("0.00"))
+    account, available = _balance(changes, organisation.pk, Account.Kind.CASH_AVAILABLE)
+    if top_up + reservation > available:
+        figures = {"required": number(required), "held": number(held), "available": number(available),
+                   "need": number(top_up + reservation)}
+        raise ExchangeError("insufficient_funds", _(
+            "Not enough cash for the initial margin: with this order it is %(required)s EUR, the margin held is "
+            "%(held)s EUR, so %(need)s EUR (with the fees reserved) must come from available cash, which holds "
+            "%(available)s EUR.") % figures)
+    return top_up
+
+
 def _write(changes: _Changes, entry: _Entry) -> None:
-    """Write a prepared order: the order row, its reservation, its trades."""
+    """Write a prepared order: the order row, its reservation, its margin, its trades."""
     _apply_match(changes, entry.order, entry.result, entry.resting)
+    if entry.margin > 0:
+        assert changes.book is not None  # noqa: S101 (locked in _prepare)
+        changes.post(futures_margin.margin_posting(changes.book, entry.order.organisation_id, entry.margin,
+                                                   f"initial-margin:order:{entry.order.pk}", actor=changes.actor))
 
 
 @transaction.atomic(durable=True)
@@ -1173,7 +1255,7 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     book = _lock_parties(set(locked))
     stopped = _stopped(organisation.pk)  # the kill switch, read after the lock
     fee_book = FeeBook.load(locked, at)
-    rates = fee_terms_at(at).intraday
+    terms = fee_terms_at(at)
     postings: list[Posting] = []
     sites: dict[tuple[int, int], dict[str, int]] = {}
     by_instrument: dict[int, _Changes] = {}
@@ -1190,8 +1272,9 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             continue
         changes = by_instrument.get(spec.instrument.pk)
         if changes is None:
+            instrument = instruments[spec.instrument.pk]
             changes = by_instrument[spec.instrument.pk] = _Changes(
-                instrument=instruments[spec.instrument.pk], now=at, rates=rates, actor=user, book=book,
+                instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=user, book=book,
                 fee_book=fee_book, postings=postings, locked=locked, sites=sites)
         try:
             entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
@@ -1313,12 +1396,23 @@ def _amend_tx(
         result, resting = _decide(changes, order)
     changes.lock(_parties(order, result, resting) if result is not None else {order.organisation_id})
     _check_not_stopped(order.organisation_id)
-    if order.side == Side.SELL and amended.quantity > old_quantity:
+    futures = _is_futures(instrument)
+    needed = _reservation(order, instrument.hours, futures)
+    margin = Decimal("0.00")
+    if futures:
+        # The amended order at its worst case, instead of the order as it rested.
+        margin = _check_margin(changes, order.organisation, futures_margin.Extra(
+            instrument_id=instrument.pk, side=order.side, quantity=order.quantity - order.filled_quantity,
+            price=order.price), reservation=max(needed - order.reserved_amount, Decimal("0.00")),
+            exclude_order_id=order.pk)
+    elif order.side == Side.SELL and amended.quantity > old_quantity:
         capacity.capacity_check(organisation=order.organisation, instrument=instrument,
                                 quantity=amended.quantity - old_quantity)
     assert changes.book is not None  # noqa: S101 (set by changes.lock)
-    if order.side == Side.BUY:
-        needed = _reservation(order, instrument.hours)
+    if margin > 0:
+        changes.post(futures_margin.margin_posting(changes.book, order.organisation_id, margin,
+                                                   f"initial-margin:order:{order.pk}", actor=user))
+    if order.side == Side.BUY or futures:
         if needed > order.reserved_amount:
             _reserve_cash(changes, organisation=order.organisation, amount=needed - order.reserved_amount,
                           reference=f"order:{order.pk}", actor=user)
@@ -1461,14 +1555,15 @@ def _cancel_many_tx(*, organisation_id: int, instrument_ids: Sequence[int], plac
     # ... 2. the one organisation whose cash the cancels release, with its accounts.
     locked = frozenset({organisation_id})
     book = _lock_parties(set(locked))
-    rates = fee_terms_at(at).intraday
+    terms = fee_terms_at(at)
     postings: list[Posting] = []
     by_instrument: dict[int, _Changes] = {}
     for order in orders:
         changes = by_instrument.get(order.instrument_id)
         if changes is None:
+            instrument = instruments[order.instrument_id]
             changes = by_instrument[order.instrument_id] = _Changes(
-                instrument=instruments[order.instrument_id], now=at, rates=rates, actor=actor, book=book,
+                instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=actor, book=book,
                 postings=postings, locked=locked)
         _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=reason, actor=actor)
         order.instrument = instruments[order.instrument_id]

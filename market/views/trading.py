@@ -58,19 +58,17 @@ from market.models import (
     Order,
     OrderStatus,
     OrderType,
+    Segment,
     Side,
     TimeInForce,
 )
 from market.selectors import instrument_get, instrument_queryset
 from market.selectors.orders import book_snapshot, fills_for, order_for, orders_for, positions_for, public_trades
 from market.selectors.overview import SORT_CLASS_VOLUME, SORT_TIME, SORT_VOLUME, market_grid
+from market.services import futures as futures_margin
 from market.services import orders as order_services
 from market.services.controls import kill_switch_engaged, kill_switch_refusal
-
-# The order service's own rule for a market order's limit (read-only: one
-# query). Imported by its private name so that the service module, which the
-# lead is reworking, stays untouched; make it public when it next changes.
-from market.services.orders import check_price, protection_price
+from market.services.orders import check_price, entry_reservation, protection_price
 
 BOOK_DEPTH = 10  # levels per side in the ladder
 TAPE_LENGTH = 50  # trades in the tape
@@ -511,9 +509,12 @@ class CostPreview:
     hours: int
     value: Decimal  # at the limit: the most a buy pays, the least a sell receives
     max_fee: Decimal  # incl. VAT, at the taker rate
-    reserved: Decimal  # cash reserved at entry (0.00 for a sell)
+    reserved: Decimal  # cash taken at entry: reserved (0.00 for a spot sell), and a future's margin top-up
     rates: FeeRates
     cash_available: Decimal | None
+    futures: bool = False
+    margin_required: Decimal | None = None  # a future: the member's initial margin with the order
+    margin_move: Decimal = Decimal("0.00")  # a future: what moves from cash into margin
 
     @property
     def taker_rate(self) -> str:
@@ -548,7 +549,8 @@ def _cost_preview(instrument: Instrument, membership: Membership | None, data: A
         return _("Choose buy or sell and the order type.")
     if not quantity:
         return _("Enter the quantity to see what the order costs.")
-    rates = fee_rates_at(timezone.now())
+    futures = instrument.segment == Segment.FUTURES
+    rates = fee_rates_at(timezone.now(), futures=futures)
     if type_ == OrderType.MARKET:
         price = protection_price(instrument, side, rates)
     elif price is None:
@@ -559,14 +561,21 @@ def _cost_preview(instrument: Instrument, membership: Membership | None, data: A
         except ExchangeError as error:
             return error.detail
     hours = instrument.hours
-    reserved = fees.buy_reservation(price, quantity, hours, rates.taker) if side == Side.BUY else Decimal("0.00")
-    cash = None
-    if side == Side.BUY and membership is not None and not membership.organisation.is_observer:
-        cash = account_summary(organisation=membership.organisation)["cash_available"]
+    reserved = entry_reservation(instrument, side, price, quantity, rates)
+    member = membership is not None and not membership.organisation.is_observer
+    summary = account_summary(organisation=membership.organisation) if member and membership else None
+    required, move = None, Decimal("0.00")
+    if futures and summary is not None and membership is not None:
+        # The order service's margin check, read without its lock: it decides again at entry.
+        required = futures_margin.requirement_for(membership.organisation_id, extra=futures_margin.Extra(
+            instrument_id=instrument.pk, side=side, quantity=quantity, price=price))
+        move = max(required - summary["margin"], Decimal("0.00"))
     return CostPreview(side=side, type=type_, price=price, quantity=quantity, hours=hours,
                        value=fees.trade_value(price, quantity, hours),
                        max_fee=fees.max_fee(rates.taker, quantity, hours),
-                       reserved=reserved, rates=rates, cash_available=cash)
+                       reserved=reserved + move, rates=rates,
+                       cash_available=summary["cash_available"] if summary and (side == Side.BUY or futures)
+                       else None, futures=futures, margin_required=required, margin_move=move)
 
 
 @login_required

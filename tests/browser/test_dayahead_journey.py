@@ -126,6 +126,8 @@ def test_dayahead_journey(new_page, dayahead_server, settings) -> None:  # type:
     sign_in(desk, STARTUP)
     desk.locator(".main-nav").get_by_role("link", name="Day-Ahead").click()
     expect(desk.get_by_role("heading", level=1)).to_have_text("Day-Ahead-Auktion")
+    # The choice submits itself from a deferred script: a change made before it ran would be lost.
+    desk.wait_for_load_state("load")
     # The page opens on the next auction's day: tomorrow until today's gate closure, then the day after.
     choice = desk.locator("select[name=delivery_date]")
     if choice.input_value() != day.isoformat():

@@ -57,6 +57,7 @@ CHECK_NAMES = [
     "fee_charges_match_entries",
     "fees_charged_monthly",
     "positions_match_trades",
+    "margin_covers_requirement",
     "site_use_within_capacity",
     "jobs_succeed",
 ]
@@ -209,8 +210,8 @@ def test_reserved_cash_that_differs_from_the_open_buy_orders_is_reported(ledger,
 
     assert broken(breaches) == {"reserved_matches_orders"}
     assert details(breaches, "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders and auction bids reserve 125.50.",
-        f"Charlie Cloud AG (#{charlie_org.pk}): cash reserved 0.00, open buy orders and auction bids reserve 12.34.",
+        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open orders and auction bids reserve 125.50.",
+        f"Charlie Cloud AG (#{charlie_org.pk}): cash reserved 0.00, open orders and auction bids reserve 12.34.",
     ]
 
 
@@ -220,7 +221,7 @@ def test_reserved_cash_without_open_orders_is_reported(ledger, alice_org):
     type(order).objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
 
     assert details(reconcile(), "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders and auction bids reserve 70.50."
+        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open orders and auction bids reserve 70.50."
     ]
 
 
@@ -608,7 +609,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: trial_balance",
         "OK: balances_match_lines",
         f"BROKEN: reserved_matches_orders: Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, "
-        "open buy orders and auction bids reserve 125.50.",
+        "open orders and auction bids reserve 125.50.",
         "OK: no_negative_balances",
         "OK: invoice_numbers_consecutive",
         "OK: delivered_equals_traded",
@@ -619,6 +620,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: fee_charges_match_entries",
         "OK: fees_charged_monthly",
         "OK: positions_match_trades",
+        "OK: margin_covers_requirement",
         "OK: site_use_within_capacity",
         "OK: jobs_succeed",
     ]
@@ -690,14 +692,14 @@ def test_the_job_mails_the_operators_when_a_check_breaks_and_not_again_while_it_
     assert not first_broken.ok and first_broken.broken_checks == ["reserved_matches_orders"]
     assert first_broken.breaches == [{
         "check": "reserved_matches_orders",
-        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open buy orders and auction bids "
+        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open orders and auction bids "
                   "reserve 125.50.",
     }]
     assert first_broken.alert_sent is True and still_broken.alert_sent is None
     [mail] = mailoutbox
     assert sorted(mail.to) == operators  # settings, active staff with an address; each once
     assert mail.subject == "[Rechenbörse] Reconciliation: 1 check broken"
-    assert "reserved_matches_orders" in mail.body and "open buy orders and auction bids reserve 125.50" in mail.body
+    assert "reserved_matches_orders" in mail.body and "open orders and auction bids reserve 125.50" in mail.body
     assert reverse("admin:clearing_reconciliationrun_changelist") in mail.body
 
     # Repaired, then broken again: a new ok -> broken transition mails again.

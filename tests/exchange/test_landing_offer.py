@@ -1,8 +1,8 @@
 """The landing page shows what can be used today, and each announced segment
-or feature appears when it is built (issue 8, item 6): intraday trading and
-the day-ahead auction (issue 9: its auction takes bids) are open; futures are
-announced as coming, with no link, until they are in service; the dashboards
-and incentive programmes are linked once their pages exist."""
+or feature appears when it is built (issue 8, item 6): intraday trading, the
+day-ahead auction (issue 9: its auction takes bids) and futures (issue 10:
+the order service takes futures orders) are open; the dashboards and
+incentive programmes are linked once their pages exist."""
 
 import re
 
@@ -28,7 +28,7 @@ def schedule(html: str) -> str:
     return found.group(0)
 
 
-def test_today_intraday_and_the_auction_are_open_and_futures_are_announced(client):
+def test_today_intraday_the_auction_and_futures_are_open(client):
     html = client.get(reverse("home")).content.decode()
 
     intraday = card(html, "intraday")
@@ -37,12 +37,14 @@ def test_today_intraday_and_the_auction_are_open_and_futures_are_announced(clien
     dayahead = card(html, "dayahead")
     assert "Heute geöffnet" in dayahead
     assert f'href="{reverse("market_dayahead")}"' in dayahead
-    assert "In Vorbereitung" in card(html, "futures")
-    assert "href=" not in card(html, "futures")
+    futures = card(html, "futures")
+    assert "Heute geöffnet" in futures
+    assert f'href="{reverse("futures_board")}"' in futures
     times = schedule(html)
     assert "Intraday-Handel" in times
     assert "Gebotsschluss" in times  # the next gate closure can be booked
-    assert "Futures-Handel" not in times  # not bookable yet
+    assert "Futures-Handel" in times
+    assert "In Vorbereitung" not in times
     # The public dashboards exist (market.views.dashboard): linked, and said to need no account.
     assert 'href="/dashboard/"' in html
     assert "Die öffentlichen Preis-Dashboards sind ohne Konto zugänglich." in html

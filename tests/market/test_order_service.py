@@ -534,17 +534,19 @@ def test_who_may_trade(world):
     refused("not_permitted", buy, world, user=world.vera, price=D("12.00"))
 
 
-def test_futures_orders_wait_for_margining(world):
-    futures = OpenInstrumentFactory(segment="futures", symbol="H100.DE.M2099-01")
+def test_day_ahead_instruments_take_no_orders(world):
+    """Futures trade here since issue 10 (tests/market/test_futures_orders.py); the day-ahead segment bids
+    in its auction (market.services.dayahead)."""
+    dayahead = OpenInstrumentFactory(segment="dayahead", symbol="H100.DE.DA2099-01-01")
 
     with translation.override("en"):
-        error = refused("not_permitted", order_submit, user=world.charlie, instrument=futures, side="buy",
+        error = refused("not_permitted", order_submit, user=world.charlie, instrument=dayahead, side="buy",
                         price=D("12.00"), quantity=1)
-    assert error.detail == "Futures trading opens with margining."
+    assert error.detail == "Only instruments of continuous trading take orders."
     with translation.override("de"):
-        error = refused("not_permitted", order_submit, user=world.charlie, instrument=futures, side="buy",
+        error = refused("not_permitted", order_submit, user=world.charlie, instrument=dayahead, side="buy",
                         price=D("12.00"), quantity=1)
-    assert error.detail == "Der Futures-Handel beginnt mit dem Margining."
+    assert error.detail.startswith("Nur ")
 
 
 # --- idempotency ----------------------------------------------------------------------------
