@@ -27,7 +27,6 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.formats import date_format
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -49,7 +48,7 @@ from clearing.models import (
     ReconciliationRun,
 )
 from clearing.selectors import house_balances, trial_balance, unbalanced_entries, unreconciled_accounts
-from exchange.formats import number
+from exchange.formats import moment, number
 from exchange.site import absolute_url
 
 logger = logging.getLogger(__name__)
@@ -617,7 +616,7 @@ def _site_use_within_capacity() -> Iterator[str]:
 
 def _local_time(instant: datetime) -> str:
     """A delivery hour's start in Berlin time, in the active language's format."""
-    return date_format(timezone.localtime(instant), "SHORT_DATETIME_FORMAT")
+    return moment(instant)
 
 
 @register_check("jobs_succeed", gettext_lazy("No scheduled job is failing"))

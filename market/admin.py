@@ -37,6 +37,8 @@ from market.models import (
     MarginCall,
     Order,
     OrderEvent,
+    Position,
+    Segment,
     SettlementPrice,
     Site,
     SiteCapacity,
@@ -477,10 +479,49 @@ class SettlementPriceAdmin(ReadOnlyAdmin):
 
 @admin.register(MarginCall)
 class MarginCallAdmin(ReadOnlyAdmin):
+    """Margin calls; an operator closes out a member whose call is unpaid
+    past its due time (``market.services.futures.margin_call_close_out``)."""
+
     list_display = ["date", "organisation", "amount", "due_at", "met_at", "closed_out_at", "closed_out_by"]
     list_filter = [("date", admin.DateFieldListFilter)]
     search_fields = ["organisation__legal_name"]
     list_select_related = ["organisation", "closed_out_by"]
+    actions = ["close_out"]
+
+    def has_close_out_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("market.change_margincall")
+
+    @admin.action(description=gettext_lazy("Close out the member's futures (one unpaid call)"),
+                  permissions=["close_out"])
+    def close_out(self, request: HttpRequest, queryset: QuerySet[MarginCall]) -> HttpResponse | None:
+        from market.services import futures
+
+        if queryset.count() != 1:
+            self.message_user(request, _("Choose exactly one margin call to close out."), messages.ERROR)
+            return None
+        call = queryset.select_related("organisation").get()
+        if "apply" in request.POST:
+            try:
+                result = futures.margin_call_close_out(operator=cast(User, request.user), call=call)
+            except ExchangeError as error:
+                self.message_user(request, error.detail, messages.ERROR)
+                return None
+            legs = "; ".join(_("%(symbol)s: %(closed)s of %(wanted)s GPUs closed") % {
+                "symbol": symbol, "closed": closed, "wanted": wanted} for symbol, wanted, closed in result.legs)
+            if result.complete:
+                self.message_user(request, _("Closed out: %(legs)s.") % {"legs": legs or "-"}, messages.SUCCESS)
+            else:
+                self.message_user(request, _("Not every position could be closed, the call stays open: %(legs)s.")
+                                  % {"legs": legs}, messages.WARNING)
+            return None
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": _("Close out a member"), "call": call,
+            "positions": Position.objects.filter(organisation=call.organisation, instrument__segment=Segment.FUTURES)
+            .exclude(quantity=0).select_related("instrument").order_by("instrument__delivery_start"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "media": self.media,
+        }
+        return TemplateResponse(request, "admin/market/margincall/close_out.html", context)
 
 
 @admin.register(VariationMargin)

@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.errors import ExchangeError
+from exchange.formats import moment
 from exchange.renderers import CsvErrorsAsJson, CsvRenderer, csv_filename
 from exchange.schema import ErrorSerializer
 from market import calendar
@@ -197,8 +198,8 @@ def _class_and_zone(request: Request) -> tuple[str, str]:
     return gpu_class, zone
 
 
-def _at(moment: Any) -> str:
-    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")
+def _at(instant: Any) -> str:
+    return moment(instant)
 
 
 def _cleared_auction(day: Date, gpu_class: str, zone: str) -> DayAheadAuction:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.selectors import membership_for
@@ -29,7 +29,7 @@ from clearing.models import DELIVERY_CONFIRMATION_WINDOW, Account, DeliveryTicke
 from clearing.services.cash import ccp_claim_account
 from clearing.services.ledger import accounts_for, house_account, ledger_post
 from exchange.errors import ExchangeError
-from exchange.formats import number
+from exchange.formats import moment, number
 from exchange.locks import lock_organisations
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _conflict(detail: str) -> ExchangeError:
 
 
 def _local(when: datetime) -> str:
-    return formats.date_format(timezone.localtime(when), "SHORT_DATETIME_FORMAT")
+    return moment(when)
 
 
 # --- no access details at delivery start ---------------------------------------------------------

@@ -486,7 +486,8 @@ def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: Led
 
 
 def futures_trade_posting(*, trade: "Trade", buyer_share: Decimal, seller_share: Decimal, book: LedgerAccounts,
-                          buyer_held: Decimal, seller_held: Decimal) -> Posting:
+                          buyer_held: Decimal, seller_held: Decimal,
+                          unreserved: dict[int, tuple[Decimal, Decimal]] | None = None) -> Posting:
     """The entry of one futures trade; reads nothing.
 
     A future is settled in cash against its daily settlement prices
@@ -501,12 +502,28 @@ def futures_trade_posting(*, trade: "Trade", buyer_share: Decimal, seller_share:
 
     Each side balances on its own; no house line (no hot row). ``R >= Δ``
     always (the order reserved ``max_fee`` at its entry's rate); a trade
-    breaking it is a bug and raises ``ValueError``."""
+    breaking it is a bug and raises ``ValueError``.
+
+    ``unreserved``: organisation id -> (available cash, margin held) of a
+    side whose order reserved nothing (an operator's close-out of a member
+    that may have nothing left): its fee step is paid from available cash,
+    then from the margin, and what neither holds is owed to the clearing
+    house (``ccp_claim``, as for variation margin)."""
     lines: list[tuple[Account, Decimal]] = []
     for organisation_id, share, held in ((trade.buyer_id, buyer_share, buyer_held),
                                          (trade.seller_id, seller_share, seller_held)):
         if not (is_cents(share) and is_cents(held)) or share < 0 or held < 0:
             raise ValueError("a futures trade's fee reservation and fee step are non-negative amounts in cents")
+        if unreserved is not None and organisation_id in unreserved:
+            cash, margin = unreserved[organisation_id]
+            from_cash = min(max(cash, Decimal("0.00")), held)
+            from_margin = min(max(margin, Decimal("0.00")), held - from_cash)
+            for kind, amount in ((Account.Kind.CASH_AVAILABLE, -from_cash), (Account.Kind.MARGIN, -from_margin),
+                                 (Account.Kind.CCP_CLAIM, -(held - from_cash - from_margin)),
+                                 (Account.Kind.FEE_RESERVE, held)):
+                if amount:
+                    lines.append((book.member(organisation_id, kind), amount))
+            continue
         if held > share:
             raise ValueError(f"trade {trade.pk}: the fee step {held} exceeds the reservation {share}")
         for kind, amount in ((Account.Kind.CASH_RESERVED, -share), (Account.Kind.CASH_AVAILABLE, share - held),

@@ -38,6 +38,7 @@ from clearing.models import Account, JournalEntry
 from clearing.services import Posting, ledger_post_all
 from clearing.services.ledger import LedgerAccounts, lock_and_read_accounts
 from exchange.errors import ExchangeError
+from exchange.formats import moment
 from market import calendar
 from market import futures as core
 from market.models import (
@@ -468,7 +469,8 @@ def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str,
 
 
 __all__ = [
-    "Extra", "dsp_instant", "margin_posting", "margin_summary", "next_business_day", "previous_business_day",
+    "CloseOut", "Extra", "dsp_instant", "margin_call_close_out", "margin_posting", "margin_summary",
+    "next_business_day", "previous_business_day",
     "reference_prices", "requirement_for", "settlement_price_override", "settlement_prices_compute",
     "settlement_prices_on", "variation_margin_run",
 ]
@@ -722,6 +724,84 @@ def default_fund_run(*, day: date, now: datetime | None = None) -> Decimal | Non
     return size
 
 
+# --- close-out of an unpaid margin call --------------------------------------------------------
+
+REASON_CLOSE_OUT = "margin_close_out"
+
+
+@dataclass(frozen=True)
+class CloseOut:
+    """What a close-out did: per future, the GPUs it set out to close and those the book filled."""
+
+    call: MarginCall
+    legs: list[tuple[str, int, int]]  # (symbol, GPUs to close, GPUs closed)
+    cancelled: int  # resting futures orders taken off the book first
+
+    @property
+    def complete(self) -> bool:
+        return all(wanted == closed for _symbol, wanted, closed in self.legs)
+
+
+def margin_call_close_out(*, operator: User, call: MarginCall, now: datetime | None = None) -> CloseOut:
+    """Close out the futures of a member whose margin call is unpaid past its
+    due time (market rules §3: 10:00 on the next business day). The member's
+    resting futures orders are cancelled, then each position is closed by a
+    market order (IOC) on its account, entered and recorded by ``operator``
+    (``Order.placed_by``, the order events, the audit log). The call counts as
+    closed out once every position is flat; what the book could not fill stays
+    open for another try."""
+    from market.services.orders import close_out_submit, organisation_orders_cancel
+
+    now = now or timezone.now()
+    if not operator.is_staff:
+        raise ExchangeError("not_permitted", _("Only an operator closes out a member."))
+    call = MarginCall.objects.select_related("organisation").get(pk=call.pk)
+    if not call.open:
+        raise ExchangeError("conflict", _("This margin call is no longer open."), status=409)
+    if now < call.due_at:
+        raise ExchangeError("conflict", _("The margin call is due at %(due)s; a close-out may follow only then.") % {
+            "due": moment(call.due_at, "DATETIME_FORMAT")}, status=409)
+    if not calendar.futures_session_open(now):
+        raise ExchangeError("instrument_closed", _("Futures trade on business days 08:00-18:00: close out then."))
+    organisation = call.organisation
+    resting = sorted(set(Order.objects.filter(organisation=organisation, status__in=RESTING_STATUSES,
+                                              instrument__segment=Segment.FUTURES)
+                         .values_list("instrument_id", flat=True)))
+    cancelled = 0
+    for instrument_id in resting:
+        cancelled += len(organisation_orders_cancel(organisation_id=organisation.pk, actor=operator,
+                                                    reason=REASON_CLOSE_OUT, instrument_id=instrument_id, now=now))
+    legs = []
+    for position in (Position.objects.filter(organisation=organisation, instrument__segment=Segment.FUTURES)
+                     .exclude(quantity=0).select_related("instrument").order_by("instrument_id")):
+        instrument = position.instrument
+        if not instrument.accepts_orders_at(now):
+            legs.append((instrument.symbol, abs(position.quantity), 0))  # expired: it waits for its settlement
+            continue
+        side = Side.SELL if position.quantity > 0 else Side.BUY
+        try:
+            order = close_out_submit(operator=operator, organisation=organisation, instrument=instrument, side=side,
+                                     quantity=abs(position.quantity), now=now).order
+            closed = order.filled_quantity
+        except ExchangeError as error:
+            log.warning("close-out of %s in %s refused: %s", organisation.pk, instrument.symbol, error.detail)
+            closed = 0
+        legs.append((instrument.symbol, abs(position.quantity), closed))
+    result = CloseOut(call=call, legs=legs, cancelled=cancelled)
+    with transaction.atomic():
+        if result.complete:
+            MarginCall.objects.filter(pk=call.pk, closed_out_at__isnull=True).update(closed_out_at=now,
+                                                                                     closed_out_by=operator)
+            call.closed_out_at, call.closed_out_by = now, operator
+        audit_record(actor=operator, action="margin_call.close_out", organisation=organisation, obj=call,
+                     before={"positions": {symbol: wanted for symbol, wanted, _closed in legs}},
+                     after={"closed": {symbol: closed for symbol, _wanted, closed in legs},
+                            "cancelled_orders": cancelled, "complete": result.complete},
+                     reason=_("Margin call of %(day)s unpaid at %(due)s.") % {
+                         "day": call.date.isoformat(), "due": moment(call.due_at, "DATETIME_FORMAT")})
+    return result
+
+
 def _mail_margin_call(call: MarginCall) -> None:
     """E-mail the organisation's owners and traders (after commit)."""
     from django.utils import formats
@@ -739,7 +819,7 @@ def _mail_margin_call(call: MarginCall) -> None:
         template="market/email/margin_call.txt",
         context={"organisation": organisation.legal_name, "day": formats.date_format(call.date),
                  "amount": formats.number_format(call.amount, 2, use_l10n=True, force_grouping=True),
-                 "due_at": formats.date_format(call.due_at.astimezone(calendar.BERLIN), "DATETIME_FORMAT"),
+                 "due_at": moment(call.due_at, "DATETIME_FORMAT"),
                  "url": absolute_url("/statements/"),
                  "subject_args": {"organisation": organisation.legal_name}})
 

@@ -665,8 +665,13 @@ def _apply_match(
                                                                                           strict=True):
             if futures:
                 # Cash-settled: the fee steps only; no delivery (docs "Futures").
+                unreserved = {taker.organisation_id: (
+                    _balance(changes, taker.organisation_id, Account.Kind.CASH_AVAILABLE)[1],
+                    _balance(changes, taker.organisation_id, Account.Kind.MARGIN)[1])
+                } if getattr(taker, "_close_out", False) else None
                 posting = futures_trade_posting(trade=trade, buyer_share=buyer_share, seller_share=seller_share,
-                                                book=book, buyer_held=buyer_held, seller_held=seller_held)
+                                                book=book, buyer_held=buyer_held, seller_held=seller_held,
+                                                unreserved=unreserved)
                 if posting.lines:
                     changes.post(posting)
                 continue
@@ -999,6 +1004,21 @@ def _order_submit(
         return SubmitResult(existing, created=False)
 
 
+def close_out_submit(*, operator: User, organisation: Organisation, instrument: Instrument, side: str,
+                     quantity: int, now: datetime | None = None) -> SubmitResult:
+    """A market order (IOC) on ``organisation``'s account, entered and
+    recorded by ``operator`` (``placed_by``, the order events' actor), that
+    reduces a futures position: the close-out of a member whose margin call
+    went unpaid (``market.services.futures.margin_call_close_out``, which
+    checks who may). What the book cannot fill is cancelled."""
+    spec = _Spec(instrument=instrument, side=side, type=OrderType.MARKET, quantity=quantity,
+                 time_in_force=TimeInForce.IOC, close_out=True)
+    _precheck(spec, now)
+    if not _is_futures(instrument):
+        raise ExchangeError("not_permitted", _("Only futures positions are closed out."))
+    return _with_retries(lambda: _submit_tx(user=operator, organisation=organisation, spec=spec, now=now))
+
+
 @dataclass(frozen=True)
 class _Spec:
     """One order as the member sent it (``order_submit``'s arguments)."""
@@ -1013,6 +1033,10 @@ class _Spec:
     post_only: bool = False
     client_order_id: str | None = None
     stp_mode: str = StpMode.CANCEL_INCOMING
+    # An operator closes out a futures position of a member whose margin call
+    # went unpaid (``close_out_submit``): no margin check and no reservation;
+    # its fees are paid at the fill from cash, then margin, else owed.
+    close_out: bool = False
 
 
 def _precheck(spec: _Spec, now: datetime | None) -> None:
@@ -1058,12 +1082,19 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
     # organisation it touches is locked, in id order (step 2).
     result, resting = _decide(changes, order)
     changes.lock(_parties(order, result, resting))
-    if changes.locked is None:  # a batch reads its kill switch once, after its own lock
+    if changes.locked is None and not spec.close_out:  # a batch reads its kill switch once, after its own lock
+        # (an operator's close-out goes ahead whatever the member's own switch says)
         _check_not_stopped(organisation.pk)
     if _is_futures(instrument):
-        margin = _check_margin(changes, organisation, futures_margin.Extra(
-            instrument_id=instrument.pk, side=spec.side, quantity=spec.quantity, price=limit),
-            reservation=order.reserved_amount)
+        if spec.close_out:
+            _check_reduces(changes, organisation, order)
+            order.reserved_amount = Decimal("0.00")
+            order._close_out = True  # type: ignore[attr-defined]  # _apply_match: fees from the balances
+            margin = Decimal("0.00")
+        else:
+            margin = _check_margin(changes, organisation, futures_margin.Extra(
+                instrument_id=instrument.pk, side=spec.side, quantity=spec.quantity, price=limit),
+                reservation=order.reserved_amount)
         return _Entry(order, result, resting, margin)
     if spec.side == Side.SELL:
         # Nets the resale of a long position itself; the organisation is locked.
@@ -1115,6 +1146,16 @@ def _check_margin(changes: _Changes, organisation: Organisation, extra: futures_
             "%(held)s EUR, so %(need)s EUR (with the fees reserved) must come from available cash, which holds "
             "%(available)s EUR.") % figures)
     return top_up
+
+
+def _check_reduces(changes: _Changes, organisation: Organisation, order: Order) -> None:
+    """Refuse a close-out order that would not only reduce the position."""
+    _flush_positions(changes)
+    position = (Position.objects.filter(organisation=organisation, instrument_id=order.instrument_id)
+                .values_list("quantity", flat=True).first() or 0)
+    signed = order.quantity if order.side == Side.BUY else -order.quantity
+    if not position or abs(position + signed) >= abs(position) or order.quantity > abs(position):
+        raise _invalid({"quantity": [_("A close-out only reduces a position.")]})
 
 
 def _write(changes: _Changes, entry: _Entry) -> None:

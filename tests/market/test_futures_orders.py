@@ -8,13 +8,16 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
+from accounts.models import AuditLog
 from clearing.models import Account, DeliveryTicket, JournalEntry
 from clearing.reconcile import reconcile
 from exchange.errors import ExchangeError
-from market.models import Order, OrderStatus, Position, Trade, VariationMargin
+from market.models import MarginCall, Order, OrderStatus, Position, Trade, VariationMargin
 from market.services import futures
 from market.services.orders import order_amend, order_cancel, order_submit, orders_expire, orders_submit_batch
+from tests.factories import UserFactory
 from tests.market.test_dayahead_service import balance, member
 from tests.market.test_futures_day import MON, TUE, WED, at, january, run_day
 from tests.market.test_futures_expiry import clear_month, expire
@@ -86,7 +89,8 @@ def test_an_order_beyond_the_cash_for_its_margin_is_refused_and_changes_nothing(
     with pytest.raises(ExchangeError) as refused:
         submit(c, m, "sell", "2.40", 2)
     assert refused.value.code == "insufficient_funds" and refused.value.status == 409
-    assert "initial margin" in refused.value.detail and "535,68" in refused.value.detail
+    detail = refused.value.detail
+    assert detail.startswith("Nicht genug Guthaben für die Initial Margin") and "535,68" in detail
     assert money(c[0]) == before and not Order.objects.exists()
     assert not JournalEntry.objects.filter(kind=JournalEntry.Kind.MARGIN).exists()
     assert submit(c, m, "sell", "2.40", 1).status == OrderStatus.OPEN
@@ -218,3 +222,81 @@ def test_a_month_from_the_first_order_to_its_final_settlement(db):
     assert balance(a[0], MARGIN) == D("0.00")  # released with the position
     assert balance(a[0], CASH) == D("10818.40") - D("24.79")
     assert reconcile() == []
+
+
+def test_a_margin_call_unpaid_by_ten_is_closed_out_by_an_operator(db):
+    """A member that cannot meet its call is closed out the next business day
+    at 10:00 at the earliest: a market order on its account, entered by the
+    operator; what it cannot pay is owed to the clearing house."""
+    m = january()
+    a, b, c = member("Anna Hedge GmbH", cash="2700.00"), member("Berta Supply GmbH"), member("Carl Quotes GmbH")
+    operator = UserFactory(email="betrieb@rechenboerse.example", is_staff=True)
+    submit(b, m, "sell", "2.40", 10, when=at(MON, 17, 5))
+    submit(a, m, "buy", "2.40", 10, when=at(MON, 17, 10))
+    run_day(MON)
+    assert money(a[0]) == (D("3.89"), D("0.00"), D("2678.40"), D("17.71"))
+    # Tuesday the price falls: C quotes 10 at 1.95 / 1 at 2.05 -> DSP 2.00.
+    submit(c, m, "buy", "1.95", 10, when=at(TUE, 11))
+    submit(c, m, "sell", "2.05", 1, when=at(TUE, 11))
+    run_day(TUE)
+    # A loses (2.00 - 2.40) x 7,440 = 2,976.00: 3.89 of cash, 2,678.40 of margin, 293.71 owed; its
+    # margin at 2.00 (0.15 x 2.00 x 7,440 = 2,232.00) is called, due Wednesday 10:00.
+    assert money(a[0]) == (D("0.00"), D("0.00"), D("0.00"), D("17.71"))
+    assert balance(a[0], Account.Kind.CCP_CLAIM) == D("-293.71")
+    call = MarginCall.objects.get(organisation=a[0])
+    assert (call.amount, call.due_at) == (D("2232.00"), at(WED, 10))
+    assert futures.margin_summary(organisation_id=a[0].pk)["margin_call"]["amount"] == D("2232.00")
+
+    with pytest.raises(ExchangeError) as early:
+        futures.margin_call_close_out(operator=operator, call=call, now=at(WED, 9, 59))
+    assert early.value.code == "conflict"
+    with pytest.raises(ExchangeError) as member_tries:
+        futures.margin_call_close_out(operator=a[1], call=call, now=at(WED, 10, 30))
+    assert member_tries.value.code == "not_permitted"
+    assert Position.objects.get(organisation=a[0], instrument=m).quantity == 10
+
+    result = futures.margin_call_close_out(operator=operator, call=call, now=at(WED, 10, 30))
+    assert result.complete and result.legs == [("H100.DE.M2027-01", 10, 10)]
+    close = Order.objects.get(organisation=a[0], side="sell")
+    assert (close.type, close.time_in_force, close.placed_by, close.status) == ("market", "IOC", operator, "filled")
+    trade = Trade.objects.get(sell_order=close)
+    assert (trade.price, trade.quantity, trade.buyer_id) == (D("1.95"), 10, c[0].pk)
+    assert Position.objects.get(organisation=a[0], instrument=m).quantity == 0
+    call.refresh_from_db()
+    assert (call.closed_out_at, call.closed_out_by) == (at(WED, 10, 30), operator)
+    audit = AuditLog.objects.get(action="margin_call.close_out")
+    assert (audit.actor, audit.organisation, audit.after["closed"]) == (operator, a[0], {"H100.DE.M2027-01": 10})
+    # The fee of the close-out: 14.88 more accrued, the month's charge 29.76 -> 29.76 + 5.65 = 35.41, a step of
+    # 17.70 that A cannot pay: owed too.
+    assert money(a[0]) == (D("0.00"), D("0.00"), D("0.00"), D("35.41"))
+    assert balance(a[0], Account.Kind.CCP_CLAIM) == D("-311.41")
+    with pytest.raises(ExchangeError):
+        futures.margin_call_close_out(operator=operator, call=call, now=at(WED, 10, 31))  # once
+
+    run_day(WED)
+    # Sold at 1.95 what was marked at 2.00: 10 x (1.95 - 2.00) x 744 = -372.00, owed as well. In all A lost
+    # (2.40 - 1.95) x 7,440 = 3,348.00 and the fees: 2,700.00 paid, 683.41 owed.
+    assert balance(a[0], Account.Kind.CCP_CLAIM) == D("-683.41")
+    assert not MarginCall.objects.filter(organisation=a[0], date=WED).exists()
+    assert reconcile() == []
+
+
+def test_the_admin_closes_out_after_a_confirmation(db, admin_client, monkeypatch):
+    m = january()
+    a, c = member("Anna Hedge GmbH", cash="2700.00"), member("Carl Quotes GmbH")
+    submit(c, m, "sell", "2.40", 10, when=at(MON, 17, 5))
+    submit(a, m, "buy", "2.40", 10, when=at(MON, 17, 10))
+    run_day(MON)
+    submit(c, m, "buy", "1.95", 10, when=at(TUE, 11))
+    submit(c, m, "sell", "2.05", 1, when=at(TUE, 11))
+    run_day(TUE)
+    call = MarginCall.objects.get(organisation=a[0])
+    url = reverse("admin:market_margincall_changelist")
+    page = admin_client.post(url, {"action": "close_out", "_selected_action": [call.pk]})
+    assert page.status_code == 200 and "H100.DE.M2027-01" in page.content.decode()
+    assert Position.objects.get(organisation=a[0], instrument=m).quantity == 10  # nothing done yet
+    monkeypatch.setattr("django.utils.timezone.now", lambda: at(WED, 10, 30))  # the operator acts at 10:30
+    done = admin_client.post(url, {"action": "close_out", "_selected_action": [call.pk], "apply": "yes"},
+                             follow=True)
+    assert Position.objects.get(organisation=a[0], instrument=m).quantity == 0
+    assert "H100.DE.M2027-01: 10 von 10 GPUs geschlossen" in done.content.decode()
