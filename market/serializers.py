@@ -122,6 +122,12 @@ class PositionSerializer(serializers.Serializer):
         help_text="(last trade price - average price) x quantity x hours, EUR.")
     last_price = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True, allow_null=True,
                                           help_text="Extension: the instrument's last trade price.")
+    settlement_price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, coerce_to_string=True, allow_null=True,
+        help_text="Futures: the latest daily settlement price (null for spot and before the first DSP).")
+    variation_margin = serializers.DecimalField(
+        max_digits=18, decimal_places=2, coerce_to_string=True, allow_null=True,
+        help_text="Futures: the variation margin booked to the member in this future so far, EUR (null for spot).")
 
 
 _LEVEL_PRICE = _price("")

@@ -84,23 +84,31 @@ class PositionRow:
     variation_margin: Decimal  # booked so far, all days
 
 
-def futures_positions(*, organisation_id: int) -> list[PositionRow]:
-    positions = (Position.objects.filter(organisation_id=organisation_id, instrument__segment=Segment.FUTURES)
-                 .exclude(quantity=0).select_related("instrument").order_by("instrument__delivery_start"))
-    latest = dict(SettlementPrice.objects.filter(instrument__in=[p.instrument_id for p in positions])
+def futures_marks(*, organisation_id: int, instrument_ids: list[int]) -> dict[int, tuple[Decimal | None, Decimal]]:
+    """Per future: its latest DSP (None before the first) and the variation
+    margin booked to the organisation in it so far. Two queries."""
+    if not instrument_ids:
+        return {}
+    latest = dict(SettlementPrice.objects.filter(instrument__in=instrument_ids)
                   .order_by("instrument_id", "-date").distinct("instrument_id").values_list("instrument_id", "price"))
     booked: dict[int, Decimal] = {}
     for instrument_id, amount in VariationMargin.objects.filter(
-            organisation_id=organisation_id, instrument__in=[p.instrument_id for p in positions]).values_list(
-            "instrument_id", "amount"):
+            organisation_id=organisation_id, instrument__in=instrument_ids).values_list("instrument_id", "amount"):
         booked[instrument_id] = booked.get(instrument_id, Decimal("0.00")) + amount
+    return {pk: (latest.get(pk), booked.get(pk, Decimal("0.00"))) for pk in instrument_ids}
+
+
+def futures_positions(*, organisation_id: int) -> list[PositionRow]:
+    positions = (Position.objects.filter(organisation_id=organisation_id, instrument__segment=Segment.FUTURES)
+                 .exclude(quantity=0).select_related("instrument").order_by("instrument__delivery_start"))
+    marks = futures_marks(organisation_id=organisation_id, instrument_ids=[p.instrument_id for p in positions])
     rows = []
     for position in positions:
         if position.quantity > 0:
             entry = (position.buy_cost / position.bought).quantize(Decimal("0.0001")) if position.bought else None
         else:
             entry = (position.sell_proceeds / position.sold).quantize(Decimal("0.0001")) if position.sold else None
-        dsp = latest.get(position.instrument_id)
+        dsp, variation = marks[position.instrument_id]
         pnl = None
         if dsp is not None:
             # Everything traded in the future at the settlement price: what the
@@ -108,8 +116,7 @@ def futures_positions(*, organisation_id: int) -> list[PositionRow]:
             pnl = ((dsp * position.quantity - position.buy_cost + position.sell_proceeds)
                    * position.instrument.hours).quantize(Decimal("0.01"))
         rows.append(PositionRow(instrument=position.instrument, quantity=position.quantity, entry_price=entry,
-                                dsp=dsp, pnl=pnl, variation_margin=booked.get(position.instrument_id,
-                                                                              Decimal("0.00"))))
+                                dsp=dsp, pnl=pnl, variation_margin=variation))
     return rows
 
 

@@ -23,7 +23,8 @@ from django.db.models import DecimalField, F, FilteredRelation, OuterRef, Q, Que
 from accounts.models import Organisation
 from clearing.fees import CENT
 from exchange import rawsql
-from market.models import RESTING_STATUSES, Instrument, Order, Position, Side, Trade
+from market.models import RESTING_STATUSES, Instrument, Order, Position, Segment, Side, Trade
+from market.selectors.futures import futures_marks
 from market.serializers import (
     BookSerializer,
     OrderSerializer,
@@ -254,6 +255,8 @@ class PositionView:
     average_price: Decimal | None
     last_price: Decimal | None
     unrealised_pnl: Decimal
+    settlement_price: Decimal | None = None  # a future's latest DSP
+    variation_margin: Decimal | None = None  # a future: booked to the member so far (None for spot)
 
 
 def positions_for(*, organisation: Organisation) -> list[PositionView]:
@@ -266,13 +269,16 @@ def positions_for(*, organisation: Organisation) -> list[PositionView]:
     the sign of a long position and the opposite for a short one.
     """
     last_price = Trade.objects.filter(instrument=OuterRef("instrument")).order_by("-id").values("price")[:1]
-    rows = (
+    rows = list(
         Position.objects.filter(organisation=organisation)
         .exclude(quantity=0)
         .select_related("instrument")
         .annotate(last_price=Subquery(last_price, output_field=DecimalField(max_digits=12, decimal_places=2)))
         .order_by("instrument__delivery_start", "instrument__symbol")
     )
+    # Futures also show their settlement price and the variation margin booked (contract).
+    marks = futures_marks(organisation_id=organisation.pk, instrument_ids=[
+        position.instrument_id for position in rows if position.instrument.segment == Segment.FUTURES])
     result = []
     for position in rows:
         total, count = ((position.buy_cost, position.bought) if position.quantity > 0
@@ -286,8 +292,10 @@ def positions_for(*, organisation: Organisation) -> list[PositionView]:
             pnl = ((last - total / count) * position.quantity * position.instrument.hours).quantize(
                 CENT, rounding=ROUND_HALF_UP) or Decimal("0.00")  # never "-0.00"
         average = _average(total, count)
+        dsp, variation = marks.get(position.instrument_id, (None, None))
         result.append(PositionView(instrument=position.instrument.symbol, quantity=position.quantity,
-                                   average_price=average, last_price=last, unrealised_pnl=pnl))
+                                   average_price=average, last_price=last, unrealised_pnl=pnl,
+                                   settlement_price=dsp, variation_margin=variation))
     return result
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from accounts.models import AuditLog
 from clearing.models import Account, DeliveryTicket, JournalEntry
@@ -300,3 +301,24 @@ def test_the_admin_closes_out_after_a_confirmation(db, admin_client, monkeypatch
                              follow=True)
     assert Position.objects.get(organisation=a[0], instrument=m).quantity == 0
     assert "H100.DE.M2027-01: 10 von 10 GPUs geschlossen" in done.content.decode()
+
+
+def test_the_api_takes_futures_orders_and_shows_the_positions_marks(world, monkeypatch):
+    m, a, b = world["m"], world["a"], world["b"]
+    monkeypatch.setattr("django.utils.timezone.now", lambda: at(MON, 17, 10))
+    client = APIClient()
+    client.force_authenticate(a[1])
+    submit(b, m, "sell", "2.40", 10, when=at(MON, 17, 5))
+    answer = client.post("/api/v1/orders/", {"instrument": "H100.DE.M2027-01", "side": "buy", "type": "limit",
+                                             "price": "2.40", "quantity": 10, "time_in_force": "GTC"}, format="json")
+    assert answer.status_code == 201, answer.json()
+    assert (answer.json()["status"], answer.json()["fills"][0]["price"]) == ("filled", "2.40")
+    run_day(MON)
+    [position] = client.get("/api/v1/positions/").json()
+    assert position == {"instrument": "H100.DE.M2027-01", "quantity": 10, "average_price": "2.4000",
+                        "unrealised_pnl": "0.00", "last_price": "2.40", "settlement_price": "2.40",
+                        "variation_margin": "0.00"}
+    assert client.get("/api/v1/account/").json()["margin"] == "2678.40"
+    too_much = client.post("/api/v1/orders/", {"instrument": "H100.DE.M2027-01", "side": "buy", "type": "limit",
+                                               "price": "2.40", "quantity": 100, "time_in_force": "GTC"}, format="json")
+    assert too_much.status_code == 409 and too_much.json()["code"] == "insufficient_funds"
