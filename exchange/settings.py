@@ -339,6 +339,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": envstr("RATE_API_ANON", "120/min"),
+        # Readers of open data (/api/v1/open-data/), counted per address, logged in or not.
+        "open_data": envstr("RATE_OPEN_DATA", "600/min"),
         "user": envstr("RATE_API_USER", "1200/min"),
         "auth": envstr("RATE_API_AUTH", "10/min"),  # token logins per IP address
         "auth_account": envstr("RATE_API_AUTH_ACCOUNT", "20/hour"),  # token logins per e-mail, from any address

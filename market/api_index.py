@@ -26,6 +26,7 @@ from exchange.renderers import CsvErrorsAsJson, CsvRenderer
 from exchange.schema import ErrorSerializer
 from market import calendar, indices
 from market.models import DeliveryZone, GpuClass
+from market.open_data import LICENCE_URL
 from market.selectors.indices import index_day_detail, index_days
 
 # Published methodology versions, oldest first; the last is the current one.
@@ -33,7 +34,6 @@ METHODOLOGY_VERSIONS: tuple[str, ...] = (indices.METHODOLOGY_VERSION,)
 DEFAULT_RANGE_DAYS = 365
 # One row per day: ten years is a few hundred kilobytes.
 MAX_RANGE_DAYS = 3660
-LICENCE_URL = "https://creativecommons.org/licenses/by/4.0/"
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from market import api, api_dayahead, api_dayahead_public, api_futures, api_index
+from market import api, api_dayahead, api_dayahead_public, api_futures, api_index, api_open_data
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("instruments/", api.InstrumentListView.as_view(), name="api-instrument-list"),
@@ -19,6 +19,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # The compute price indices (issue 9, item 6; market/api_index.py).
     path("index/", api_index.IndexListView.as_view(), name="api-index-list"),
     path("index/<str:date>/", api_index.IndexDayView.as_view(), name="api-index-day"),
+    path("open-data/", api_open_data.OpenDataListView.as_view(), name="api-open-data-list"),
+    path("open-data/<slug:slug>/", api_open_data.OpenDataView.as_view(), name="api-open-data"),
     # Futures: settlement prices and the forward curve (public), the member's margin.
     path("futures/settlement-prices/", api_futures.SettlementPriceListView.as_view(),
          name="api-futures-settlement-prices"),

@@ -15,7 +15,8 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_GET
 
 from market import calendar, indices
-from market.api_index import LICENCE_URL, METHODOLOGY_VERSIONS
+from market.api_index import METHODOLOGY_VERSIONS
+from market.open_data import LICENCE_URL
 
 TEMPLATES = {"v1": "market/methodology/index_v1.html"}
 
