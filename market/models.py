@@ -5,7 +5,7 @@ admin never adds or edits them. Delivery times are stored in UTC; the local
 (Europe/Berlin) view of them lives in ``market.calendar``.
 """
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -178,6 +178,11 @@ class Instrument(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+    @property
+    def last_delivery_day(self) -> date:
+        """The last Berlin day of delivery of a future (``delivery_end`` is the midnight after it)."""
+        return (self.delivery_end.astimezone(calendar.BERLIN) - timedelta(days=1)).date()
 
     def accepts_orders_at(self, now: datetime) -> bool:
         """Whether an order may be entered at ``now``.

@@ -4,7 +4,7 @@ class's listed futures and a member's positions and margin."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db.models import Max, Min, OuterRef, Subquery
@@ -38,8 +38,7 @@ class BoardRow:
 
     @property
     def last_day(self) -> date:
-        """The last day of delivery (``delivery_end`` is the midnight after it)."""
-        return (self.instrument.delivery_end.astimezone(calendar.BERLIN) - timedelta(days=1)).date()
+        return self.instrument.last_delivery_day
 
 
 def futures_board(*, gpu_class: str, now: datetime) -> list[BoardRow]:
