@@ -1,6 +1,6 @@
 """Concurrent futures orders at the margin limit (issue 10, item 3), with a
-control twin: real threads against PostgreSQL, as in
-tests/market/test_orders_concurrency.py.
+control twin, and two runs of each daily job at once changing the ledger once:
+real threads against PostgreSQL, as in tests/market/test_orders_concurrency.py.
 
 One member holds margin for exactly ten one-GPU orders (left over from ten
 orders it cancelled) and only the cash their fees need. Twenty orders arrive
@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from clearing.models import Account
+from clearing.models import Account, JournalEntry
 from clearing.reconcile import reconcile
 from clearing.services import ledger_accounts
 from market.models import RESTING_STATUSES, Instrument, Order
@@ -25,7 +25,7 @@ from market.services.orders import order_cancel, order_submit
 from tests.concurrency import run_at_once
 from tests.factories import GpuClassFactory
 from tests.market.test_dayahead_service import balance, member
-from tests.market.test_futures_day import MON, at
+from tests.market.test_futures_day import MON, at, trade, world  # noqa: F401 - world is a fixture
 from tests.market.test_futures_expiry import future
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
@@ -103,3 +103,19 @@ def test_control_twin_without_the_organisation_lock_the_same_margin_is_counted_t
     assert outcomes["accepted"] > HELD_FOR
     assert futures.requirement_for(organisation.pk) > balance(organisation, Account.Kind.MARGIN)
     assert "margin_covers_requirement" in {breach.check for breach in reconcile()}
+
+
+def test_two_runs_of_each_daily_job_at_once_change_the_ledger_once(world):  # noqa: F811 - the fixture
+    m, a, b = world["m"], world["a"], world["b"]
+    trade(m, a, b, "2.40", 10, at(MON, 17, 10))
+
+    prices = run_at_once(2, lambda i: str(futures.settlement_prices_compute(day=MON, now=at(MON, 17, 30))))
+    margins = run_at_once(2, lambda i: str(futures.variation_margin_run(day=MON, now=at(MON, 18, 15))))
+
+    assert prices == Counter({"1": 1, "0": 1}) and margins == Counter({"2": 1, "0": 1})
+    # The first day's DSP is the trade's price, so no variation margin: one initial-margin entry per member.
+    assert Counter(JournalEntry.objects.exclude(kind=JournalEntry.Kind.DEPOSIT).values_list("kind", flat=True)) \
+        == Counter({JournalEntry.Kind.MARGIN: 2})
+    # Margin 0.15 x 2.40 x 10 x 744 = 2,678.40, held once (as in the sequential test of the day).
+    assert balance(a[0], Account.Kind.MARGIN) == D("2678.40")
+    assert [breach.check for breach in reconcile()] == []
