@@ -173,7 +173,8 @@ def test_the_serializers_the_schema_shows_produce_every_answer(world, monkeypatc
     # The exact fee (issue 7 item 7): at least two places, up to six, no trailing zeros beyond two.
     assert answers["fills"][0]["fee"] == "0.015"
     assert answers["positions"][0] == {"instrument": symbol, "quantity": 1, "average_price": "12.0000",
-                                       "unrealised_pnl": "0.00", "last_price": "12.00"}
+                                       "unrealised_pnl": "0.00", "last_price": "12.00",
+                                       "settlement_price": None, "variation_margin": None}
     assert answers["book"]["asks"] == [["12.00", 1]] and answers["book"]["bids"] == []
     assert set(answers["trades"][0]) == {"id", "price", "quantity", "executed_at", "aggressor"}
     assert answers["trades"][0]["aggressor"] == "buy"

@@ -303,14 +303,15 @@ def test_positions_mark_the_net_quantity_to_the_last_trade(world):
     dora = client_for(world.dora).get("/api/v1/positions/").json()
 
     symbol = world.instrument.symbol
+    SPOT = {"settlement_price": None, "variation_margin": None}  # futures fields, null for an hour  # noqa: N806
     # Long 4 at 12.30, last 12.80: (12.80 - 12.30) x 4 x 1 h.
     assert charlie == [{"instrument": symbol, "quantity": 4, "average_price": "12.3000", "unrealised_pnl": "2.00",
-                        "last_price": "12.80"}]
+                        "last_price": "12.80", **SPOT}]
     # Sold 4 at 12.30, bought 1 back: short 3 at 12.30 marked at 12.80.
     assert alice == [{"instrument": symbol, "quantity": -3, "average_price": "12.3000", "unrealised_pnl": "-1.50",
-                      "last_price": "12.80"}]
+                      "last_price": "12.80", **SPOT}]
     assert dora == [{"instrument": symbol, "quantity": -1, "average_price": "12.8000", "unrealised_pnl": "0.00",
-                     "last_price": "12.80"}]
+                     "last_price": "12.80", **SPOT}]
 
 
 def test_member_reads_need_a_membership(world):

@@ -6,6 +6,7 @@ from accounts.demo import seed_accounts
 from clearing.demo import seed_clearing, seed_settlement
 from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, seed_quotes, seed_sites
 from market.demo_dayahead import seed_dayahead_bids
+from market.demo_futures import seed_futures
 from market.demo_index import seed_index_history
 
 
@@ -51,6 +52,7 @@ class Command(BaseCommand):
             # Trades first (oldest first, under the services' clock), then
             # their deliveries and fees, then the quotes around the last prices.
             history = seed_history(days=options["history_days"])
+            futures_days = seed_futures()  # before the fees of past months are charged
             settlement = seed_settlement(traders=maker_traders())
             quotes = seed_quotes()
             bids = seed_dayahead_bids()
@@ -59,6 +61,7 @@ class Command(BaseCommand):
                 f"Market makers: {history.trades} trades added over {options['history_days']} days "
                 f"({history.listed} past instruments listed), {settlement.deliveries.access_posted} accesses posted, "
                 f"{settlement.deliveries.confirmed} deliveries confirmed, {settlement.settled} settled, "
-                f"fees charged for: {months}; {quotes} quotes added; {bids} day-ahead bids entered."
+                f"fees charged for: {months}; {quotes} quotes added; {bids} day-ahead bids entered; "
+                f"futures quoted and settled on {futures_days} business days."
             )
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
