@@ -33,6 +33,7 @@ from market.models import (
     FuturesJob,
     FuturesJobRun,
     Instrument,
+    InstrumentStatus,
     Order,
     Segment,
     Side,
@@ -72,7 +73,8 @@ def reference(instrument: Instrument, day: date) -> Decimal:
 def _listed_on(day: date) -> list[Instrument]:
     morning = calendar.local_time(day, time(10))
     return list(Instrument.objects.select_related("gpu_class").filter(
-        segment=Segment.FUTURES, gpu_class__code__in=MAIN_CLASSES, opens_at__lte=morning,
+        # Open now too: a future whose trading has ended since (the month under delivery) takes no orders.
+        segment=Segment.FUTURES, status=InstrumentStatus.OPEN, gpu_class__code__in=MAIN_CLASSES, opens_at__lte=morning,
         closes_at__gt=futures.dsp_instant(day)).order_by("gpu_class__code", "delivery_start", "delivery_end"))
 
 

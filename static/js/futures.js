@@ -21,6 +21,7 @@
   }).filter(function (trace) { return trace.x.length; });
   window.Plotly.newPlot(box, traces, {
     margin: { l: 56, r: 12, t: 8, b: 36 }, showlegend: true, legend: { orientation: "h", y: -0.2 },
-    yaxis: { title: { text: box.dataset.yTitle || "" }, rangemode: "tozero" }, xaxis: { type: "date" }
+    // Not from zero: the curve's shape (contango, backwardation) is what readers look for.
+    yaxis: { title: { text: box.dataset.yTitle || "" }, tickformat: ".2f" }, xaxis: { type: "date" }
   }, { displayModeBar: false, responsive: true });
 }());
