@@ -376,6 +376,18 @@ def is_business_day(day: date) -> bool:
     return day.weekday() < 5 and day not in exchange_holidays(day.year)
 
 
+def previous_business_day(day: date) -> date:
+    day -= timedelta(days=1)
+    while not is_business_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def futures_last_trading(delivery_start: datetime) -> datetime:
+    """The end of a future's last session: 18:00 on the business day before its delivery starts."""
+    return local_time(previous_business_day(delivery_start.astimezone(BERLIN).date()), FUTURES_SESSION[1])
+
+
 def futures_session_open(at: datetime) -> bool:
     """Whether continuous futures trading is in session (08:00-18:00 local, business days)."""
     if at.tzinfo is None:

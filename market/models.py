@@ -180,6 +180,13 @@ class Instrument(models.Model):
         return self.symbol
 
     @property
+    def trading_ends_at(self) -> datetime:
+        """When trading ends: ``closes_at``, or for a future the end of its last session (which is earlier)."""
+        if self.segment == Segment.FUTURES:
+            return min(self.closes_at, calendar.futures_last_trading(self.delivery_start))
+        return self.closes_at
+
+    @property
     def last_delivery_day(self) -> date:
         """The last Berlin day of delivery of a future (``delivery_end`` is the midnight after it)."""
         return (self.delivery_end.astimezone(calendar.BERLIN) - timedelta(days=1)).date()

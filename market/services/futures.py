@@ -83,13 +83,6 @@ def next_business_day(day: date) -> date:
     return day
 
 
-def previous_business_day(day: date) -> date:
-    day -= timedelta(days=1)
-    while not calendar.is_business_day(day):
-        day -= timedelta(days=1)
-    return day
-
-
 def _claim(kind: str, day: date, now: datetime) -> FuturesJobRun | None:
     """The job's row for the day, or None if the job already ran (inside the caller's transaction)."""
     try:
@@ -206,7 +199,7 @@ def _stakes(instruments: list[Instrument], day: date) -> dict[tuple[int, int], _
     for organisation, instrument_id, position, price in last:
         if position:
             stakes[organisation, instrument_id] = _Stake(overnight=position, marked_at=price)
-    since, until = dsp_instant(previous_business_day(day)), dsp_instant(day)
+    since, until = dsp_instant(calendar.previous_business_day(day)), dsp_instant(day)
     for instrument_id, buyer, seller, price, quantity in Trade.objects.filter(
             instrument__in=instruments, executed_at__gte=since, executed_at__lt=until).values_list(
             "instrument_id", "buyer_id", "seller_id", "price", "quantity").order_by("id"):
@@ -470,7 +463,7 @@ def margin_summary(*, organisation_id: int, on: date | None = None) -> dict[str,
 
 __all__ = [
     "CloseOut", "Extra", "dsp_instant", "margin_call_close_out", "margin_posting", "margin_summary",
-    "next_business_day", "previous_business_day",
+    "next_business_day",
     "reference_prices", "requirement_for", "settlement_price_override", "settlement_prices_compute",
     "settlement_prices_on", "variation_margin_run",
 ]
@@ -481,7 +474,7 @@ __all__ = [
 
 def last_trading_day(instrument: Instrument) -> date:
     """The last business day before the future's delivery starts (its last session)."""
-    return previous_business_day(timezone.localdate(instrument.delivery_start, calendar.BERLIN))
+    return calendar.previous_business_day(timezone.localdate(instrument.delivery_start, calendar.BERLIN))
 
 
 def final_settlement_price(instrument: Instrument) -> Decimal | None:

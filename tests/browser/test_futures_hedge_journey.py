@@ -68,6 +68,7 @@ def test_a_startup_hedges_next_quarter_and_sees_position_margin_and_curve(new_pa
 
     # 2. Before sending: contract value and initial margin, hand-computed.
     expect(page.locator(".market-meta")).to_contain_text("01.01.2027 – 31.03.2027")
+    expect(page.locator(".market-meta")).to_contain_text("Handel bis 30.12.2026 18:00")  # the 31st is a holiday
     form = page.locator("#order-form")
     expect(form).to_be_visible()
     form.locator("label.side-option-buy").click()

@@ -1,6 +1,6 @@
 """The pure calendar: DST days, symbols, futures periods and trading windows."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -325,3 +325,12 @@ def test_a_future_is_listed_from_its_listing_start_until_delivery(day):
         assert cal.futures_listing_start(period) == day + timedelta(days=1)
     for period in today - tomorrow:
         assert period.first_day == day + timedelta(days=1)
+
+
+def test_a_futures_last_session_ends_at_18_on_the_business_day_before_delivery():
+    # Q1 2027 starts on Friday 1 January; the 31st is an exchange holiday, so the last session is the 30th.
+    january = cal.local_midnight(date(2027, 1, 1))
+    assert cal.futures_last_trading(january) == cal.local_time(date(2026, 12, 30), time(18, 0))
+    # A Monday start: the Friday before.
+    assert cal.futures_last_trading(cal.local_midnight(date(2027, 2, 1))) \
+        == cal.local_time(date(2027, 1, 29), time(18, 0))
