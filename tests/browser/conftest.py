@@ -38,7 +38,9 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.db import connection
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.factories import TEST_PASSWORD
 
 # Playwright's sync API runs an event loop in this thread; the Django ORM
 # calls the tests make between steps are still plain synchronous calls.
@@ -72,6 +74,15 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def sign_in(page: Page, email: str, password: str = TEST_PASSWORD) -> None:
+    """Log in on the login page and wait until the header names the user."""
+    page.goto("/accounts/login/")
+    page.locator("input[name=login]").fill(email)
+    page.locator("input[name=password]").fill(password)
+    page.locator("main form button[type=submit]").click()
+    expect(page.locator(".user-chip")).to_contain_text(email)
 
 
 class Shots:

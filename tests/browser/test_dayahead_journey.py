@@ -32,6 +32,7 @@ from market import calendar
 from market.models import BidStatus, DayAheadBid, EnergySource, Site, SiteCapacity
 from market.services.dayahead import auctions_clear_due
 from tests.browser.conftest import AsgiLiveServer, Shots, live_server_env, spawn_daphne, stop_daphne
+from tests.browser.conftest import sign_in as browser_sign_in
 from tests.factories import GpuClassFactory, MembershipFactory, OrganisationFactory, UserFactory
 from tests.market.trading_setup import ensure_zones
 
@@ -64,11 +65,7 @@ def organisation(name: str, email: str, *, founded_days_ago: int, **roles: bool)
 
 
 def sign_in(page: Page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.locator("input[name=login]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    expect(page.locator(".user-chip")).to_contain_text(email)
+    browser_sign_in(page, email, PASSWORD)
 
 
 def fill_steps(page: Page, steps: list[tuple[str, str]]) -> None:

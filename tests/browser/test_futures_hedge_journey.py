@@ -18,9 +18,9 @@ from playwright.sync_api import expect
 
 from market.models import Instrument, Position, Side
 from market.services import instruments_list_upcoming, instruments_open_close, orders
-from tests.browser.conftest import Shots
+from tests.browser.conftest import Shots, sign_in
 from tests.browser.test_csp_pages import Watched
-from tests.factories import TEST_PASSWORD, GpuClassFactory
+from tests.factories import GpuClassFactory
 from tests.market.test_dayahead_service import member
 from tests.market.test_futures_day import MON, at, run_day
 from tests.market.trading_setup import ensure_zones
@@ -52,11 +52,7 @@ def test_a_startup_hedges_next_quarter_and_sees_position_margin_and_curve(new_pa
 
     page = new_page(live_server.url)
     shots = Shots(page, request.node.name)
-    page.goto("/accounts/login/")
-    page.locator("input[name=login]").fill(startup[1].email)
-    page.locator("input[name=password]").fill(TEST_PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    expect(page.locator(".user-chip")).to_contain_text(startup[1].email)
+    sign_in(page, startup[1].email)
 
     # 1. The board lists next quarter with the provider's quotes.
     page.goto("/markets/futures/?gpu_class=H100")

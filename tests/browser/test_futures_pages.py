@@ -5,9 +5,8 @@ curve, at desktop and phone width, with no script error or policy violation."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Shots
+from tests.browser.conftest import Shots, sign_in
 from tests.browser.test_csp_pages import Watched
-from tests.factories import TEST_PASSWORD
 from tests.market.test_dayahead_service import member
 from tests.market.test_futures_day import MON, TUE, at, january, run_day, trade
 
@@ -25,11 +24,7 @@ def test_board_margin_and_public_curve_are_drawn(new_page, live_server, request)
     page = new_page(live_server.url)
     watch = Watched(page)
     shots = Shots(page, request.node.name)
-    page.goto("/accounts/login/")
-    page.locator("input[name=login]").fill(hedger[1].email)
-    page.locator("input[name=password]").fill(TEST_PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    expect(page.locator(".user-chip")).to_contain_text(hedger[1].email)
+    sign_in(page, hedger[1].email)
 
     page.goto("/markets/futures/?gpu_class=H100")
     expect(page.locator("#forward-curve svg.main-svg").first).to_be_visible()

@@ -26,6 +26,7 @@ from market.models import EnergySource, Instrument, InstrumentStatus, Order, Ord
 from market.services import instruments_list_upcoming, instruments_open_close
 from market.services.orders import order_submit
 from tests.browser.conftest import Shots
+from tests.browser.conftest import sign_in as browser_sign_in
 from tests.factories import GpuClassFactory, MembershipFactory, OrganisationFactory, UserFactory
 from tests.market.trading_setup import ensure_zones
 
@@ -80,11 +81,7 @@ def organisation(name: str, email: str, **roles: bool) -> tuple[Organisation, Us
 
 
 def sign_in(page: Page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.locator("input[name=login]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    expect(page.locator(".user-chip")).to_contain_text(email)
+    browser_sign_in(page, email, PASSWORD)
 
 
 def grid_hours(page: Page) -> list[str]:

@@ -22,6 +22,7 @@ from market import calendar
 from market.models import EnergySource, Instrument, InstrumentStatus, Site, SiteCapacity
 from market.services import instruments_list_upcoming, instruments_open_close
 from tests.browser.conftest import Shots
+from tests.browser.conftest import sign_in as browser_sign_in
 from tests.factories import GpuClassFactory, MembershipFactory, OrganisationFactory, UserFactory
 from tests.market.trading_setup import ensure_zones
 
@@ -51,11 +52,7 @@ def member(email: str, organisation: Organisation, **roles: bool) -> None:
 
 
 def sign_in(page: Page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.locator("input[name=login]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    expect(page.locator(".user-chip")).to_contain_text(email)
+    browser_sign_in(page, email, PASSWORD)
 
 
 def place_order(page: Page, side: str, price: str, quantity: str) -> None:
