@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from accounts.models import User
 from exchange.errors import ExchangeError
 from market import calendar
 from market.demo import CLIENT_PREFIX, MAIN_CLASSES, MAKERS, REFERENCE_PRICES, TICK, _month_closed, _rng, maker_traders
@@ -78,7 +79,7 @@ def _listed_on(day: date) -> list[Instrument]:
         closes_at__gt=futures.dsp_instant(day)).order_by("gpu_class__code", "delivery_start", "delivery_end"))
 
 
-def _quote(instrument: Instrument, key: str, user, price: Decimal, now: datetime, day: date) -> int:  # type: ignore[no-untyped-def]
+def _quote(instrument: Instrument, key: str, user: User, price: Decimal, now: datetime, day: date) -> int:
     """Replace maker ``key``'s quotes in ``instrument`` by a bid and an ask around ``price``."""
     for order_id in Order.objects.filter(instrument=instrument, placed_by=user,
                                          status__in=RESTING_STATUSES).values_list("pk", flat=True):
