@@ -8,8 +8,10 @@ Licence CC BY 4.0, sent in the ``Link`` header with the methodology.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from django.http import FileResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -27,24 +29,8 @@ from market import open_data
 from market.open_data import Dataset
 
 
-def _links(request: Request, dataset: Dataset) -> dict[str, str]:
-    base = request.build_absolute_uri(f"/api/v1/open-data/{dataset.slug}/")
-    return {"json_url": base, "csv_url": base + "?format=csv",
-            "methodology_url": request.build_absolute_uri(dataset.methodology_url)}
-
-
 def _describe(request: Request, dataset: Dataset) -> dict[str, Any]:
-    return {
-        "slug": dataset.slug, "title": str(dataset.title), "description": str(dataset.description),
-        "columns": [{"name": name, "unit": column.unit, "description": str(column.description)}
-                    for column in dataset.columns
-                    for name in ([f"{column.name}_utc", f"{column.name}_berlin"]
-                                 if column.name in dataset.time_columns else [column.name])],
-        "params": [{"name": p.name, "description": str(p.description), "default": p.default}
-                   for p in dataset.params],
-        "methodology_version": dataset.methodology_version,
-        "licence": open_data.LICENCE, "page_url": dataset.page_url, **_links(request, dataset),
-    }
+    return open_data.describe(dataset, request.build_absolute_uri)
 
 
 def _licence(response: Response, request: Request, dataset: Dataset) -> Response:
@@ -75,9 +61,9 @@ class OpenDataListView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response({
-            "licence": {"name": open_data.LICENCE, "url": open_data.LICENCE_URL,
-                        "attribution": open_data.ATTRIBUTION},
+            "licence": open_data.licence_block(),
             "datasets": [_describe(request, dataset) for dataset in open_data.datasets()],
+            "bulk_url": request.build_absolute_uri("/api/v1/open-data/bulk/"),
         })
 
 
@@ -113,8 +99,52 @@ class OpenDataView(CsvErrorsAsJson, APIView):
         self.csv_columns = dataset.output_columns
         if request.accepted_renderer.format == CsvRenderer.format:
             return _licence(csv_filename(Response(rows), f"{dataset.slug}.csv"), request, dataset)
-        described = _describe(request, dataset)
-        return _licence(Response({"dataset": dataset.slug, "title": described["title"],
-                                  "licence": open_data.LICENCE, "methodology_version": dataset.methodology_version,
-                                  "columns": described["columns"], "params": params, "rows": rows}),
+        return _licence(Response(open_data.document(dataset, params, rows, request.build_absolute_uri)),
                         request, dataset)
+
+
+class OpenDataBulkListView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+    throttle_classes = [OpenDataThrottle]
+    throttle_scope = "open_data"
+
+    @extend_schema(
+        operation_id="open_data_bulk_list",
+        summary="The daily bulk files of all open data",
+        description="One ZIP per day, built just after the day ends (00:30 Europe/Berlin): every dataset with its "
+                    "default parameters as CSV and JSON, `datasets.json` (the listing) and `LICENCE.txt`.",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT)},
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"licence": open_data.licence_block(), "files": [
+            {"date": day.isoformat(), "url": request.build_absolute_uri(f"/api/v1/open-data/bulk/{day.isoformat()}/"),
+             "bytes": open_data.bulk_path(day).stat().st_size} for day in open_data.bulk_days()]})
+
+
+class OpenDataBulkView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+    throttle_classes = [OpenDataThrottle]
+    throttle_scope = "open_data"
+
+    @extend_schema(
+        operation_id="open_data_bulk_day",
+        summary="One day's bulk file (ZIP)",
+        responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+                   (404, "application/json"): OpenApiResponse(ErrorSerializer, description="No file for that day.")},
+        auth=[],
+    )
+    def get(self, request: Request, day: str) -> FileResponse:
+        try:
+            path = open_data.bulk_path(date.fromisoformat(day))
+        except ValueError as error:
+            raise ExchangeError("invalid", _("The request is invalid."),
+                                {"date": [_("Enter a date as YYYY-MM-DD.")]}) from error
+        if not path.exists():
+            raise ExchangeError("not_found", _("There is no bulk file for this day."))
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=path.name,
+                                content_type="application/zip")
+        response["Link"] = f'<{open_data.LICENCE_URL}>; rel="license"'
+        return response

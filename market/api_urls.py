@@ -20,6 +20,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("index/", api_index.IndexListView.as_view(), name="api-index-list"),
     path("index/<str:date>/", api_index.IndexDayView.as_view(), name="api-index-day"),
     path("open-data/", api_open_data.OpenDataListView.as_view(), name="api-open-data-list"),
+    path("open-data/bulk/", api_open_data.OpenDataBulkListView.as_view(), name="api-open-data-bulk-list"),
+    path("open-data/bulk/<str:day>/", api_open_data.OpenDataBulkView.as_view(), name="api-open-data-bulk"),
     path("open-data/<slug:slug>/", api_open_data.OpenDataView.as_view(), name="api-open-data"),
     # Futures: settlement prices and the forward curve (public), the member's margin.
     path("futures/settlement-prices/", api_futures.SettlementPriceListView.as_view(),

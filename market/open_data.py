@@ -22,13 +22,20 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import json
+import os
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.utils.functional import Promise
 
+from exchange.renderers import CsvRenderer
 from market import calendar
 
 LICENCE = "CC BY 4.0"
@@ -36,6 +43,8 @@ LICENCE_URL = "https://creativecommons.org/licenses/by/4.0/"
 ATTRIBUTION = "Rechenbörse"
 # Statistics offices' rule: an aggregate over fewer members than this is not shown.
 MIN_MEMBERS = 3
+
+BULK_PREFIX = "rechenboerse-open-data-"
 
 # Modules whose import registers their datasets (each calls ``register`` at module level).
 SOURCES: list[str] = []
@@ -141,3 +150,91 @@ def datasets() -> list[Dataset]:
 def get(slug: str) -> Dataset | None:
     _load()
     return _REGISTRY.get(slug)
+
+
+def describe(dataset: Dataset, absolute: Callable[[str], str] = str) -> dict[str, Any]:
+    """A dataset as the listing names it; ``absolute`` turns a path into the URL to print."""
+    base = absolute(f"/api/v1/open-data/{dataset.slug}/")
+    return {
+        "slug": dataset.slug, "title": str(dataset.title), "description": str(dataset.description),
+        "columns": [{"name": name, "unit": column.unit, "description": str(column.description)}
+                    for column in dataset.columns
+                    for name in ([f"{column.name}_utc", f"{column.name}_berlin"]
+                                 if column.name in dataset.time_columns else [column.name])],
+        "params": [{"name": p.name, "description": str(p.description), "default": p.default}
+                   for p in dataset.params],
+        "methodology_version": dataset.methodology_version, "licence": LICENCE, "page_url": dataset.page_url,
+        "json_url": base, "csv_url": base + "?format=csv", "methodology_url": absolute(dataset.methodology_url),
+    }
+
+
+def licence_block() -> dict[str, str]:
+    return {"name": LICENCE, "url": LICENCE_URL, "attribution": ATTRIBUTION}
+
+
+def document(dataset: Dataset, params: Mapping[str, str], rows: Rows,
+             absolute: Callable[[str], str] = str) -> dict[str, Any]:
+    """The JSON answer of one dataset (``rows`` serialised)."""
+    described = describe(dataset, absolute)
+    return {"dataset": dataset.slug, "title": described["title"], "licence": LICENCE,
+            "methodology_version": dataset.methodology_version, "columns": described["columns"],
+            "params": dict(params), "rows": rows}
+
+
+def csv_bytes(dataset: Dataset, rows: Rows) -> bytes:
+    """The CSV answer of one dataset (``rows`` serialised), as the API writes it."""
+    return CsvRenderer().render(rows, renderer_context={"view": SimpleNamespace(csv_columns=dataset.output_columns)})
+
+
+# --- the daily bulk file ----------------------------------------------------------------------
+
+
+def bulk_dir() -> Path:
+    return Path(settings.VAR_DIR) / "open-data"
+
+
+def bulk_path(day: datetime.date) -> Path:
+    return bulk_dir() / f"{BULK_PREFIX}{day.isoformat()}.zip"
+
+
+def bulk_days() -> list[datetime.date]:
+    """The days a bulk file exists for, newest first."""
+    days = []
+    for path in bulk_dir().glob(f"{BULK_PREFIX}*.zip"):
+        try:
+            days.append(datetime.date.fromisoformat(path.stem.removeprefix(BULK_PREFIX)))
+        except ValueError:
+            continue
+    return sorted(days, reverse=True)
+
+
+def bulk_build(day: datetime.date, *, now: datetime.datetime) -> Path | None:
+    """Write the bulk file of ``day``: every dataset with its default
+    parameters as it stands at ``now`` (run just after the day ends), as CSV
+    and JSON, with the listing and the licence. Written once (None if it
+    exists), to a temporary name first so a reader never sees half a file."""
+    target = bulk_path(day)
+    if target.exists():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    everything = datasets()
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("datasets.json", _json({
+            "day": day.isoformat(), "built_at": now.astimezone(datetime.UTC).isoformat(),
+            "licence": licence_block(), "datasets": [describe(dataset) for dataset in everything]}))
+        archive.writestr("LICENCE.txt", (
+            f"Rechenbörse open data of {day.isoformat()}, "
+            f"as published at {now.astimezone(calendar.BERLIN):%Y-%m-%d %H:%M} Europe/Berlin.\n"
+            f"Licence: {LICENCE} ({LICENCE_URL}). Attribution: \"{ATTRIBUTION}\".\n"
+            "Each dataset's columns, units and methodology are listed in datasets.json.\n"))
+        for dataset in everything:
+            rows = dataset.serialise(dataset.rows({}))
+            archive.writestr(f"{dataset.slug}.csv", csv_bytes(dataset, rows))
+            archive.writestr(f"{dataset.slug}.json", _json(document(dataset, {}, rows)))
+    partial.replace(target)
+    return target
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1)

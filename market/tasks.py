@@ -3,13 +3,13 @@ retry on transient database errors; the services hold the rules."""
 
 import logging
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
-from market import demo, services
+from market import calendar, demo, open_data, services
 from market.services import indices as index_services
 
 log = logging.getLogger(__name__)
@@ -154,3 +154,14 @@ def futures_default_fund() -> str:
 
     today = _futures_day_after(FuturesJob.VARIATION_MARGIN)
     return str(futures.default_fund_run(day=today[1], now=today[0])) if today else ""
+
+
+@shared_task(name="market.open_data_bulk")
+def open_data_bulk() -> str:
+    """Write yesterday's (Europe/Berlin) bulk file of all open data, once (beat: 00:30)."""
+    now = timezone.now()
+    day = now.astimezone(calendar.BERLIN).date() - timedelta(days=1)
+    path = open_data.bulk_build(day, now=now)
+    if path:
+        log.info("open data: %s written", path.name)
+    return path.name if path else ""

@@ -6,6 +6,8 @@ counts anonymous readers on its own."""
 
 import csv
 import io
+import json
+import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -91,3 +93,62 @@ def test_open_data_has_its_own_rate_limit_for_anonymous_readers(client, sample, 
     cache.clear()
     answers = [client.get("/api/v1/open-data/sample-prices/").status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
+
+
+# --- the daily bulk file ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bulk_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.VAR_DIR = tmp_path
+    return tmp_path / "open-data"
+
+
+def test_the_bulk_file_holds_every_dataset_as_csv_and_json_with_the_listing_and_licence(client, sample, bulk_dir):
+    day, now = date(2026, 12, 3), datetime(2026, 12, 3, 23, 30, tzinfo=UTC)
+    path = open_data.bulk_build(day, now=now)
+    assert path == bulk_dir / "rechenboerse-open-data-2026-12-03.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["LICENCE.txt", "datasets.json", "sample-prices.csv",
+                                              "sample-prices.json"]
+        listing = json.loads(archive.read("datasets.json"))
+        assert listing["day"] == "2026-12-03" and listing["licence"]["name"] == "CC BY 4.0"
+        assert [d["slug"] for d in listing["datasets"]] == ["sample-prices"]
+        assert "2026-12-04 00:30 Europe/Berlin" in archive.read("LICENCE.txt").decode()
+        # Exactly what the API answers for the dataset's default parameters.
+        assert archive.read("sample-prices.csv") == client.get("/api/v1/open-data/sample-prices/?format=csv").content
+        assert json.loads(archive.read("sample-prices.json"))["rows"] \
+            == client.get("/api/v1/open-data/sample-prices/").json()["rows"]
+    assert open_data.bulk_build(day, now=now) is None  # once per day
+    assert list(bulk_dir.iterdir()) == [path]  # no partial file left
+
+
+def test_bulk_files_are_listed_and_downloaded_and_a_missing_day_is_404(client, sample, bulk_dir):
+    open_data.bulk_build(date(2026, 12, 2), now=datetime(2026, 12, 2, 23, 30, tzinfo=UTC))
+    open_data.bulk_build(date(2026, 12, 3), now=datetime(2026, 12, 3, 23, 30, tzinfo=UTC))
+    listing = client.get("/api/v1/open-data/bulk/").json()
+    assert [f["date"] for f in listing["files"]] == ["2026-12-03", "2026-12-02"]
+    assert listing["files"][0]["url"].endswith("/api/v1/open-data/bulk/2026-12-03/")
+    download = client.get("/api/v1/open-data/bulk/2026-12-03/")
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    assert "rechenboerse-open-data-2026-12-03.zip" in download["Content-Disposition"]
+    assert zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))).testzip() is None
+    assert client.get("/api/v1/open-data/bulk/2026-12-01/").json()["code"] == "not_found"
+    bad = client.get("/api/v1/open-data/bulk/yesterday/")
+    assert bad.status_code == 400 and bad.json()["fields"] == {"date": ["Geben Sie ein Datum als JJJJ-MM-TT an."]}
+
+
+def test_the_nightly_job_and_the_command_write_yesterdays_file_once(sample, bulk_dir, monkeypatch):
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from exchange.celery import app as celery_app
+    from market import tasks
+
+    assert celery_app.conf.beat_schedule["market-open-data-bulk"]["task"] == "market.open_data_bulk"
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 12, 3, 23, 30, tzinfo=UTC))  # 00:30 in Berlin
+    assert tasks.open_data_bulk() == "rechenboerse-open-data-2026-12-03.zip"
+    assert tasks.open_data_bulk() == ""
+    out = io.StringIO()
+    call_command("build_open_data_bulk", "--date", "2026-11-30", stdout=out)
+    assert "rechenboerse-open-data-2026-11-30.zip written" in out.getvalue()
