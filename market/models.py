@@ -678,7 +678,9 @@ class DayAheadAuction(models.Model):
             models.CheckConstraint(condition=Q(status="open") | Q(cleared_at__isnull=False),
                                    name="auction_cleared_at_set"),
         ]
-        indexes = [models.Index(fields=["status", "gate_closure"], name="auction_status_gate")]
+        indexes = [models.Index(fields=["status", "gate_closure"], name="auction_status_gate"),
+                   # A class and zone's latest auctions (the public entry page, with years of history).
+                   models.Index(fields=["gpu_class", "zone", "-delivery_date"], name="auction_series_latest")]
 
     def __str__(self) -> str:
         return f"{self.gpu_class_id}.{self.zone_id} {self.delivery_date}"

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
+from django.db import connection
 from django.db.models import Avg, Count, Max, Min, Sum
 
 from market import calendar
@@ -134,10 +135,16 @@ class DaySummary:
 def latest_cleared(*, limit: int = 100) -> list[DaySummary]:
     """For each class and zone, its latest cleared day in figures: class,
     then zone (``DE`` first)."""
-    latest = list(DayAheadAuction.objects.filter(status=AuctionStatus.CLEARED)
-                  .select_related("gpu_class", "zone")
-                  .order_by("gpu_class__code", "zone__code", "-delivery_date")
-                  .distinct("gpu_class__code", "zone__code")[:limit])
+    # One index probe per class and zone (auction_series_latest), not a sort of every auction ever held.
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT latest.id FROM market_gpuclass c CROSS JOIN market_deliveryzone z
+            CROSS JOIN LATERAL (SELECT a.id FROM market_dayaheadauction a
+                                WHERE a.gpu_class_id = c.id AND a.zone_id = z.id AND a.status = %s
+                                ORDER BY a.delivery_date DESC LIMIT 1) AS latest""", [AuctionStatus.CLEARED])
+        ids = [row[0] for row in cursor.fetchall()]
+    latest = list(DayAheadAuction.objects.filter(pk__in=ids).select_related("gpu_class", "zone")
+                  .order_by("gpu_class__code", "zone__code")[:limit])
     figures = {row["auction"]: row for row in (
         DayAheadHour.objects.filter(auction__in=latest).values("auction")
         .annotate(mean=Avg("price"), low=Min("price"), high=Max("price"), volume=Sum("volume"),
