@@ -9,6 +9,10 @@ own traders, so reservations and capacity are exactly what a member's bids
 leave. "Tomorrow's auction" is taken as the next one whose book is open:
 tomorrow's until its gate closure at 12:00, then the day after's.
 Idempotent: a maker that has active bids in that auction is skipped.
+
+``seed_dayahead_results`` gives the last two delivery days whose gate has
+closed the same bids, entered and cleared at the times they would have been,
+so a visitor finds results, not only an open book.
 """
 
 import math
@@ -17,9 +21,10 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from accounts.models import User
 from market import calendar
 from market.demo import REFERENCE_PRICES, TICK, _rng, maker_traders
-from market.models import BidStatus, DayAheadBid
+from market.models import AuctionStatus, BidStatus, DayAheadAuction, DayAheadBid
 from market.services import dayahead
 
 DEMO_CLASS = "H100"
@@ -50,7 +55,38 @@ def seed_dayahead_bids(*, now: datetime | None = None) -> int:
     traders = maker_traders()
     if set(traders) != {"maker", "maker2"}:
         return 0
-    day = next_open_day(now)
+    return _enter_bids(traders, next_open_day(now), now)
+
+
+def seed_dayahead_results(*, now: datetime | None = None, days: int = 2) -> int:
+    """The auctions of the last ``days`` delivery days whose gate has closed
+    (tomorrow's once it is past 12:00, today's, ...), as they would have run:
+    the makers bid two hours before gate closure and the auction clears at
+    it, through the services with the clock set then. So the public pages
+    show results, the index and trades, and the makers deliver them like any
+    other (``clearing.demo``). A day whose H100 DE auction is cleared already
+    is skipped; answers how many auctions were cleared now."""
+    now = now or timezone.now()
+    traders = maker_traders()
+    if set(traders) != {"maker", "maker2"}:
+        return 0
+    day = next_open_day(now) - timedelta(days=1)  # the latest day whose gate has closed
+    cleared = 0
+    for delivery_day in sorted(day - timedelta(days=n) for n in range(days)):
+        if DayAheadAuction.objects.filter(delivery_date=delivery_day, gpu_class__code=DEMO_CLASS,
+                                          zone__code=DEMO_ZONE, status=AuctionStatus.CLEARED).exists():
+            continue
+        gate = calendar.dayahead_gate_closure(delivery_day)
+        if gate - timedelta(hours=2) < calendar.dayahead_book_opens(delivery_day):
+            continue
+        _enter_bids(traders, delivery_day, gate - timedelta(hours=2))
+        cleared += dayahead.auctions_clear_due(now=gate, delivery_date=delivery_day)
+    return cleared
+
+
+def _enter_bids(traders: dict[str, User], day: date, now: datetime) -> int:
+    """Maker ``maker`` offers sell curves in every hour of ``day``, ``maker2``
+    bids buy curves and one daytime block; a maker with active bids there is skipped."""
     entered = 0
     labels = [h.label for h in calendar.day_hours(day)]
     for key, side in (("maker", "sell"), ("maker2", "buy")):

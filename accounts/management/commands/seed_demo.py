@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from accounts.demo import seed_accounts
 from clearing.demo import seed_clearing, seed_settlement
 from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, seed_quotes, seed_sites
-from market.demo_dayahead import seed_dayahead_bids
+from market.demo_dayahead import seed_dayahead_bids, seed_dayahead_results
 from market.demo_futures import seed_futures
 from market.demo_index import seed_index_history
 
@@ -53,6 +53,7 @@ class Command(BaseCommand):
             # their deliveries and fees, then the quotes around the last prices.
             history = seed_history(days=options["history_days"])
             futures_days = seed_futures()  # before the fees of past months are charged
+            auctions = seed_dayahead_results()  # before the deliveries are advanced
             settlement = seed_settlement(traders=maker_traders())
             quotes = seed_quotes()
             bids = seed_dayahead_bids()
@@ -62,6 +63,7 @@ class Command(BaseCommand):
                 f"({history.listed} past instruments listed), {settlement.deliveries.access_posted} accesses posted, "
                 f"{settlement.deliveries.confirmed} deliveries confirmed, {settlement.settled} settled, "
                 f"fees charged for: {months}; {quotes} quotes added; {bids} day-ahead bids entered; "
-                f"futures quoted and settled on {futures_days} business days."
+                f"futures quoted and settled on {futures_days} business days; {auctions} past day-ahead auctions "
+                f"cleared."
             )
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
