@@ -100,6 +100,8 @@ def dashboard_activity(request: HttpRequest) -> HttpResponse:
     has_data = any(row["volume_total_gpuh"] or row["open_interest_gpuh"] for row in rows)
     return render(request, "market/indicators/activity.html", {
         **_page(selectors.ACTIVITY, query, rows), "table": table, "has_data": has_data,
+        "has_shares": any(row[f"{group}_{side}_share"] is not None
+                          for row in rows for group in ("sme", "startup") for side in ("buy", "sell")),
         "chart_text": {"intraday": _("Intraday"), "dayahead": _("Day-ahead"), "futures": _("Futures"),
                        "open_interest": _("Open interest (futures)"), "gpuh": _("GPU-hours"),
                        "buyers": _("Active buyers"), "sellers": _("Active sellers"), "members": _("Members"),

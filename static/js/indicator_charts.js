@@ -39,8 +39,8 @@
     { type: "bar", name: text.futures, x: x, y: column("volume_futures_gpuh"), marker: { color: colors.futures } },
     { type: "scatter", mode: "lines+markers", name: text.open_interest, x: x, y: column("open_interest_gpuh"),
       yaxis: "y2", line: { color: colors.oi } }
-  ], { barmode: "stack", yaxis: { title: { text: text.gpuh }, rangemode: "tozero" },
-       yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false, visible: !phone } });
+  ], { barmode: "stack", yaxis: { title: { text: text.gpuh }, rangemode: "tozero", tickformat: ",d" },
+       yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false, visible: !phone, tickformat: ",d" } });
   draw("activity-members", [
     { type: "scatter", mode: "lines+markers", name: text.buyers, x: x, y: column("active_buyers"), line: { color: colors.buy } },
     { type: "scatter", mode: "lines+markers", name: text.sellers, x: x, y: column("active_sellers"), line: { color: colors.sell } }
@@ -63,7 +63,7 @@
     };
     draw("concentration-hhi", [
       { type: "scatter", mode: "lines+markers", name: text.hhi, x: x, y: column("hhi"), line: { color: colors.intraday } }
-    ], { yaxis: { title: { text: text.scale }, range: [0, 10000] }, showlegend: false,
+    ], { yaxis: { title: { text: text.scale }, range: [0, 10000], tickformat: ",d" }, showlegend: false,
          shapes: [threshold(moderate, "#b7791f"), threshold(high, "#c0392b")],
          annotations: [
            { xref: "paper", x: 0, xanchor: "left", y: moderate, yanchor: "bottom", text: text.moderate, showarrow: false,
@@ -74,14 +74,18 @@
   }
 
   // Regions: horizontal bars per state (withheld states have no bar).
-  var shown = rows.filter(function (row) { return row.capacity_gpus !== null || row.volume_gpuh !== null; });
+  // A phone lists only the states with a bar; a wide screen all sixteen.
+  var shown = rows.filter(function (row) {
+    return phone ? Number(row.capacity_gpus || 0) + Number(row.volume_gpuh || 0) > 0
+                 : row.capacity_gpus !== null || row.volume_gpuh !== null;
+  });
   var names = shown.map(function (row) { return row.state_name; });
   draw("regions-bars", [
     { type: "bar", orientation: "h", name: text.capacity, y: names, x: shown.map(function (r) { return num(r.capacity_gpus); }),
       marker: { color: colors.intraday } },
     { type: "bar", orientation: "h", name: text.volume, y: names, x: shown.map(function (r) { return num(r.volume_gpuh); }),
       marker: { color: colors.dayahead }, xaxis: "x2" }
-  ], { barmode: "group", xaxis: { type: "linear", rangemode: "tozero", domain: [0, 0.47] },
-       xaxis2: { type: "linear", rangemode: "tozero", domain: [0.53, 1] },
+  ], { barmode: "group", xaxis: { type: "linear", rangemode: "tozero", domain: [0, 0.47], tickformat: ",d", nticks: phone ? 3 : 6 },
+       xaxis2: { type: "linear", rangemode: "tozero", domain: [0.53, 1], tickformat: ",d", nticks: phone ? 3 : 6 },
        yaxis: { automargin: true, autorange: "reversed" }, margin: { l: 8, r: 12, t: 8, b: 40 } });
 }());
