@@ -285,6 +285,7 @@ def test_empty_pages_say_what_will_appear(client):
 
 def test_the_datasets_are_listed_with_their_methodology(client):
     listing = {d["slug"]: d for d in client.get("/api/v1/open-data/").json()["datasets"]}
+    assert not [slug for slug in listing if "observer" in slug]  # the observers' aggregates are not open data
     for slug, indicator in (("market-activity", "activity"), ("supply-concentration", "concentration"),
                             ("regions", "regions")):
         assert listing[slug]["methodology_url"].endswith(f"/dashboard/methodology/{indicator}/v1/")
