@@ -1,0 +1,91 @@
+/* The policy indicators' charts (market/templates/market/indicators/): market activity,
+   supply concentration and regions. Each page puts the open dataset's rows (exactly what
+   /api/v1/open-data/<slug>/ serves for the page's parameters) in #indicator-data and the
+   words in #indicator-text (json_script; no inline script, CSP). A withheld value is null
+   and is drawn as a gap, never as zero. */
+(function () {
+  "use strict";
+  var source = document.getElementById("indicator-data");
+  var words = document.getElementById("indicator-text");
+  if (!source || !words || !window.Plotly) { return; }
+  var rows = JSON.parse(source.textContent);
+  var text = JSON.parse(words.textContent);
+  var phone = window.matchMedia("(max-width: 600px)").matches;
+  var config = { displayModeBar: false, responsive: true };
+  var colors = { intraday: "#1f5fbf", dayahead: "#0f7a3f", futures: "#8a4fbf", oi: "#c05621",
+                 buy: "#1f5fbf", sell: "#c0392b", startupBuy: "#5d9cec", startupSell: "#e67e73" };
+
+  function num(value) { return value === null || value === undefined ? null : Number(value); }
+  function column(name) { return rows.map(function (row) { return num(row[name]); }); }
+  function percent(name) {
+    return rows.map(function (row) { var v = num(row[name]); return v === null ? null : Math.round(v * 10000) / 100; });
+  }
+  function layout(extra) {
+    var base = { margin: { l: 56, r: phone ? 12 : 56, t: 8, b: 40 }, showlegend: true,
+                 legend: { orientation: "h", y: phone ? -0.35 : -0.2 }, xaxis: { type: "date" } };
+    Object.keys(extra).forEach(function (key) { base[key] = extra[key]; });
+    return base;
+  }
+  function draw(id, traces, extra) {
+    var box = document.getElementById(id);
+    if (box) { window.Plotly.newPlot(box, traces, layout(extra), config); }
+  }
+  var x = rows.map(function (row) { return row.period_start; });
+
+  // Market activity: volume per segment (stacked bars) with open interest; members; shares.
+  draw("activity-volume", [
+    { type: "bar", name: text.intraday, x: x, y: column("volume_intraday_gpuh"), marker: { color: colors.intraday } },
+    { type: "bar", name: text.dayahead, x: x, y: column("volume_dayahead_gpuh"), marker: { color: colors.dayahead } },
+    { type: "bar", name: text.futures, x: x, y: column("volume_futures_gpuh"), marker: { color: colors.futures } },
+    { type: "scatter", mode: "lines+markers", name: text.open_interest, x: x, y: column("open_interest_gpuh"),
+      yaxis: "y2", line: { color: colors.oi } }
+  ], { barmode: "stack", yaxis: { title: { text: text.gpuh }, rangemode: "tozero", tickformat: ",d" },
+       yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false, visible: !phone, tickformat: ",d" } });
+  draw("activity-members", [
+    { type: "scatter", mode: "lines+markers", name: text.buyers, x: x, y: column("active_buyers"), line: { color: colors.buy } },
+    { type: "scatter", mode: "lines+markers", name: text.sellers, x: x, y: column("active_sellers"), line: { color: colors.sell } }
+  ], { yaxis: { title: { text: text.members }, rangemode: "tozero", dtick: 1 } });
+  draw("activity-shares", [
+    { type: "scatter", mode: "lines+markers", name: text.sme_buy, x: x, y: percent("sme_buy_share"), line: { color: colors.buy } },
+    { type: "scatter", mode: "lines+markers", name: text.sme_sell, x: x, y: percent("sme_sell_share"), line: { color: colors.sell } },
+    { type: "scatter", mode: "lines+markers", name: text.startup_buy, x: x, y: percent("startup_buy_share"),
+      line: { color: colors.startupBuy, dash: "dot" } },
+    { type: "scatter", mode: "lines+markers", name: text.startup_sell, x: x, y: percent("startup_sell_share"),
+      line: { color: colors.startupSell, dash: "dot" } }
+  ], { yaxis: { title: { text: text.share }, range: [0, 100] } });
+
+  // Supply concentration: the HHI on its 0-10,000 scale, the two thresholds as lines.
+  var hhiBox = document.getElementById("concentration-hhi");
+  if (hhiBox) {
+    var moderate = Number(hhiBox.dataset.moderate), high = Number(hhiBox.dataset.high);
+    var threshold = function (value, color) {
+      return { type: "line", xref: "paper", x0: 0, x1: 1, y0: value, y1: value, line: { color: color, dash: "dash", width: 1.5 } };
+    };
+    draw("concentration-hhi", [
+      { type: "scatter", mode: "lines+markers", name: text.hhi, x: x, y: column("hhi"), line: { color: colors.intraday } }
+    ], { yaxis: { title: { text: text.scale }, range: [0, 10000], tickformat: ",d" }, showlegend: false,
+         shapes: [threshold(moderate, "#b7791f"), threshold(high, "#c0392b")],
+         annotations: [
+           { xref: "paper", x: 0, xanchor: "left", y: moderate, yanchor: "bottom", text: text.moderate, showarrow: false,
+             font: { size: 11, color: "#8a5a00" } },
+           { xref: "paper", x: 0, xanchor: "left", y: high, yanchor: "bottom", text: text.high, showarrow: false,
+             font: { size: 11, color: "#9b2c22" } }
+         ] });
+  }
+
+  // Regions: horizontal bars per state (withheld states have no bar).
+  // A phone lists only the states with a bar; a wide screen all sixteen.
+  var shown = rows.filter(function (row) {
+    return phone ? Number(row.capacity_gpus || 0) + Number(row.volume_gpuh || 0) > 0
+                 : row.capacity_gpus !== null || row.volume_gpuh !== null;
+  });
+  var names = shown.map(function (row) { return row.state_name; });
+  draw("regions-bars", [
+    { type: "bar", orientation: "h", name: text.capacity, y: names, x: shown.map(function (r) { return num(r.capacity_gpus); }),
+      marker: { color: colors.intraday } },
+    { type: "bar", orientation: "h", name: text.volume, y: names, x: shown.map(function (r) { return num(r.volume_gpuh); }),
+      marker: { color: colors.dayahead }, xaxis: "x2" }
+  ], { barmode: "group", xaxis: { type: "linear", rangemode: "tozero", domain: [0, 0.47], tickformat: ",d", nticks: phone ? 3 : 6 },
+       xaxis2: { type: "linear", rangemode: "tozero", domain: [0.53, 1], tickformat: ",d", nticks: phone ? 3 : 6 },
+       yaxis: { automargin: true, autorange: "reversed" }, margin: { l: 8, r: 12, t: 8, b: 40 } });
+}());
