@@ -250,3 +250,17 @@ def test_no_member_data_on_the_pages(visitor, h100):
 
     for html in (page(visitor, AUTUMN), visitor.get("/dashboard/").content.decode()):
         assert "Geheimrechen" not in html and "verdeckter-bieter" not in html
+
+
+def test_the_entry_page_links_the_indicators_and_shows_the_observers_card_to_observers_only(visitor, h100):
+    from tests.factories import MembershipFactory, OrganisationFactory
+
+    cards = re.search(r'data-testid="indicator-cards">(.*?)</section>', visitor.get("/dashboard/").content.decode(),
+                      re.S)
+    assert cards
+    links = re.findall(r'<a href="([^"]+)">', cards.group(1))
+    assert links == ["/dashboard/activity/", "/dashboard/concentration/", "/dashboard/regions/"]
+    ministry = MembershipFactory(organisation=OrganisationFactory(kind="observer")).user
+    observer = Client()
+    observer.force_login(ministry)
+    assert '<a href="/dashboard/observer/">' in observer.get("/dashboard/").content.decode()
