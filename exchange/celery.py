@@ -40,6 +40,8 @@ BEAT_SCHEDULE = {
                               "schedule": crontab(minute="35-59/5", hour="18", day_of_week="1-5")},
     "market-futures-default-fund": {"task": "market.futures_default_fund",
                                     "schedule": crontab(minute="40-59/5", hour="18", day_of_week="1-5")},
+    # The daily trade aggregates of every day that has ended (the indicators read them); once per day.
+    "market-trade-aggregates": {"task": "market.trade_aggregates", "schedule": crontab(minute="5,20,35,50")},
     # Yesterday's bulk file of all open data (Europe/Berlin); written once.
     "market-open-data-bulk": {"task": "market.open_data_bulk", "schedule": crontab(minute="30", hour="0")},
     # Every clearing invariant; records the run and alerts operators on a new break.

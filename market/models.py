@@ -1119,3 +1119,67 @@ class PositionTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.kind} {self.organisation_id} {self.side} {self.quantity} {self.instrument_id}"
+
+
+# --- Daily trade aggregates (issue 11, "Speed"; docs/architecture.md) --------------------------
+
+
+class ActivityDay(models.Model):
+    """GPU-hours one organisation traded on one side, in one segment and
+    class, on one Berlin day: the market-activity indicators read closed days
+    from here instead of every trade. Written only by
+    ``market.services.aggregates`` for a whole day at once."""
+
+    date = models.DateField(_("day"))
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="+", verbose_name=_("GPU class"))
+    segment = models.CharField(_("segment"), max_length=16, choices=Segment.choices)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    gpuh = models.BigIntegerField(_("GPU-hours"))
+
+    class Meta:
+        verbose_name = _("daily activity")
+        verbose_name_plural = _("daily activity")
+        constraints = [models.UniqueConstraint(fields=["date", "gpu_class", "segment", "organisation", "side"],
+                                               name="activityday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.gpu_class_id} {self.segment} {self.organisation_id} {self.side}: {self.gpuh}"
+
+
+class SellerDay(models.Model):
+    """GPU-hours one organisation sold in the spot segments of one class and
+    zone on one Berlin day: the supply-concentration indicator's input."""
+
+    date = models.DateField(_("day"))
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="+", verbose_name=_("GPU class"))
+    zone = models.ForeignKey(DeliveryZone, on_delete=models.PROTECT, related_name="+", verbose_name=_("delivery zone"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    gpuh = models.BigIntegerField(_("GPU-hours"))
+
+    class Meta:
+        verbose_name = _("daily seller volume")
+        verbose_name_plural = _("daily seller volumes")
+        constraints = [models.UniqueConstraint(fields=["gpu_class", "zone", "date", "organisation"],
+                                               name="sellerday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.gpu_class_id}.{self.zone_id} {self.organisation_id}: {self.gpuh}"
+
+
+class AggregateDay(models.Model):
+    """A Berlin day whose aggregates are written: its trades are final (the
+    day has ended), so the rows are never recomputed."""
+
+    date = models.DateField(_("day"), unique=True)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("aggregated day")
+        verbose_name_plural = _("aggregated days")
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return str(self.date)

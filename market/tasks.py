@@ -165,3 +165,12 @@ def open_data_bulk() -> str:
     if path:
         log.info("open data: %s written", path.name)
     return path.name if path else ""
+
+
+@shared_task(name="market.trade_aggregates", autoretry_for=(OperationalError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def trade_aggregates() -> int:
+    """Write the trade aggregates of every ended day not written yet (beat: every 15 minutes)."""
+    from market.services.aggregates import aggregates_compute_due
+
+    return aggregates_compute_due(now=timezone.now())

@@ -25,9 +25,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.models import Organisation
+from accounts.models import STARTUP_MAX_AGE_YEARS, Organisation, years_before
 from market import calendar, indicators, open_data
-from market.models import DeliveryZone, GpuClass, Segment, SiteCapacity, Trade
+from market.models import ActivityDay, AggregateDay, DeliveryZone, GpuClass, Segment, SellerDay, SiteCapacity, Trade
 from market.open_data import Column, Dataset, OpenDataError, Param, Rows
 
 # The hourly instruments: continuous trades and, naming their auction, the day-ahead auction's.
@@ -152,9 +152,10 @@ class _OrgFacts:
     size: str
 
     def startup(self, on: datetime.date) -> bool:
+        # Organisation.is_startup's rule, without building a model instance per row.
         if self.founding_date is None:
             return False
-        return Organisation(kind=Organisation.Kind.MEMBER, founding_date=self.founding_date).is_startup(on=on)
+        return years_before(on, STARTUP_MAX_AGE_YEARS) <= self.founding_date <= on
 
 
 def _org_facts(ids: set[int]) -> dict[int, _OrgFacts]:
@@ -176,33 +177,30 @@ def activity_rows(query: Mapping[str, str]) -> Rows:
     resolution, gpu_class = query["resolution"], query["gpu_class"]
     trades = _trades(gpu_class)
     first, last = _window(query["range"], _earliest_trade(trades), resolution)
-    start, end = _instants(first, last)
-    grouped = (trades.filter(executed_at__gte=start, executed_at__lt=end)
-               .annotate(day=TruncDate("executed_at", tzinfo=calendar.BERLIN))
-               .annotate(by_auction=ExpressionWrapper(Q(auction__isnull=False), output_field=BooleanField()))
-               .values("day", "instrument__segment", "by_auction", "buyer_id", "seller_id").annotate(gpuh=GPUH)
-               .order_by())
-    facts: dict[int, _OrgFacts] = {}
-    per_period: dict[datetime.date, list[dict[str, Any]]] = defaultdict(list)
-    for row in grouped:
-        per_period[indicators.period_start(row["day"], resolution)].append(row)
-    facts = _org_facts({r["buyer_id"] for rows in per_period.values() for r in rows}
-                       | {r["seller_id"] for rows in per_period.values() for r in rows})
+    side_rows = _activity_side_rows(trades, gpu_class, first, last)
+    per_period: dict[datetime.date, list[tuple[datetime.date, str, str, int, int]]] = defaultdict(list)
+    for row in side_rows:
+        per_period[indicators.period_start(row[0], resolution)].append(row)
+    facts = _org_facts({org for _day, _segment, _side, org, _gpuh in side_rows})
     interest = _open_interest(gpu_class, indicators.periods(first, last, resolution), resolution, last)
     out: Rows = []
+    startups: dict[tuple[int, datetime.date], bool] = {}  # start-up on that day (one check per member and day)
     for period in indicators.periods(first, last, resolution):
         rows = per_period.get(period, [])
-        volume = {segment: sum(r["gpuh"] for r in rows if _segment(r) == segment) for segment in Segment.values}
+        # Every trade is one buy row and one sell row: the volume counts the buy side.
+        volume = {segment: sum(gpuh for _d, seg, side, _o, gpuh in rows if seg == segment and side == "buy")
+                  for segment in Segment.values}
         sides: dict[str, dict[str, dict[int, int]]] = {
             side: {"total": defaultdict(int), "sme": defaultdict(int), "startup": defaultdict(int)}
             for side in ("buy", "sell")}
-        for r in rows:
-            for side, org in (("buy", r["buyer_id"]), ("sell", r["seller_id"])):
-                sides[side]["total"][org] += r["gpuh"]
-                if facts[org].sme:
-                    sides[side]["sme"][org] += r["gpuh"]
-                if facts[org].startup(r["day"]):
-                    sides[side]["startup"][org] += r["gpuh"]
+        for day, _seg, side, org, gpuh in rows:
+            sides[side]["total"][org] += gpuh
+            if facts[org].sme:
+                sides[side]["sme"][org] += gpuh
+            if (org, day) not in startups:
+                startups[org, day] = facts[org].startup(day)
+            if startups[org, day]:
+                sides[side]["startup"][org] += gpuh
         out.append({
             "period_start": period,
             "volume_intraday_gpuh": volume[Segment.INTRADAY], "volume_dayahead_gpuh": volume[Segment.DAYAHEAD],
@@ -218,6 +216,52 @@ def activity_rows(query: Mapping[str, str]) -> Rows:
 def _segment(row: Mapping[str, Any]) -> str:
     # A day-ahead trade is booked on the hour's (intraday) instrument and names its auction.
     return str(Segment.DAYAHEAD if row["by_auction"] else row["instrument__segment"])
+
+
+DayRun = tuple[datetime.date, datetime.date]
+
+
+def _split(first: datetime.date, last: datetime.date) -> tuple[list[datetime.date], list[DayRun]]:
+    """The days of ``first``..``last`` with aggregates (``market.services.aggregates``),
+    and the runs of days without, which are read from the trades (today, and any day not written yet)."""
+    done = sorted(AggregateDay.objects.filter(date__gte=first, date__lte=last).values_list("date", flat=True))
+    written = set(done)
+    runs: list[DayRun] = []
+    day = first
+    while day <= last:
+        if day not in written:
+            if runs and runs[-1][1] == day - datetime.timedelta(days=1):
+                runs[-1] = (runs[-1][0], day)
+            else:
+                runs.append((day, day))
+        day += datetime.timedelta(days=1)
+    return done, runs
+
+
+def _activity_side_rows(trades: QuerySet[Trade], gpu_class: str, first: datetime.date, last: datetime.date,
+                        ) -> list[tuple[datetime.date, str, str, int, int]]:
+    """(day, segment, side, organisation, GPU-hours) of ``first``..``last``:
+    written days from ``ActivityDay``, the others grouped from the trades."""
+    done, runs = _split(first, last)
+    out: list[tuple[datetime.date, str, str, int, int]] = []
+    if done:
+        written = ActivityDay.objects.filter(date__gte=done[0], date__lte=done[-1])
+        if gpu_class:
+            written = written.filter(gpu_class__code=gpu_class)
+        out += [(r["date"], r["segment"], r["side"], r["organisation_id"], int(r["total"]))
+                for r in written.values("date", "segment", "side", "organisation_id").annotate(total=Sum("gpuh"))
+                .order_by()]
+    for run_first, run_last in runs:
+        start, end = _instants(run_first, run_last)
+        for row in (trades.filter(executed_at__gte=start, executed_at__lt=end)
+                    .annotate(day=TruncDate("executed_at", tzinfo=calendar.BERLIN))
+                    .annotate(by_auction=ExpressionWrapper(Q(auction__isnull=False), output_field=BooleanField()))
+                    .values("day", "instrument__segment", "by_auction", "buyer_id", "seller_id").annotate(gpuh=GPUH)
+                    .order_by()):
+            segment = _segment(row)
+            out.append((row["day"], segment, "buy", row["buyer_id"], int(row["gpuh"])))
+            out.append((row["day"], segment, "sell", row["seller_id"], int(row["gpuh"])))
+    return out
 
 
 def _open_interest(gpu_class: str, starts: list[datetime.date], resolution: str, last: datetime.date,
@@ -295,12 +339,20 @@ def concentration_rows(query: Mapping[str, str]) -> Rows:
     resolution = query["resolution"]
     trades = _trades(query["gpu_class"]).filter(instrument__segment__in=SPOT, instrument__zone__code=query["zone"])
     first, last = _window(query["range"], _earliest_trade(trades), resolution)
-    start, end = _instants(first, last)
     per_period: dict[datetime.date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in (trades.filter(executed_at__gte=start, executed_at__lt=end)
-                .annotate(day=TruncDate("executed_at", tzinfo=calendar.BERLIN))
-                .values("day", "seller_id").annotate(gpuh=GPUH).order_by()):
-        per_period[indicators.period_start(row["day"], resolution)][row["seller_id"]] += row["gpuh"]
+    done, runs = _split(first, last)
+    if done:
+        written = SellerDay.objects.filter(date__gte=done[0], date__lte=done[-1], zone__code=query["zone"])
+        if query["gpu_class"]:
+            written = written.filter(gpu_class__code=query["gpu_class"])
+        for row in written.values("date", "organisation_id").annotate(total=Sum("gpuh")).order_by():
+            per_period[indicators.period_start(row["date"], resolution)][row["organisation_id"]] += int(row["total"])
+    for run_first, run_last in runs:
+        start, end = _instants(run_first, run_last)
+        for row in (trades.filter(executed_at__gte=start, executed_at__lt=end)
+                    .annotate(day=TruncDate("executed_at", tzinfo=calendar.BERLIN))
+                    .values("day", "seller_id").annotate(gpuh=GPUH).order_by()):
+            per_period[indicators.period_start(row["day"], resolution)][row["seller_id"]] += row["gpuh"]
     out: Rows = []
     for period in indicators.periods(first, last, resolution):
         volumes = per_period.get(period, {})
