@@ -38,7 +38,7 @@ ATTRIBUTION = "Rechenbörse"
 MIN_MEMBERS = 3
 
 # Modules whose import registers their datasets (each calls ``register`` at module level).
-SOURCES: list[str] = []
+SOURCES: list[str] = ["market.selectors.power"]
 
 Rows = list[dict[str, Any]]
 

@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, dashboard, dayahead, futures, methodology, provider, trading
+from market.views import controls, dashboard, dayahead, futures, methodology, power, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
@@ -12,4 +12,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *provider.urlpatterns,
     *dashboard.urlpatterns,
     *methodology.urlpatterns,
+    *power.urlpatterns,
 ]
