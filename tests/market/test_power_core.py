@@ -177,3 +177,17 @@ def test_smard_bad_rows_name_their_line(body, message):
 def test_smard_wrong_file():
     with pytest.raises(power_csv.SmardError, match="not a SMARD price export"):
         power_csv.parse("a,b,c\n1,2,3\n")
+
+
+@pytest.mark.django_db
+def test_demo_power_history_is_deterministic_marked_and_idempotent():
+    from market.demo_power import seed_power_history
+    from market.models import PowerPrice
+
+    added = seed_power_history(today=date(2026, 10, 28), days=3)  # 24.-26.10.2026: 24 + 25 + 24 hours
+    assert added == 73 and PowerPrice.objects.filter(is_demo=True).count() == 73
+    first = list(PowerPrice.objects.order_by("hour_start").values_list("price", flat=True))
+    assert seed_power_history(today=date(2026, 10, 28), days=3) == 0
+    PowerPrice.objects.all().delete()
+    seed_power_history(today=date(2026, 10, 28), days=3)
+    assert list(PowerPrice.objects.order_by("hour_start").values_list("price", flat=True)) == first
