@@ -50,8 +50,28 @@ from market.models import (
 from market.services import controls
 
 
+class GpuClassForm(forms.ModelForm):
+    """The power draw (issue 11) may be left empty: the class keeps its figure."""
+
+    class Meta:
+        model = GpuClass
+        fields = ["code", "name", "active", "memory_gb", "interconnect", "min_benchmark_value", "min_benchmark_unit",
+                  "delivery_standard", "power_draw_kw", "min_price", "max_price", "initial_margin_rate",
+                  "intraday_lead_time_minutes"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "power_draw_kw" in self.fields:
+            self.fields["power_draw_kw"].required = False
+
+    def clean_power_draw_kw(self) -> Decimal:
+        value = self.cleaned_data.get("power_draw_kw")
+        return value if value is not None else self.instance.power_draw_kw
+
+
 @admin.register(GpuClass)
 class GpuClassAdmin(ExchangeModelAdmin):
+    form = GpuClassForm
     list_display = ["code", "name", "memory_gb", "delivery_standard", "min_price", "max_price",
                     "initial_margin_rate", "intraday_lead_time_minutes", "active"]
     list_filter = ["active", "delivery_standard"]
