@@ -11,6 +11,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -23,7 +24,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from accounts.models import User
 from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin
 from exchange.errors import ExchangeError
-from market import services
+from market import calendar, services
 from market.models import (
     DayAheadAuction,
     DayAheadBid,
@@ -38,6 +39,7 @@ from market.models import (
     Order,
     OrderEvent,
     Position,
+    PowerPrice,
     Segment,
     SettlementPrice,
     Site,
@@ -48,8 +50,28 @@ from market.models import (
 from market.services import controls
 
 
+class GpuClassForm(forms.ModelForm):
+    """The power draw (issue 11) may be left empty: the class keeps its figure."""
+
+    class Meta:
+        model = GpuClass
+        fields = ["code", "name", "active", "memory_gb", "interconnect", "min_benchmark_value", "min_benchmark_unit",
+                  "delivery_standard", "power_draw_kw", "min_price", "max_price", "initial_margin_rate",
+                  "intraday_lead_time_minutes"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "power_draw_kw" in self.fields:
+            self.fields["power_draw_kw"].required = False
+
+    def clean_power_draw_kw(self) -> Decimal:
+        value = self.cleaned_data.get("power_draw_kw")
+        return value if value is not None else self.instance.power_draw_kw
+
+
 @admin.register(GpuClass)
 class GpuClassAdmin(ExchangeModelAdmin):
+    form = GpuClassForm
     list_display = ["code", "name", "memory_gb", "delivery_standard", "min_price", "max_price",
                     "initial_margin_rate", "intraday_lead_time_minutes", "active"]
     list_filter = ["active", "delivery_standard"]
@@ -58,6 +80,7 @@ class GpuClassAdmin(ExchangeModelAdmin):
         (None, {"fields": ["code", "name", "active"]}),
         (gettext_lazy("Specification"), {"fields": ["memory_gb", "interconnect", "min_benchmark_value",
                                                     "min_benchmark_unit", "delivery_standard"]}),
+        (gettext_lazy("Electricity"), {"fields": ["power_draw_kw"]}),
         (gettext_lazy("Trading"), {
             "fields": ["min_price", "max_price", "initial_margin_rate", "intraday_lead_time_minutes"],
             "description": gettext_lazy(
@@ -547,3 +570,72 @@ class DefaultFundContributionInline(admin.TabularInline):
 class DefaultFundSizeAdmin(ReadOnlyAdmin):
     list_display = ["date", "size", "stress_move", "computed_at"]
     inlines = [DefaultFundContributionInline]
+
+
+# --- electricity prices (issue 11) ---------------------------------------------------------
+
+
+class SmardImportForm(forms.Form):
+    file = forms.FileField(label=gettext_lazy("SMARD CSV export"), help_text=gettext_lazy(
+        'smard.de → Download centre → Market → Wholesale prices, CSV, hourly or quarter-hourly; the column '
+        '"Deutschland/Luxemburg [€/MWh]" is imported, times are German local time.'))
+
+    MAX_BYTES = 5 * 1024 * 1024
+
+    def clean_file(self) -> str:
+        from market import power_csv
+
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError(_("The file is larger than 5 MB: import a year at most at a time."))
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(_("The file is not UTF-8 text: download it from SMARD again as CSV.")) from None
+        try:
+            power_csv.parse(text)
+        except power_csv.SmardError as error:
+            raise forms.ValidationError(str(error)) from None
+        return text
+
+
+@admin.register(PowerPrice)
+class PowerPriceAdmin(ReadOnlyAdmin):
+    """Hourly electricity prices of DE-LU, read by the electricity page;
+    added only through the import (changelist button "Import SMARD CSV")."""
+
+    list_display = ["hour_start", "zone", "price", "source", "is_demo", "imported_at"]
+    list_filter = ["is_demo", ("hour_start", admin.DateFieldListFilter)]
+    date_hierarchy = "hour_start"
+    change_list_template = "admin/market/powerprice/change_list.html"
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="market_powerprice_import"),
+                *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        from market.power_csv import SmardError
+        from market.services.power import power_prices_import
+
+        if not request.user.is_staff or not self.has_view_permission(request):
+            raise PermissionDenied
+        form = SmardImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = power_prices_import(text=form.cleaned_data["file"], operator=cast(User, request.user),
+                                             source=f"SMARD {getattr(request.FILES.get('file'), 'name', '')}"[:100])
+            except SmardError as error:  # pragma: no cover - the form read the same file
+                form.add_error("file", str(error))
+            else:
+                self.message_user(request, _(
+                    "Imported %(created)d new hours, updated %(updated)d, %(unchanged)d unchanged (%(first)s to "
+                    "%(last)s, Europe/Berlin).") % {
+                    "created": result.created, "updated": result.updated, "unchanged": result.unchanged,
+                    "first": result.first.astimezone(calendar.BERLIN).strftime("%d.%m.%Y %H:%M"),
+                    "last": result.last.astimezone(calendar.BERLIN).strftime("%d.%m.%Y %H:%M")}, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:market_powerprice_changelist"))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": _("Import SMARD CSV"), "media": self.media}
+        return TemplateResponse(request, "admin/market/powerprice/import.html", context)

@@ -82,6 +82,12 @@ class GpuClass(models.Model):
     )
     active = models.BooleanField(_("active"), default=True,
                                  help_text=_("Only active classes get new instruments."))
+    power_draw_kw = models.DecimalField(
+        _("power draw (kW per GPU)"), max_digits=6, decimal_places=3, default=Decimal("1.000"),
+        validators=[MinValueValidator(Decimal("0.001"))],
+        help_text=_("Electrical power of one GPU under load with its share of the server (CPU, memory, "
+                    "network), before cooling; e.g. 1.275 for an H100 SXM in an 8-GPU server of 10.2 kW."),
+    )
 
     class Meta:
         verbose_name = _("GPU class")
@@ -1183,3 +1189,28 @@ class AggregateDay(models.Model):
 
     def __str__(self) -> str:
         return str(self.date)
+
+# --- Electricity prices (issue 11; market.power) -------------------------------------------
+
+
+class PowerPrice(models.Model):
+    """The wholesale electricity price of one hour in a bidding zone (the
+    day-ahead price of DE-LU, from SMARD), imported by an operator."""
+
+    DE_LU = "DE-LU"
+
+    zone = models.CharField(_("bidding zone"), max_length=8, default=DE_LU)
+    hour_start = models.DateTimeField(_("hour (start, UTC)"))
+    price = models.DecimalField(_("price (EUR/MWh)"), max_digits=9, decimal_places=2)
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    is_demo = models.BooleanField(_("demo data"), default=False)
+    imported_at = models.DateTimeField(_("imported at"))
+
+    class Meta:
+        verbose_name = _("electricity price")
+        verbose_name_plural = _("electricity prices")
+        ordering = ["-hour_start"]
+        constraints = [models.UniqueConstraint(fields=["zone", "hour_start"], name="powerprice_unique_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.hour_start:%Y-%m-%dT%H:%MZ}: {self.price}"

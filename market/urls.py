@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, dashboard, dayahead, futures, indicators, methodology, provider, trading
+from market.views import controls, dashboard, dayahead, futures, indicators, methodology, power, provider, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *dashboard.urlpatterns,
     *methodology.urlpatterns,
     *indicators.urlpatterns,
+    *power.urlpatterns,
 ]

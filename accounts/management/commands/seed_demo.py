@@ -8,6 +8,7 @@ from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, 
 from market.demo_dayahead import seed_dayahead_bids, seed_dayahead_results
 from market.demo_futures import seed_futures
 from market.demo_index import seed_index_history
+from market.demo_power import seed_power_history
 
 
 class Command(BaseCommand):
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         approved = [org for org in summary.members if org.kyc.is_approved]
         deposits = seed_clearing(approved, operator=summary.operator)
         index_values = seed_index_history()
+        power_hours = seed_power_history()
         self.stdout.write(f"Demo organisations ({len(summary.organisations)}):")
         for line in summary.organisations:
             self.stdout.write(f"  {line}")
@@ -48,6 +50,7 @@ class Command(BaseCommand):
             f"({len(deposits)} deposits booked now)."
         )
         self.stdout.write(f"Index history: {index_values} demo values added (a year, marked as demo data).")
+        self.stdout.write(f"Electricity prices: {power_hours} demo hours added (a year, marked as demo data).")
         if not options["no_trading"]:
             # Trades first (oldest first, under the services' clock), then
             # their deliveries and fees, then the quotes around the last prices.

@@ -1,0 +1,234 @@
+"""The electricity, capacity-signal and revenue pages and their open data
+(issue 11): anonymous visitors see the charts' rows, which are exactly what
+the CSV and JSON downloads serve; empty data is explained; bad parameters
+fall back on the pages and answer 400 on the API; the operator's SMARD
+import in the admin is all or nothing, with the error at the field."""
+
+import csv
+import io
+import json
+import re
+from datetime import date, timedelta
+from decimal import Decimal as D
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+
+from clearing.models import Account, JournalEntry
+from clearing.services.ledger import house_account, ledger_post
+from market import calendar
+from market.models import DeliveryZone, GpuClass, IndexValue, PowerPrice
+from market.services.power import power_prices_import
+from tests.factories import GpuClassFactory, SiteCapacityFactory, SiteFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+END = date(2026, 11, 30)
+HEADER = "Datum von;Datum bis;Deutschland/Luxemburg [€/MWh] Originalauflösungen\n"
+
+
+def smard(days: dict[date, str]) -> str:
+    lines = [HEADER]
+    for day, price in days.items():
+        for hour in calendar.day_hours(day):
+            start = hour.start.astimezone(calendar.BERLIN)
+            end = hour.end.astimezone(calendar.BERLIN)
+            lines.append(f"{start:%d.%m.%Y %H:%M};{end:%d.%m.%Y %H:%M};{price}\n")
+    return "".join(lines)
+
+
+def base_index(gpu_class: GpuClass, day: date, value: str) -> None:
+    IndexValue.objects.create(kind="base", date=day, gpu_class=gpu_class, zone=DeliveryZone.objects.get(code="DE"),
+                              value=D(value), volume=100, inputs={}, sha256="0" * 64, methodology_version="v1",
+                              computed_at=timezone.now())
+
+
+@pytest.fixture
+def h100() -> GpuClass:
+    gpu_class = GpuClassFactory(code="H100")
+    GpuClass.objects.filter(pk=gpu_class.pk).update(power_draw_kw=D("1.275"))
+    return gpu_class
+
+
+@pytest.fixture
+def market(h100: GpuClass) -> GpuClass:
+    """25 days of Base index and electricity prices up to END; three providers with H100 at PUE 1.25."""
+    for n in range(25):
+        day = END - timedelta(days=n)
+        base_index(h100, day, f"{D('2.00') + D(n % 5) / 10:.2f}")
+    power_prices_import(text=smard({END - timedelta(days=n): f"{60 + 3 * (n % 7)},00" for n in range(25)}),
+                        operator=None)
+    for _ in range(3):
+        SiteCapacityFactory(site=SiteFactory(pue=D("1.25")), gpu_class=h100, gpus=100)
+    return h100
+
+
+def script_data(html: str, element_id: str):  # type: ignore[no-untyped-def]
+    found = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S)
+    assert found, element_id
+    return json.loads(found.group(1))
+
+
+def cell(value: object) -> str:
+    """A value as the CSV writes it: empty for null, true/false for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def same_everywhere(client: Client, html: str, slug: str, query: str) -> list[dict[str, object]]:
+    """The chart's json_script rows == the JSON download == the CSV download."""
+    chart = script_data(html, f"{slug}-data")
+    shown = query.replace("&", "&amp;")
+    csv_link = f"/api/v1/open-data/{slug}/?{shown}&amp;format=csv" if query else f"/api/v1/open-data/{slug}/?format=csv"
+    assert csv_link in html
+    api = client.get(f"/api/v1/open-data/{slug}/?{query}")
+    assert api.status_code == 200
+    assert api.json()["rows"] == chart
+    table = list(csv.DictReader(io.StringIO(client.get(f"/api/v1/open-data/{slug}/?{query}&format=csv")
+                                            .content.decode())))
+    assert table == [{key: cell(value) for key, value in row.items()} for row in chart]
+    return chart
+
+
+def test_electricity_page_draws_what_the_downloads_serve(market):
+    client = Client()
+    query = f"gpu_class=H100&start={END - timedelta(days=9)}&end={END}"
+    response = client.get(f"/dashboard/electricity/?{query}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    both = same_everywhere(client, html, "compute-and-power", query)
+    spread = same_everywhere(client, html, "spark-spread", query)
+    assert len(both) == len(spread) == 10
+    last = spread[-1]
+    # END: n = 0 -> Base 2.00, power 60,00 EUR/MWh; 1.275 kW x 1.25 x 60 / 1000 = 0.095625 -> 0.0956
+    assert (last["date"], last["compute_base"], last["power_price"]) == ("2026-11-30", "2.00", "60.00")
+    assert (last["pue"], last["pue_source"], last["electricity_cost"], last["spark_spread"]) == (
+        "1.2500", "sites", "0.0956", "1.9044")
+    assert both[-1]["correlation_30d"] is not None  # 25 common days
+    assert "/dashboard/methodology/electricity/" in html
+    for site in ("Rechenzentrum",):
+        assert site not in html  # no member's site or name
+
+
+def test_csv_and_json_are_the_same_rows(market, client):
+    query = f"gpu_class=H100&start={END - timedelta(days=2)}&end={END}"
+    rows = client.get(f"/api/v1/open-data/compute-and-power/?{query}").json()["rows"]
+    table = list(csv.DictReader(io.StringIO(client.get(
+        f"/api/v1/open-data/compute-and-power/?{query}&format=csv").content.decode())))
+    assert table == [{key: cell(value) for key, value in row.items()} for row in rows]
+
+
+def test_fewer_than_three_providers_use_the_reference_pue(h100, client):
+    SiteCapacityFactory(site=SiteFactory(pue=D("1.10")), gpu_class=h100, gpus=100)
+    base_index(h100, END, "2.00")
+    power_prices_import(text=smard({END: "100,00"}), operator=None)
+    rows = client.get(f"/api/v1/open-data/spark-spread/?start={END}&end={END}").json()["rows"]
+    # 1.275 x 1.50 x 100 / 1000 = 0.19125 -> 0.1913
+    assert (rows[0]["pue"], rows[0]["pue_source"], rows[0]["electricity_cost"]) == ("1.50", "reference", "0.1913")
+
+
+def test_empty_pages_explain_what_will_appear(h100):
+    client = Client()
+    html = client.get("/dashboard/electricity/").content.decode()
+    assert 'data-testid="no-power"' in html and 'data-testid="no-spread"' in html
+    assert 'data-testid="no-signal"' in client.get("/dashboard/capacity-signal/").content.decode()
+    assert 'data-testid="no-revenue"' in client.get("/dashboard/revenue/").content.decode()
+
+
+def test_bad_parameters_fall_back_on_pages_and_answer_400_on_the_api(h100, client):
+    for path in ("/dashboard/electricity/", "/dashboard/capacity-signal/"):
+        assert client.get(path, {"gpu_class": "NOPE", "start": "2026-13-45", "end": "x"}).status_code == 200
+    bad = client.get("/api/v1/open-data/spark-spread/?gpu_class=NOPE&start=2026-13-45")
+    assert bad.status_code == 400
+    assert set(bad.json()["fields"]) == {"gpu_class", "start"}
+    assert client.get("/api/v1/open-data/capacity-signal/?start=2020-01-01&end=2026-01-01").status_code == 400
+
+
+def test_capacity_signal_spot_price_from_the_base_index(market, client):
+    query = f"gpu_class=H100&start={END}&end={END}"
+    html = client.get(f"/dashboard/capacity-signal/?{query}").content.decode()
+    (row,) = same_everywhere(client, html, "capacity-signal", query)
+    # 25 days of 2.00, 2.10, 2.20, 2.30, 2.40 repeating: the 25 days of the 30 average 2.20
+    assert (row["spot_price"], row["spot_days"], row["forward_price"], row["signal"]) == ("2.20", 25, None, None)
+
+
+def test_revenue_from_the_ledger_with_small_months_suppressed(client):
+    def fees(org: int, month: str, amount: str) -> None:
+        ledger_post(kind=JournalEntry.Kind.FEE, reference=f"fees:{org}:{month}", memo="test",
+                    lines=[(house_account(Account.Kind.BANK), -D(amount)),
+                           (house_account(Account.Kind.FEE_REVENUE), D(amount))])
+
+    def sweep(month: str, incentive: str, rnd: str) -> None:
+        ledger_post(kind=JournalEntry.Kind.FEE, reference=f"fees-sweep:{month}", memo="test",
+                    lines=[(house_account(Account.Kind.FEE_REVENUE), -D(incentive) - D(rnd)),
+                           (house_account(Account.Kind.INCENTIVE_FUND), D(incentive)),
+                           (house_account(Account.Kind.RND_FUND), D(rnd))])
+
+    for org in (1, 2, 3):
+        fees(org, "2026-09", "100.00")
+    sweep("2026-09", "30.00", "15.00")
+    fees(1, "2026-10", "80.00")  # one member only
+    sweep("2026-10", "8.00", "4.00")
+    html = client.get("/dashboard/revenue/").content.decode()
+    rows = same_everywhere(client, html, "exchange-revenue", "")  # no parameters
+    assert rows == [
+        {"month": "2026-09-01", "members": 3, "fee_revenue": "300.00", "to_incentive_fund": "30.00",
+         "to_rnd_fund": "15.00", "credits_granted": "0.00", "incentive_fund_balance": "30.00",
+         "rnd_fund_balance": "15.00"},
+        {"month": "2026-10-01", "members": None, "fee_revenue": None, "to_incentive_fund": None, "to_rnd_fund": None,
+         "credits_granted": None, "incentive_fund_balance": None, "rnd_fund_balance": None}]
+
+
+def test_methodology_pages_are_versioned(client):
+    for indicator in ("electricity", "capacity-signal", "revenue"):
+        answer = client.get(f"/dashboard/methodology/{indicator}/")
+        assert answer.status_code == 302 and answer["Location"].endswith(f"/dashboard/methodology/{indicator}/v1/")
+        assert client.get(answer["Location"]).status_code == 200
+    assert client.get("/dashboard/methodology/electricity/v9/").status_code == 404
+    assert client.get("/dashboard/methodology/index/").status_code == 302  # the index's own page still wins
+
+
+def test_the_listing_names_the_four_datasets(client):
+    slugs = {entry["slug"]: entry for entry in client.get("/api/v1/open-data/").json()["datasets"]}
+    assert {"compute-and-power", "spark-spread", "capacity-signal", "exchange-revenue"} <= set(slugs)
+    assert slugs["spark-spread"]["methodology_url"].endswith("/dashboard/methodology/electricity/")
+
+
+def operator_client() -> Client:
+    operator = UserFactory(email="olga@operator.example", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+def test_operator_imports_a_smard_file_in_the_admin(h100):
+    client = operator_client()
+    page = client.get("/admin/market/powerprice/")
+    assert "/admin/market/powerprice/import/" in page.content.decode()
+    upload = SimpleUploadedFile("smard.csv", smard({END: "85,12"}).encode(), content_type="text/csv")
+    answer = client.post("/admin/market/powerprice/import/", {"file": upload}, follow=True)
+    assert answer.status_code == 200
+    assert PowerPrice.objects.count() == 24
+    assert set(PowerPrice.objects.values_list("price", flat=True)) == {D("85.12")}
+    # again, one price revised: idempotent per hour
+    text = smard({END: "85,12"}).replace("85,12\n", "90,00\n", 1)
+    client.post("/admin/market/powerprice/import/", {"file": SimpleUploadedFile("smard.csv", text.encode())})
+    assert PowerPrice.objects.count() == 24 and PowerPrice.objects.filter(price=D("90.00")).count() == 1
+
+
+def test_a_bad_row_imports_nothing_and_names_its_line(h100):
+    client = operator_client()
+    lines = smard({END: "85,12"}).splitlines(keepends=True)
+    lines[3] = lines[3].replace("85,12", "85,1x")  # the fourth line of the file
+    text = "".join(lines)
+    answer = client.post("/admin/market/powerprice/import/", {"file": SimpleUploadedFile("smard.csv", text.encode())})
+    assert answer.status_code == 200
+    assert PowerPrice.objects.count() == 0
+    errors = answer.context["form"].errors["file"]
+    assert errors and "Line 4" in errors[0]
+    assert 'class="errorlist' in answer.content.decode()
