@@ -38,7 +38,7 @@ ATTRIBUTION = "Rechenbörse"
 MIN_MEMBERS = 3
 
 # Modules whose import registers their datasets (each calls ``register`` at module level).
-SOURCES: list[str] = []
+SOURCES: list[str] = ["market.selectors.public_prices"]
 
 Rows = list[dict[str, Any]]
 

@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, dashboard, dayahead, futures, methodology, provider, trading
+from market.views import controls, dashboard, dayahead, futures, methodology, provider, public, trading
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
@@ -11,5 +11,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *trading.urlpatterns,
     *provider.urlpatterns,
     *dashboard.urlpatterns,
-    *methodology.urlpatterns,
+    *methodology.urlpatterns,  # its index/ before public's <indicator>/
+    *public.urlpatterns,
 ]
