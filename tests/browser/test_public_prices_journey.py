@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from market import indices
-from market.models import DeliveryZone, GpuClass, IndexValue
+from market.models import DeliveryZone, IndexValue
 from tests.browser.conftest import Shots
 from tests.factories import GpuClassFactory
 from tests.market.trading_setup import ensure_zones
