@@ -58,7 +58,7 @@ def _choices() -> dict[str, Any]:
 
 
 def _chart_text() -> dict[str, str]:
-    return {"y_title": _("EUR per GPU-hour"), "y_perf": _("EUR per hour per 1,000 units of the benchmark"),
+    return {"y_title": _("EUR per GPU-hour"), "y_perf": _("EUR per 1,000 units"),
             "spread": _("Spread")}
 
 

@@ -26,11 +26,15 @@
                line: { color: colours[i % colours.length], width: 2, shape: box.dataset.shape || "linear" } };
     });
     var layout = {
-      margin: { l: 52, r: 10, t: 8, b: narrow ? 60 : 40 }, showlegend: true,
+      margin: { l: 52, r: 10, t: 8, b: narrow ? 60 : 40 }, showlegend: order.length > 1,
       legend: { orientation: "h", y: narrow ? -0.35 : -0.18 },
-      xaxis: { type: "date", nticks: narrow ? 4 : 8 },
+      xaxis: { type: "date", nticks: narrow ? 4 : 8 },  // German dates as the tables write them
       yaxis: { title: { text: narrow ? "" : (box.dataset.yTitle || "") }, zeroline: box.dataset.zero === "1" }
     };
+    if (document.documentElement.lang !== "en") {
+      layout.xaxis.tickformat = box.dataset.shape === "hv" ? "%d.%m. %H:%M" : "%d.%m.%Y";
+      layout.xaxis.hoverformat = layout.xaxis.tickformat;
+    }
     window.Plotly.newPlot(box, traces, layout, { displayModeBar: false, responsive: true });
   });
 }());
