@@ -19,6 +19,19 @@ from tests.market.trading_setup import ensure_zones
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _registered():  # type: ignore[no-untyped-def]
+    """The datasets are registered once, at import; if that import happened while another test
+    had swapped the registry out (test_open_data_registry's fixture), put them back."""
+    from market import open_data
+    from market.selectors import public_prices
+
+    for dataset in (public_prices.PRICE_HISTORY, public_prices.PRICE_PER_PERFORMANCE,
+                    public_prices.GENERATION_SPREAD, public_prices.LATEST_INDICES, public_prices.DAYAHEAD_BASE,
+                    public_prices.FORWARD_FRONT):
+        open_data._REGISTRY.setdefault(dataset.slug, dataset)
+
+
 def _history() -> None:
     ensure_zones("DE", "DE-BY")
     classes = [GpuClassFactory(code="H100", min_benchmark_value=Decimal("700")),

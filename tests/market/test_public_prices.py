@@ -20,6 +20,19 @@ from tests.market.trading_setup import ensure_zones
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _registered():  # type: ignore[no-untyped-def]
+    """The datasets are registered once, at import; if that import happened while another test
+    had swapped the registry out (test_open_data_registry's fixture), put them back."""
+    from market import open_data
+    from market.selectors import public_prices
+
+    for dataset in (public_prices.PRICE_HISTORY, public_prices.PRICE_PER_PERFORMANCE,
+                    public_prices.GENERATION_SPREAD, public_prices.LATEST_INDICES, public_prices.DAYAHEAD_BASE,
+                    public_prices.FORWARD_FRONT):
+        open_data._REGISTRY.setdefault(dataset.slug, dataset)
+
 D = Decimal
 # Mon 2 Nov .. Tue 10 Nov 2026, H100 (figure 700) and A100 (figure 250) in DE.
 H100_BASE = {date(2026, 11, 2): "2.40", date(2026, 11, 3): "2.50", date(2026, 11, 4): "2.61",
