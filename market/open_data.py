@@ -47,7 +47,7 @@ MIN_MEMBERS = 3
 BULK_PREFIX = "rechenboerse-open-data-"
 
 # Modules whose import registers their datasets (each calls ``register`` at module level).
-SOURCES: list[str] = ["market.selectors.activity", "market.selectors.power"]
+SOURCES: list[str] = ["market.selectors.activity", "market.selectors.power", "market.selectors.public_prices"]
 
 Rows = list[dict[str, Any]]
 

@@ -1,7 +1,18 @@
 from django.urls import URLPattern, URLResolver, path
 
 from market import views
-from market.views import controls, dashboard, dayahead, futures, indicators, methodology, power, provider, trading
+from market.views import (
+    controls,
+    dashboard,
+    dayahead,
+    futures,
+    indicators,
+    methodology,
+    power,
+    provider,
+    public,
+    trading,
+)
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("trading/", views.trading_home, name="trading_home"),
@@ -11,7 +22,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *trading.urlpatterns,
     *provider.urlpatterns,
     *dashboard.urlpatterns,
-    *methodology.urlpatterns,
+    *methodology.urlpatterns,  # its index/ before public's <indicator>/
     *indicators.urlpatterns,
     *power.urlpatterns,
+    *public.urlpatterns,
 ]

@@ -129,7 +129,9 @@ urlpatterns: list[URLPattern] = [
     path("dashboard/electricity/", electricity, name="dashboard_electricity"),
     path("dashboard/capacity-signal/", capacity_signal, name="dashboard_capacity_signal"),
     path("dashboard/revenue/", revenue, name="dashboard_revenue"),
-    path("dashboard/methodology/<slug:indicator>/", methodology, name="power-methodology"),
-    path("dashboard/methodology/<slug:indicator>/<str:version>/", methodology_version,
-         name="power-methodology-version"),
+    # One path per indicator (the other dashboards have methodology pages under the same prefix).
+    *[path(f"dashboard/methodology/{name}/", methodology, {"indicator": name}, name="power-methodology")
+      for name in METHODOLOGY],
+    *[path(f"dashboard/methodology/{name}/<str:version>/", methodology_version, {"indicator": name},
+           name="power-methodology-version") for name in METHODOLOGY],
 ]

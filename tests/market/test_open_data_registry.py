@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.urls import get_resolver
 from rest_framework.settings import api_settings
 
 from market import open_data
@@ -42,6 +43,10 @@ SAMPLE = Dataset(
 
 @pytest.fixture
 def sample(monkeypatch):  # type: ignore[no-untyped-def]
+    # Import every real dataset module and the URLs first: a module imported for the first time while the
+    # registry is swapped would register into the sample registry (and be missing from the real one after).
+    open_data.datasets()
+    get_resolver().url_patterns  # noqa: B018 - imports every view module
     monkeypatch.setattr(open_data, "_REGISTRY", {})
     monkeypatch.setattr(open_data, "SOURCES", [])
     open_data.register(SAMPLE)
@@ -152,3 +157,18 @@ def test_the_nightly_job_and_the_command_write_yesterdays_file_once(sample, bulk
     out = io.StringIO()
     call_command("build_open_data_bulk", "--date", "2026-11-30", stdout=out)
     assert "rechenboerse-open-data-2026-11-30.zip written" in out.getvalue()
+
+
+def test_every_registered_dataset_has_a_methodology_page_and_a_page_that_answer(client):
+    """The real registry: each dataset's methodology URL (and its page) answers 200, so no two dashboards
+    shadow each other's methodology paths under /dashboard/methodology/."""
+    from tests.factories import GpuClassFactory
+
+    GpuClassFactory(code="H100")
+    listed = open_data.datasets()
+    assert len(listed) >= 10
+    for dataset in listed:
+        methodology = client.get(dataset.methodology_url, follow=True)
+        assert methodology.status_code == 200, dataset.slug
+        if dataset.page_url:
+            assert client.get(dataset.page_url).status_code == 200, dataset.slug
