@@ -161,6 +161,13 @@ def urls() -> list[tuple[str, str]]:
     found = [("dashboard entry page", "/dashboard/"), ("forward curve page", "/dashboard/futures/?gpu_class=H100"),
              ("day-ahead day page", f"/dashboard/dayahead/{yesterday}/"),
              ("index history, a year, CSV", f"/api/v1/index/?gpu_class=H100&zone=DE&from={year_ago}&format=csv")]
+    # The heaviest choices a visitor can make: everything, by day.
+    every_class = "&".join(f"gpu_class={code}" for code in ("H100", "H200", "A100", "B200", "L40S"))
+    found += [("price history, 5 classes, all, by day", f"/dashboard/prices/?{every_class}&range=all&resolution=day"),
+              ("chip generations, all", "/dashboard/generations/?range=all"),
+              ("market activity, all, by day", "/dashboard/activity/?range=all&resolution=day"),
+              ("supply concentration, all, by day", "/dashboard/concentration/?range=all&resolution=day"),
+              ("electricity, all", "/dashboard/electricity/?range=all")]
     for dataset in open_data.datasets():
         if dataset.page_url:
             found.append((f"{dataset.slug} page", dataset.page_url))

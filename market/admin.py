@@ -595,7 +595,10 @@ class SmardImportForm(forms.Form):
         try:
             power_csv.parse(text)
         except power_csv.SmardError as error:
-            raise forms.ValidationError(str(error)) from None
+            message = _(error.template) % error.params if error.params else _(error.template)
+            if error.line is not None:
+                message = _("Line %(line)s: %(message)s") % {"line": error.line, "message": message}
+            raise forms.ValidationError(message) from None
         return text
 
 

@@ -38,9 +38,19 @@ MIN_PRICE = Decimal("-500.00")
 MAX_PRICE = Decimal("4000.00")
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a message for the catalogue (makemessages reads this name) without
+    translating it here: the admin translates ``SmardError.template``."""
+    return message
+
+
 class SmardError(ValueError):
-    def __init__(self, message: str, line: int | None = None):
-        self.line = line
+    """A file that cannot be imported: ``template`` (English, in the catalogue)
+    with ``params``, and the line it concerns."""
+
+    def __init__(self, template: str, line: int | None = None, **params: object):
+        self.template, self.params, self.line = template, params, line
+        message = template % params if params else template
         super().__init__(f"Line {line}: {message}" if line is not None else message)
 
 
@@ -93,18 +103,18 @@ def parse(text: str) -> list[HourPrice]:
     cannot be read, an incomplete hour, or an hour given twice."""
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or not lines[0].strip():
-        raise SmardError("The file is empty.")
+        raise SmardError(gettext_noop("The file is empty."))
     header = [cell.strip() for cell in lines[0].split(";")]
     if header[:2] == ["Datum von", "Datum bis"]:
         layout, first_value = "new", 2
     elif header[:3] == ["Datum", "Anfang", "Ende"]:
         layout, first_value = "old", 3
     else:
-        raise SmardError('This is not a SMARD price export: the first line must start with "Datum von;Datum bis" '
-                         'or "Datum;Anfang;Ende".', 1)
+        raise SmardError(gettext_noop('This is not a SMARD price export: the first line must start with '
+                                      '"Datum von;Datum bis" or "Datum;Anfang;Ende".'), 1)
     columns = [i for i, name in enumerate(header) if i >= first_value and ZONE_COLUMN.match(name)]
     if not columns:
-        raise SmardError('The file has no column "Deutschland/Luxemburg [€/MWh]".', 1)
+        raise SmardError(gettext_noop('The file has no column "Deutschland/Luxemburg [€/MWh]".'), 1)
     column = columns[0]
     seen: set[datetime] = set()
     quarters: dict[datetime, list[tuple[Decimal, int]]] = {}
@@ -114,7 +124,8 @@ def parse(text: str) -> list[HourPrice]:
             continue
         cells = line.split(";")
         if len(cells) <= column:
-            raise SmardError(f"expected at least {column + 1} columns, found {len(cells)}.", number)
+            raise SmardError(gettext_noop("Expected at least %(expected)s columns, found %(found)s."), number,
+                             expected=column + 1, found=len(cells))
         try:
             if layout == "new":
                 day_text, start_text = (cells[0].strip().split(" ") + [""])[:2]
@@ -125,12 +136,13 @@ def parse(text: str) -> list[HourPrice]:
                 day, start, end = _day(cells[0]), _clock(cells[1]), _clock(cells[2])
                 end_day = day + timedelta(days=1) if end <= start else day
         except ValueError:
-            raise SmardError(f'cannot read the date and time "{";".join(cells[:first_value])}" '
-                             f"(expected e.g. 01.09.2026 00:00).", number) from None
+            raise SmardError(gettext_noop('Cannot read the date and time "%(text)s" (expected e.g. 01.09.2026 '
+                                          '00:00).'), number, text=";".join(cells[:first_value])) from None
         minutes = (datetime.combine(end_day, end) - datetime.combine(day, start)).total_seconds() / 60
         quarter = minutes == 15
         if not quarter and start.minute != 0:
-            raise SmardError(f"{start:%H:%M} is not the start of an hour or of a quarter hour.", number)
+            raise SmardError(gettext_noop("%(time)s is not the start of an hour or of a quarter hour."), number,
+                             time=f"{start:%H:%M}")
         cell = cells[column].strip()
         if cell in ("-", ""):
             try:
@@ -141,28 +153,29 @@ def parse(text: str) -> list[HourPrice]:
         try:
             price = parse_number(cell)
         except ValueError:
-            raise SmardError(f'"{cell}" is not a price in EUR/MWh (German format, e.g. 85,12).', number) from None
+            raise SmardError(gettext_noop('"%(cell)s" is not a price in EUR/MWh (German format, e.g. 85,12).'),
+                             number, cell=cell) from None
         if not MIN_PRICE <= price <= MAX_PRICE:
-            raise SmardError(f"{cell} EUR/MWh is outside the market's limits ({MIN_PRICE} to {MAX_PRICE}).",
-                             number)
+            raise SmardError(gettext_noop("%(cell)s EUR/MWh is outside the market's limits (%(low)s to %(high)s)."),
+                             number, cell=cell, low=MIN_PRICE, high=MAX_PRICE)
         try:
             at = _local(day, start, seen).astimezone(UTC)
         except ValueError:
-            raise SmardError(f"{day:%d.%m.%Y} {start:%H:%M} does not exist in German time "
-                             f"(the clocks go forward).", number) from None
+            raise SmardError(gettext_noop("%(time)s does not exist in German time (the clocks go forward)."),
+                             number, time=f"{day:%d.%m.%Y} {start:%H:%M}") from None
         if quarter:
             hour = at.replace(minute=0)
             quarters.setdefault(hour, []).append((price, number))
             if len(quarters[hour]) > 4:
-                raise SmardError("an hour has more than four quarter hours.", number)
+                raise SmardError(gettext_noop("An hour has more than four quarter hours."), number)
         else:
             if at in hourly:
-                raise SmardError("this hour is given twice.", number)
+                raise SmardError(gettext_noop("This hour is given twice."), number)
             hourly[at] = price.quantize(PRICE, rounding=ROUND_HALF_UP)
     for hour, values in quarters.items():
         if len(values) != 4:
-            raise SmardError(f"the hour from {hour.astimezone(BERLIN):%d.%m.%Y %H:%M} has {len(values)} of its "
-                             f"four quarter hours.", values[-1][1])
+            raise SmardError(gettext_noop("The hour from %(time)s has %(count)s of its four quarter hours."),
+                             values[-1][1], time=f"{hour.astimezone(BERLIN):%d.%m.%Y %H:%M}", count=len(values))
         if hour in hourly:
             raise SmardError("this hour is given twice.", values[0][1])
         hourly[hour] = (sum((value for value, _line in values), Decimal(0)) / 4).quantize(PRICE, ROUND_HALF_UP)

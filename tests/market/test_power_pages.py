@@ -229,6 +229,6 @@ def test_a_bad_row_imports_nothing_and_names_its_line(h100):
     answer = client.post("/admin/market/powerprice/import/", {"file": SimpleUploadedFile("smard.csv", text.encode())})
     assert answer.status_code == 200
     assert PowerPrice.objects.count() == 0
-    errors = answer.context["form"].errors["file"]
-    assert errors and "Line 4" in errors[0]
+    errors = answer.context["form"].errors["file"]  # in German, at the field
+    assert errors == ["Zeile 4: „85,1x“ ist kein Preis in EUR/MWh (deutsches Format, z. B. 85,12)."]
     assert 'class="errorlist' in answer.content.decode()
