@@ -15,11 +15,13 @@ from market import calendar
 from market.models import PowerPrice
 from tests.factories import GpuClassFactory, SiteCapacityFactory, SiteFactory, UserFactory
 from tests.market.test_power_pages import base_index, smard
+from tests.market.trading_setup import ensure_zones
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_operator_imports_prices_and_a_visitor_reads_the_power_pages(page: Page, shots, tmp_path: Path):
+    ensure_zones("DE")  # a transactional test before this one may have flushed the migrations' zones
     h100 = GpuClassFactory(code="H100", power_draw_kw=D("1.275"))
     GpuClassFactory(code="A100", power_draw_kw=D("0.813"))
     today = timezone.now().astimezone(calendar.BERLIN).date()

@@ -41,8 +41,9 @@ A100_BASE = {date(2026, 11, 2): "1.35", date(2026, 11, 3): "1.40", date(2026, 11
 
 
 def _value(code: str, zone: str, day: date, value: str, kind: str = indices.BASE, demo: bool = False) -> None:
+    found = DeliveryZone.objects.get_or_create(code=zone, defaults={"name": zone})[0]  # a flush may have emptied it
     IndexValue.objects.create(kind=kind, date=day, gpu_class=GpuClass.objects.get(code=code),
-                              zone=DeliveryZone.objects.get(code=zone), value=D(value), volume=100,
+                              zone=found, value=D(value), volume=100,
                               inputs={}, sha256="0" * 64, methodology_version=indices.METHODOLOGY_VERSION,
                               is_demo=demo, computed_at=datetime(2026, 11, 1, tzinfo=UTC))
 
