@@ -83,6 +83,11 @@ def _period_label(row: Mapping[str, Any], resolution: str) -> str:
 # --- public pages --------------------------------------------------------------------------------
 
 
+# The page's tables show the newest periods only (three years by day would be a 1 MB page);
+# the chart and the downloads hold every period.
+TABLE_ROWS = 400
+
+
 @require_GET
 def dashboard_activity(request: HttpRequest) -> HttpResponse:
     """Public: volume per segment, open interest, active members, SME and start-up shares."""
@@ -96,10 +101,11 @@ def dashboard_activity(request: HttpRequest) -> HttpResponse:
         "buyers": _number(row["active_buyers"]), "sellers": _number(row["active_sellers"]),
         "sme_buy": _percent(row["sme_buy_share"]), "sme_sell": _percent(row["sme_sell_share"]),
         "startup_buy": _percent(row["startup_buy_share"]), "startup_sell": _percent(row["startup_sell_share"]),
-    } for row in reversed(rows)]
+    } for row in reversed(rows[-TABLE_ROWS:])]
     has_data = any(row["volume_total_gpuh"] or row["open_interest_gpuh"] for row in rows)
     return render(request, "market/indicators/activity.html", {
         **_page(selectors.ACTIVITY, query, rows), "table": table, "has_data": has_data,
+        "table_cut": len(rows) > TABLE_ROWS, "table_limit": TABLE_ROWS, "periods": len(rows),
         "has_shares": any(row[f"{group}_{side}_share"] is not None
                           for row in rows for group in ("sme", "startup") for side in ("buy", "sell")),
         "chart_text": {"intraday": _("Intraday"), "dayahead": _("Day-ahead"), "futures": _("Futures"),

@@ -376,3 +376,16 @@ def test_the_observer_sees_supply_and_demand_by_state_and_size_with_suppression(
         client.get("/dashboard/observer/csv/?table=zones&range=month").content.decode()))}
     # Sellers 17 / 23 / 30 of 70: HHI = 10000 x (289 + 529 + 900) / 4900 = 3506.12 -> 3506
     assert zones["DE"]["hhi"] == "3506" and zones["DE"]["sellers"] == "3"
+
+
+def test_a_long_range_by_day_shows_the_newest_400_periods_in_the_table_and_all_in_the_chart(client):
+    buyer, seller = big("Käufer AG"), big("Verkäufer AG")
+    trade(buyer, seller, 3, days_ago=500)
+    trade(buyer, seller, 2)
+    html = client.get("/dashboard/activity/?range=all&resolution=day").content.decode()
+    assert 'data-testid="table-cut"' in html and "die neuesten 400 Zeiträume" in html
+    table = re.search(r'data-testid="indicator-table">(.*?)</table>', html, re.S)
+    assert table and table.group(1).count('<th scope="row"') == 400
+    chart = json.loads(re.search(r'<script id="indicator-data" type="application/json">(.*?)</script>', html,
+                                 re.S).group(1))  # type: ignore[union-attr]
+    assert len(chart) == 501 and chart[0]["volume_total_gpuh"] == 3
