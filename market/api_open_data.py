@@ -45,12 +45,16 @@ class OpenDataThrottle(ScopedRateThrottle):
     scope = "open_data"
 
 
-class OpenDataListView(APIView):
+class _OpenDataAPIView(APIView):
+    """Public, no authentication read (no session, no CSRF), under the open-data rate."""
+
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
     throttle_classes = [OpenDataThrottle]
     throttle_scope = "open_data"
 
+
+class OpenDataListView(_OpenDataAPIView):
     @extend_schema(
         operation_id="open_data_list",
         summary="Every dataset of the public dashboards",
@@ -67,11 +71,7 @@ class OpenDataListView(APIView):
         })
 
 
-class OpenDataView(CsvErrorsAsJson, APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list[type] = []
-    throttle_classes = [OpenDataThrottle]
-    throttle_scope = "open_data"
+class OpenDataView(CsvErrorsAsJson, _OpenDataAPIView):
     renderer_classes = [JSONRenderer, CsvRenderer]
 
     @extend_schema(
@@ -103,12 +103,7 @@ class OpenDataView(CsvErrorsAsJson, APIView):
                         request, dataset)
 
 
-class OpenDataBulkListView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list[type] = []
-    throttle_classes = [OpenDataThrottle]
-    throttle_scope = "open_data"
-
+class OpenDataBulkListView(_OpenDataAPIView):
     @extend_schema(
         operation_id="open_data_bulk_list",
         summary="The daily bulk files of all open data",
@@ -123,12 +118,7 @@ class OpenDataBulkListView(APIView):
              "bytes": open_data.bulk_path(day).stat().st_size} for day in open_data.bulk_days()]})
 
 
-class OpenDataBulkView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list[type] = []
-    throttle_classes = [OpenDataThrottle]
-    throttle_scope = "open_data"
-
+class OpenDataBulkView(_OpenDataAPIView):
     @extend_schema(
         operation_id="open_data_bulk_day",
         summary="One day's bulk file (ZIP)",
