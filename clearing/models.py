@@ -87,6 +87,9 @@ class Account(models.Model):
         RND_FUND = "rnd_fund", _("R&D fund")
         # Output VAT on the fees charged, owed to the tax office; not guarded.
         VAT_PAYABLE = "vat_payable", _("VAT payable")
+        # What the exchange owes the state for its start financing (issue 12),
+        # carried negative like a loan until repaid; not guarded.
+        START_FINANCING = "start_financing", _("start financing (owed to the state)")
 
     organisation = models.ForeignKey(
         "accounts.Organisation",
@@ -121,7 +124,7 @@ class Account(models.Model):
                                                                   "withdrawal_pending", "ccp_claim",
                                                                   "fee_reserve", "default_fund"))
                 | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund",
-                                                         "vat_payable")),
+                                                         "vat_payable", "start_financing")),
                 name="clearing_account_kind_matches_owner",
             ),
             # The backstop behind ledger_post's conditional update: a member's
@@ -172,6 +175,7 @@ HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.INCENTIVE_FUND,
     Account.Kind.RND_FUND,
     Account.Kind.VAT_PAYABLE,
+    Account.Kind.START_FINANCING,
 )
 # Accounts whose balance may never go below zero (mirrored by the check
 # constraint above): a member's money in each of its states, and the funds,
@@ -200,6 +204,10 @@ class JournalEntry(ImmutableModel):
         CORRECTION = "correction", _("correction")
         # An operator collects what a member owes the clearing house (ccp_claim) from its cash.
         CLAIM = "claim", _("claim repayment")
+        # The state's start financing booked into the incentive fund, and its
+        # monthly repayments from net fee revenue (issue 12, docs/incentives.md).
+        START_FINANCING = "start_financing", _("start financing")
+        FINANCING_REPAYMENT = "financing_repayment", _("start financing repayment")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     reference = models.CharField(

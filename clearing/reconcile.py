@@ -641,6 +641,31 @@ def _jobs_succeed() -> Iterator[str]:
         ) % {"task": task, "count": len(failures), "first": _local_time(first.failed_at),
              "last": _local_time(last.failed_at), "error": last.error}
 
+@register_check("start_financing_matches_bookings",
+                gettext_lazy("What is owed for the start financing equals the financing booked minus the repayments"))
+def _start_financing_matches_bookings() -> Iterator[str]:
+    # Issue 12 (docs/incentives.md). Imported here: incentives builds on clearing.
+    from incentives.models import StartFinancing
+
+    booked = StartFinancing.objects.aggregate(total=Sum("amount"))["total"] or ZERO
+    lines = JournalLine.objects.filter(account__organisation__isnull=True, account__kind=Account.Kind.START_FINANCING)
+    by_kind = dict(lines.order_by().values("entry__kind").annotate(total=Sum("amount"))
+                   .values_list("entry__kind", "total"))
+    in_ledger = -by_kind.pop(JournalEntry.Kind.START_FINANCING, ZERO)
+    repaid = by_kind.pop(JournalEntry.Kind.FINANCING_REPAYMENT, ZERO)
+    owed = -(sum(by_kind.values(), ZERO)) + in_ledger - repaid
+    figures = {"booked": _money(booked), "ledger": _money(in_ledger), "repaid": _money(repaid), "owed": _money(owed)}
+    if in_ledger != booked:
+        yield _("Start financing booked %(booked)s, but its journal entries put %(ledger)s into the fund.") % figures
+    if by_kind:
+        yield _("The start financing account has lines of other kinds: %(kinds)s.") % {
+            "kinds": ", ".join(sorted(by_kind))}
+    if owed != booked - repaid:
+        yield _("Start financing owed %(owed)s is not booked %(booked)s minus repaid %(repaid)s.") % figures
+    if owed < 0:
+        yield _("The start financing is repaid beyond what was booked: owed %(owed)s.") % figures
+
+
 # --- The scheduled run --------------------------------------------------------------------
 
 

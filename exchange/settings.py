@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "accounts",
     "market",
     "clearing",
+    "incentives",
 ]
 
 MIDDLEWARE = [

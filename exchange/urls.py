@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("market.api_urls")),
     path("", include("clearing.api_urls")),
+    path("", include("incentives.api_urls")),
 ]
 
 urlpatterns = [
@@ -22,6 +23,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("market.urls")),
     path("", include("clearing.urls")),
+    path("", include("incentives.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline script without a nonce.

@@ -29,7 +29,7 @@ from clearing.fees import VAT, fee_held, fee_step, fund_split, split_rounded, to
 from clearing.invoicing import BERLIN, InvoiceLineData, invoice_issue
 from clearing.models import Account, FeeAccrual, Invoice, JournalEntry
 from clearing.selectors import fee_terms_at
-from clearing.services.ledger import _account_get_or_create, house_account, ledger_post
+from clearing.services.ledger import Posting, _account_get_or_create, house_account, ledger_post, ledger_post_all
 from exchange.errors import ExchangeError
 from exchange.locks import lock_organisations
 from exchange.rawsql import converted, fetch, placeholders
@@ -262,16 +262,25 @@ def _sweep(month: date) -> bool:
         total = sum((to_cents(accrued) for accrued in nets), ZERO)
         start, end = month_bounds(month)
         terms = fee_terms_at(end - timedelta(microseconds=1))
-        _kept, incentive, rnd = fund_split(total, terms.incentive_fund_share, terms.rnd_fund_share)
+        kept, incentive, rnd = fund_split(total, terms.incentive_fund_share, terms.rnd_fund_share)
         if incentive + rnd == 0:
             return False
         lines = [(house_account(Account.Kind.FEE_REVENUE), -(incentive + rnd)),
                  (house_account(Account.Kind.INCENTIVE_FUND), incentive),
                  (house_account(Account.Kind.RND_FUND), rnd)]
+        postings = [Posting(kind=JournalEntry.Kind.FEE, reference=reference,
+                            memo=f"{month_label(month)}: {total} EUR",
+                            lines=[(account, amount) for account, amount in lines if amount != 0])]
+        # The start financing (issue 12) is repaid from the month's NET fee
+        # revenue: the fees charged without VAT minus the funds' shares just
+        # swept (``kept``); posted with the sweep, so both happen once.
+        from incentives.services import financing_repayment_posting
+
+        repayment = financing_repayment_posting(month=month, net_revenue=kept)
+        if repayment is not None:
+            postings.append(repayment)
         try:
-            ledger_post(kind=JournalEntry.Kind.FEE, reference=reference,
-                        memo=f"{month_label(month)}: {total} EUR",
-                        lines=[(account, amount) for account, amount in lines if amount != 0])
+            ledger_post_all(postings)
         except IntegrityError:
             # A concurrent run swept first; the unique reference refused ours.
             return False

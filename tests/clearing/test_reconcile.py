@@ -60,6 +60,7 @@ CHECK_NAMES = [
     "margin_covers_requirement",
     "site_use_within_capacity",
     "jobs_succeed",
+    "start_financing_matches_bookings",
 ]
 
 
@@ -623,6 +624,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: margin_covers_requirement",
         "OK: site_use_within_capacity",
         "OK: jobs_succeed",
+        "OK: start_financing_matches_bookings",
     ]
     assert "1 reconciliation check(s) broken." in output.err
 

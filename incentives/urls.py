@@ -1,0 +1,7 @@
+from django.urls import URLPattern, URLResolver, path
+
+from incentives.views import dashboard_incentives
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("dashboard/incentives/", dashboard_incentives, name="dashboard_incentives"),
+]
