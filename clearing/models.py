@@ -79,6 +79,12 @@ class Account(models.Model):
         # Opened on first use, guarded: the member's contribution to the
         # futures default fund, held by the clearing house (issue 10).
         DEFAULT_FUND = "default_fund", _("default fund contribution")
+        # Opened on first use, guarded: credits granted by a start-up
+        # incentive programme (issue 12), spendable only on purchases and their
+        # fees, never withdrawable; ``credits_reserved`` holds the part that
+        # buy orders reserved (docs/incentives.md, "Credits").
+        CREDITS = "credits", _("incentive credits")
+        CREDITS_RESERVED = "credits_reserved", _("incentive credits reserved")
         # The clearing house's own accounts (no organisation).
         BANK = "bank", _("bank")
         CCP = "ccp", _("central counterparty")
@@ -90,6 +96,9 @@ class Account(models.Model):
         # What the exchange owes the state for its start financing (issue 12),
         # carried negative like a loan until repaid; not guarded.
         START_FINANCING = "start_financing", _("start financing (owed to the state)")
+        # Guarded: the budgets of open incentive programmes, moved out of the
+        # incentive fund when a programme opens and granted from here as credits.
+        PROGRAMME_BUDGETS = "programme_budgets", _("incentive programme budgets")
 
     organisation = models.ForeignKey(
         "accounts.Organisation",
@@ -122,9 +131,10 @@ class Account(models.Model):
                 condition=Q(organisation__isnull=False, kind__in=("cash_available", "cash_reserved",
                                                                   "settlement_pending", "margin",
                                                                   "withdrawal_pending", "ccp_claim",
-                                                                  "fee_reserve", "default_fund"))
+                                                                  "fee_reserve", "default_fund", "credits",
+                                                                  "credits_reserved"))
                 | Q(organisation__isnull=True, kind__in=("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund",
-                                                         "vat_payable", "start_financing")),
+                                                         "vat_payable", "start_financing", "programme_budgets")),
                 name="clearing_account_kind_matches_owner",
             ),
             # The backstop behind ledger_post's conditional update: a member's
@@ -133,7 +143,7 @@ class Account(models.Model):
                 condition=Q(balance__gte=0)
                 | ~Q(kind__in=("cash_available", "cash_reserved", "settlement_pending", "margin",
                                "withdrawal_pending", "fee_reserve", "incentive_fund", "rnd_fund",
-                               "default_fund")),
+                               "default_fund", "credits", "credits_reserved", "programme_budgets")),
                 name="clearing_account_guarded_not_negative",
             ),
         ]
@@ -167,7 +177,8 @@ MEMBER_KINDS: tuple[str, ...] = (
 # has (and outside GET /api/v1/account/): see "Withdrawals" in the docs. The
 # statement lists each one the organisation has.
 MEMBER_EXTRA_KINDS: tuple[str, ...] = (Account.Kind.WITHDRAWAL_PENDING, Account.Kind.CCP_CLAIM,
-                                       Account.Kind.FEE_RESERVE, Account.Kind.DEFAULT_FUND)
+                                       Account.Kind.FEE_RESERVE, Account.Kind.DEFAULT_FUND,
+                                       Account.Kind.CREDITS, Account.Kind.CREDITS_RESERVED)
 HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.BANK,
     Account.Kind.CCP,
@@ -176,6 +187,7 @@ HOUSE_KINDS: tuple[str, ...] = (
     Account.Kind.RND_FUND,
     Account.Kind.VAT_PAYABLE,
     Account.Kind.START_FINANCING,
+    Account.Kind.PROGRAMME_BUDGETS,
 )
 # Accounts whose balance may never go below zero (mirrored by the check
 # constraint above): a member's money in each of its states, and the funds,
@@ -184,8 +196,11 @@ HOUSE_KINDS: tuple[str, ...] = (
 # a member's ``ccp_claim``: it is negative exactly while the member owes.
 GUARDED_KINDS: frozenset[str] = frozenset(
     (*MEMBER_KINDS, Account.Kind.WITHDRAWAL_PENDING, Account.Kind.FEE_RESERVE, Account.Kind.INCENTIVE_FUND,
-     Account.Kind.RND_FUND, Account.Kind.DEFAULT_FUND)
+     Account.Kind.RND_FUND, Account.Kind.DEFAULT_FUND, Account.Kind.CREDITS, Account.Kind.CREDITS_RESERVED,
+     Account.Kind.PROGRAMME_BUDGETS)
 )
+# A member's incentive credits: not money it can withdraw (issue 12).
+CREDIT_KINDS: tuple[str, ...] = (Account.Kind.CREDITS, Account.Kind.CREDITS_RESERVED)
 
 
 class JournalEntry(ImmutableModel):
@@ -208,6 +223,12 @@ class JournalEntry(ImmutableModel):
         # monthly repayments from net fee revenue (issue 12, docs/incentives.md).
         START_FINANCING = "start_financing", _("start financing")
         FINANCING_REPAYMENT = "financing_repayment", _("start financing repayment")
+        # Issue 12: a programme's budget moved out of (or back into) the
+        # incentive fund; credits granted to a member; unused credits that
+        # expired and returned to the fund.
+        PROGRAMME_BUDGET = "programme_budget", _("programme budget")
+        CREDIT_GRANT = "credit_grant", _("credit grant")
+        CREDIT_EXPIRY = "credit_expiry", _("credit expiry")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     reference = models.CharField(
