@@ -35,6 +35,7 @@ from accounts.models import Organisation, User
 from clearing.fees import fee_held, to_cents
 from clearing.invoicing import BERLIN
 from clearing.models import (
+    CREDIT_KINDS,
     GUARDED_KINDS,
     HOUSE_KINDS,
     Account,
@@ -208,10 +209,11 @@ def _reserved_matches_orders() -> Iterator[str]:
     # Imported here: market depends on clearing, not the other way round at import time.
     from market.models import RESTING_STATUSES, BidStatus, DayAheadBid, Order
 
-    ledger = dict(
-        Account.objects.filter(kind=Account.Kind.CASH_RESERVED).exclude(balance=0)
-        .values_list("organisation_id", "balance")
-    )
+    # A reservation is held in cash and, for spot purchases, incentive credits (issue 12).
+    ledger = {organisation_id: total for organisation_id, total in (
+        Account.objects.filter(kind__in=(Account.Kind.CASH_RESERVED, Account.Kind.CREDITS_RESERVED))
+        .order_by().values("organisation_id").annotate(total=Sum("balance"))
+        .values_list("organisation_id", "total")) if total}
     orders: dict[int, Decimal] = defaultdict(lambda: ZERO)
     # Spot buys reserve their value and fees, futures orders of either side their fees.
     for source in (Order.objects.filter(status__in=RESTING_STATUSES),
@@ -226,8 +228,8 @@ def _reserved_matches_orders() -> Iterator[str]:
         return
     names = dict(Organisation.objects.filter(pk__in=differing).values_list("pk", "legal_name"))
     for pk in differing:
-        yield _("%(organisation)s (#%(pk)s): cash reserved %(ledger)s, open orders and auction bids reserve "
-                "%(orders)s.") % {
+        yield _("%(organisation)s (#%(pk)s): cash and credits reserved %(ledger)s, open orders and auction bids "
+                "reserve %(orders)s.") % {
             "organisation": names.get(pk, "?"), "pk": pk,
             "ledger": _money(ledger.get(pk, ZERO)), "orders": _money(orders.get(pk, ZERO)),
         }
@@ -664,6 +666,33 @@ def _start_financing_matches_bookings() -> Iterator[str]:
         yield _("Start financing owed %(owed)s is not booked %(booked)s minus repaid %(repaid)s.") % figures
     if owed < 0:
         yield _("The start financing is repaid beyond what was booked: owed %(owed)s.") % figures
+
+
+@register_check("credits_accounted",
+                gettext_lazy("Incentive credits granted equal credits used, expired and outstanding"))
+def _credits_accounted() -> Iterator[str]:
+    # Issue 12 (docs/incentives.md, "Credits"): only grants bring credits in,
+    # only purchases (trade entries) and expiries take them out; reservations
+    # move them between the two credit accounts and change nothing.
+    lines = JournalLine.objects.filter(account__kind__in=CREDIT_KINDS)
+    by_kind = dict(lines.order_by().values("entry__kind").annotate(total=Sum("amount"))
+                   .values_list("entry__kind", "total"))
+    granted = by_kind.pop(JournalEntry.Kind.CREDIT_GRANT, ZERO)
+    used = -by_kind.pop(JournalEntry.Kind.TRADE, ZERO)
+    expired = -by_kind.pop(JournalEntry.Kind.CREDIT_EXPIRY, ZERO)
+    moved = by_kind.pop(JournalEntry.Kind.RESERVE, ZERO) + by_kind.pop(JournalEntry.Kind.RELEASE, ZERO)
+    outstanding = Account.objects.filter(kind__in=CREDIT_KINDS).aggregate(total=Sum("balance"))["total"] or ZERO
+    figures = {"granted": _money(granted), "used": _money(used), "expired": _money(expired),
+               "outstanding": _money(outstanding), "moved": _money(moved)}
+    if granted - used - expired != outstanding:
+        yield _("Credits granted %(granted)s minus used %(used)s and expired %(expired)s is not the %(outstanding)s "
+                "outstanding.") % figures
+    if moved:
+        yield _("Reserving and releasing credits changed their total by %(moved)s.") % figures
+    if by_kind:
+        yield _("Credit accounts have lines of other kinds: %(kinds)s.") % {"kinds": ", ".join(sorted(by_kind))}
+    if used < 0 or expired < 0:
+        yield _("Purchases or expiries put credits back: used %(used)s, expired %(expired)s.") % figures
 
 
 # --- The scheduled run --------------------------------------------------------------------

@@ -6,7 +6,7 @@ places; a sub-cent amount is refused, never rounded here (callers round with
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from clearing.fees import CENT, is_cents, trade_value
 from clearing.models import (
     BANK_REFERENCE_MAX_LENGTH,
+    CREDIT_KINDS,
     GUARDED_KINDS,
     HOUSE_KINDS,
     MEMBER_KINDS,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 # numeric(18, 2): sixteen digits before the point.
 _AMOUNT_LIMIT = Decimal("1e16")
+ZERO = Decimal("0.00")
 
 
 @dataclass
@@ -230,6 +232,29 @@ class LedgerAccounts:
     (``ledger_accounts``); missing ones are opened on first use."""
 
     accounts: dict[tuple[int | None, str], Account]
+    # What this transaction's credit-aware postings have moved on the
+    # members' ``credits``/``credits_reserved`` accounts so far (built, posted
+    # or not): ``credit_balance`` adds it to the balances read after the lock.
+    credit_moves: dict[tuple[int, str], Decimal] = field(default_factory=dict)
+
+    def credit_balance(self, organisation_id: int, kind: str) -> Decimal:
+        """A member's credits (or credits reserved) as this transaction sees them;
+        0.00 when it has none. Opens no account: most members never get credits."""
+        account = self.accounts.get((organisation_id, kind))
+        held = account.balance if account is not None else Decimal("0.00")
+        return held + self.credit_moves.get((organisation_id, kind), Decimal("0.00"))
+
+    def credit_lines(self, organisation_id: int, moves: Sequence[tuple[str, Decimal]]) -> list[tuple[Account, Decimal]]:
+        """The non-zero lines of ``moves`` on the member's accounts, noting those on credit accounts."""
+        lines = []
+        for kind, amount in moves:
+            if amount == 0:
+                continue
+            if kind in CREDIT_KINDS:
+                key = (organisation_id, kind)
+                self.credit_moves[key] = self.credit_moves.get(key, Decimal("0.00")) + amount
+            lines.append((self.member(organisation_id, kind), amount))
+        return lines
 
     def member(self, organisation_id: int, kind: str) -> Account:
         account = self.accounts.get((organisation_id, kind))
@@ -410,27 +435,59 @@ def _positive_cents(amount: Decimal) -> Decimal:
 
 
 def reserve_posting(
-    *, book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, actor: "User | None" = None
+    *, book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, actor: "User | None" = None,
+    credits: bool = False,
 ) -> Posting:
-    """The entry that moves ``amount`` from available to reserved cash (a buy order enters)."""
+    """The entry that moves ``amount`` from available to reserved cash (a buy order enters).
+
+    With ``credits`` (spot purchases: intraday and day-ahead, not futures
+    margin) the member's incentive credits pay first: ``c = min(credits, amount)``
+    moves from ``credits`` to ``credits_reserved`` and only the rest from
+    available to reserved cash (docs/incentives.md, "Credits")."""
     amount = _positive_cents(amount)
-    return Posting(kind=JournalEntry.Kind.RESERVE, reference=reference, actor=actor, lines=[
-        (book.member(organisation_id, Account.Kind.CASH_AVAILABLE), -amount),
-        (book.member(organisation_id, Account.Kind.CASH_RESERVED), amount)])
+    from_credit = min(max(book.credit_balance(organisation_id, Account.Kind.CREDITS), ZERO), amount) if credits \
+        else ZERO
+    return Posting(kind=JournalEntry.Kind.RESERVE, reference=reference, actor=actor, lines=book.credit_lines(
+        organisation_id, [(Account.Kind.CREDITS, -from_credit), (Account.Kind.CREDITS_RESERVED, from_credit),
+                          (Account.Kind.CASH_AVAILABLE, -(amount - from_credit)),
+                          (Account.Kind.CASH_RESERVED, amount - from_credit)]))
 
 
 def release_posting(
-    *, book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, actor: "User | None" = None
+    *, book: LedgerAccounts, organisation_id: int, amount: Decimal, reference: str, actor: "User | None" = None,
+    credits: bool = False,
 ) -> Posting:
-    """The entry that moves ``amount`` from reserved back to available cash."""
+    """The entry that moves ``amount`` from reserved back to available cash.
+
+    With ``credits`` (a spot purchase's reservation) reserved credits go back
+    first, to ``credits``: released credit never turns into withdrawable cash."""
     amount = _positive_cents(amount)
-    return Posting(kind=JournalEntry.Kind.RELEASE, reference=reference, actor=actor, lines=[
-        (book.member(organisation_id, Account.Kind.CASH_RESERVED), -amount),
-        (book.member(organisation_id, Account.Kind.CASH_AVAILABLE), amount)])
+    return Posting(kind=JournalEntry.Kind.RELEASE, reference=reference, actor=actor, lines=book.credit_lines(
+        organisation_id, _from_reserved(book, organisation_id, amount, credits=credits, back=True)))
+
+
+def _from_reserved(book: LedgerAccounts, organisation_id: int, amount: Decimal, *, credits: bool,
+                   back: bool) -> list[tuple[str, Decimal]]:
+    """Take ``amount`` out of the member's reservations, reserved credits first
+    (with ``credits``); with ``back`` each part returns where it came from."""
+    from_credit = min(max(book.credit_balance(organisation_id, Account.Kind.CREDITS_RESERVED), ZERO), amount) \
+        if credits else ZERO
+    moves = [(Account.Kind.CREDITS_RESERVED, -from_credit), (Account.Kind.CASH_RESERVED, -(amount - from_credit))]
+    if back:
+        moves += [(Account.Kind.CREDITS, from_credit), (Account.Kind.CASH_AVAILABLE, amount - from_credit)]
+    return moves
+
+
+def reserved_spend_lines(book: LedgerAccounts, organisation_id: int, amount: Decimal, *,
+                         credits: bool = False) -> list[tuple[Account, Decimal]]:
+    """The lines that take ``amount`` out of the member's reservations (reserved
+    credits first with ``credits``) for the caller to put somewhere else."""
+    return book.credit_lines(organisation_id, _from_reserved(book, organisation_id, amount, credits=credits,
+                                                             back=False))
 
 
 def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: LedgerAccounts,
-                  buyer_held: Decimal, seller_held: Decimal) -> Posting:
+                  buyer_held: Decimal, seller_held: Decimal, credits: bool = False) -> Posting:
     """The entry of one trade (novation through the CCP); reads nothing.
 
     For the order service, once per ``Trade`` row, posted with the other
@@ -452,6 +509,17 @@ def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: Led
     No fee revenue at the trade: fees are charged once a month. The one
     house line only inserts a row (house accounts carry no running balance).
 
+    With ``credits`` (a spot trade) the buyer's reserved credits pay first:
+    of ``R``, ``c = min(credits reserved, R)`` is credit, and the credit spent is
+    ``s = min(c, V + Δb)``; the unspent credit ``c - s`` goes back to
+    ``credits`` and only the cash part ``R - c`` pays the rest and returns
+    what is left to ``cash_available``::
+
+        buyer  credits_reserved    -c
+        buyer  credits             +(c - s)
+        buyer  cash_reserved       -(R - c)
+        buyer  cash_available      +(R - c - (V + Δb - s))
+
     Lines that come to 0.00 are left out (the ledger refuses zero lines).
     ``R - V - Δb`` is never negative: the order reserved ``max_fee`` at its
     entry's taker rate, and no fill steps the reserve by more than that
@@ -469,17 +537,22 @@ def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: Led
     if reservation - value - buyer_held < 0:
         raise ValueError(f"trade {trade.pk}: the reservation {reservation} does not cover {value} + {buyer_held}")
     buyer, seller = trade.buyer_id, trade.seller_id
-    candidates = [
-        (buyer, Account.Kind.CASH_RESERVED, -reservation),
-        (buyer, Account.Kind.CASH_AVAILABLE, reservation - value - buyer_held),
-        (buyer, Account.Kind.SETTLEMENT_PENDING, value),
-        (buyer, Account.Kind.FEE_RESERVE, buyer_held),
-        (seller, Account.Kind.SETTLEMENT_PENDING, value - seller_held),
-        (seller, Account.Kind.FEE_RESERVE, seller_held),
-    ]
+    spent = value + buyer_held
+    credit = min(max(book.credit_balance(buyer, Account.Kind.CREDITS_RESERVED), ZERO), reservation) if credits \
+        else ZERO
+    credit_spent = min(credit, spent)
     # An account is looked up (and opened on first use) only for a line that is there.
-    lines = [(book.member(organisation_id, kind), amount) for organisation_id, kind, amount in candidates
-             if amount != 0]
+    lines = book.credit_lines(buyer, [
+        (Account.Kind.CREDITS_RESERVED, -credit),
+        (Account.Kind.CREDITS, credit - credit_spent),
+        (Account.Kind.CASH_RESERVED, -(reservation - credit)),
+        (Account.Kind.CASH_AVAILABLE, reservation - credit - (spent - credit_spent)),
+        (Account.Kind.SETTLEMENT_PENDING, value),
+        (Account.Kind.FEE_RESERVE, buyer_held),
+    ]) + book.credit_lines(seller, [
+        (Account.Kind.SETTLEMENT_PENDING, value - seller_held),
+        (Account.Kind.FEE_RESERVE, seller_held),
+    ])
     if value:
         lines.append((book.house(Account.Kind.CCP), -value))
     return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}", lines=lines)

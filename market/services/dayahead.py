@@ -59,7 +59,7 @@ from clearing.models import Account, JournalEntry
 from clearing.selectors import fee_terms_at
 from clearing.services import Posting, delivery_tickets_for_trade, ledger_post_all, release_posting, trade_posting
 from clearing.services.fees import FeeBook
-from clearing.services.ledger import lock_and_read_accounts, reserve_posting
+from clearing.services.ledger import lock_and_read_accounts, reserve_posting, reserved_spend_lines
 from exchange import rawsql
 from exchange.errors import ExchangeError
 from exchange.formats import number
@@ -398,7 +398,7 @@ def _submit_tx(*, user: User, organisation: Organisation, spec: BidSpec, now: da
         if replaced.reserved_amount > 0:
             postings.append(release_posting(book=book, organisation_id=organisation.pk,
                                             amount=replaced.reserved_amount, reference=f"dayahead-bid:{replaced.pk}",
-                                            actor=user))
+                                            actor=user, credits=True))
     auction.bid_sequence += 1
     DayAheadAuction.objects.filter(pk=auction.pk).update(bid_sequence=auction.bid_sequence)
     reservation = bid_reservation(spec, rate)
@@ -413,7 +413,7 @@ def _submit_tx(*, user: User, organisation: Organisation, spec: BidSpec, now: da
                                           for i, (p, q) in enumerate(spec.steps)])
     if reservation > 0:
         postings.append(reserve_posting(book=book, organisation_id=organisation.pk, amount=reservation,
-                                        reference=f"dayahead-bid:{bid.pk}", actor=user))
+                                        reference=f"dayahead-bid:{bid.pk}", actor=user, credits=True))
     if postings:
         ledger_post_all(postings)
     if spec.side == Side.SELL or (replaced is not None and replaced.side == Side.SELL):
@@ -460,7 +460,7 @@ def _cancel_tx(*, user: User, organisation: Organisation, bid_id: int, auction_i
     bid.save(update_fields=["status", "ended_at", "reserved_amount"])
     if released > 0:
         ledger_post_all([release_posting(book=book, organisation_id=organisation.pk, amount=released,
-                                         reference=f"dayahead-bid:{bid.pk}", actor=user)])
+                                         reference=f"dayahead-bid:{bid.pk}", actor=user, credits=True)])
     if bid.side == Side.SELL:
         _rewrite_commitments(auction, organisation.pk)
     return bid
@@ -684,10 +684,10 @@ def _clear_tx(*, auction_id: int, now: datetime | None) -> bool:
         for trade, buyer_held, seller_held, shortfall in trades:
             postings.append(trade_posting(trade=trade, reservation=fees.trade_value(trade.price, trade.quantity, 1)
                                           + buyer_held, hours=1, book=ledger, buyer_held=buyer_held,
-                                          seller_held=seller_held))
+                                          seller_held=seller_held, credits=True))
             if shortfall > 0:
                 postings.append(Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}", lines=[
-                    (ledger.member(trade.seller_id, Account.Kind.CASH_RESERVED), -shortfall),
+                    *reserved_spend_lines(ledger, trade.seller_id, shortfall, credits=True),
                     (ledger.member(trade.seller_id, Account.Kind.FEE_RESERVE), shortfall)]))
             delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held)
         for instrument_id, deltas in positions.items():
@@ -702,7 +702,7 @@ def _clear_tx(*, auction_id: int, now: datetime | None) -> bool:
         if left > 0:
             assert ledger is not None  # noqa: S101
             postings.append(release_posting(book=ledger, organisation_id=org, amount=left,
-                                            reference=f"dayahead:{auction.pk}"))
+                                            reference=f"dayahead:{auction.pk}", credits=True))
     if postings:
         ledger_post_all(postings, savepoint=False)
     fee_book.save()

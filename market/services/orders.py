@@ -211,7 +211,14 @@ def _reserve_cash(changes: _Changes, *, organisation: Organisation, amount: Deci
                   actor: User | None) -> None:
     assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
     changes.post(reserve_posting(book=changes.book, organisation_id=organisation.pk, amount=amount,
-                                 reference=reference, actor=actor))
+                                 reference=reference, actor=actor, credits=_spends_credits(changes)))
+
+
+def _spends_credits(changes: _Changes) -> bool:
+    """Incentive credits pay for spot purchases and their fees, before cash
+    (intraday here, day-ahead in its service); a futures order's reservation
+    is collateral for its fees and margin and stays cash (docs/incentives.md)."""
+    return not _is_futures(changes.instrument)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -537,7 +544,7 @@ def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str, a
     if order.reserved_amount > 0:
         changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
                                      amount=order.reserved_amount, reference=f"order:{order.pk}",
-                                     actor=changes.actor))
+                                     actor=changes.actor, credits=_spends_credits(changes)))
     updated = Order.objects.filter(pk=order.pk, status__in=RESTING_STATUSES).update(
         status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=changes.now)
     if updated != 1:
@@ -676,7 +683,7 @@ def _apply_match(
                     changes.post(posting)
                 continue
             changes.post(trade_posting(trade=trade, reservation=buyer_share, hours=hours, book=book,
-                                       buyer_held=buyer_held, seller_held=seller_held))
+                                       buyer_held=buyer_held, seller_held=seller_held, credits=True))
             try:
                 delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held)
             except CannotDeliver:
@@ -694,7 +701,8 @@ def _apply_match(
         _end_resting(changes, resting[order_id], status=OrderStatus.EXPIRED, reason=REASON_EXPIRED)
     if release > 0:
         changes.post(release_posting(book=book, organisation_id=taker.organisation_id, amount=release,
-                                     reference=f"order:{taker.pk}", actor=changes.actor))
+                                     reference=f"order:{taker.pk}", actor=changes.actor,
+                                     credits=_spends_credits(changes)))
     changes.changed(taker)
 
 
@@ -1115,10 +1123,13 @@ def _balance(changes: _Changes, organisation_id: int, kind: str) -> tuple[Accoun
 
 
 def _check_cash(changes: _Changes, organisation: Organisation, amount: Decimal) -> None:
-    """Refuse a buy whose reservation the organisation's available cash
-    (locked, with what this transaction has posted so far) does not cover.
+    """Refuse a buy whose reservation the organisation's available cash and
+    incentive credits (locked, with what this transaction has posted so far)
+    do not cover.
     The ledger's guarded update checks it again when it posts."""
     account, available = _balance(changes, organisation.pk, Account.Kind.CASH_AVAILABLE)
+    assert changes.book is not None  # noqa: S101 (checked by _balance)
+    available += max(changes.book.credit_balance(organisation.pk, Account.Kind.CREDITS), Decimal("0.00"))
     if amount > available:
         raise ExchangeError("insufficient_funds", insufficient_funds_detail(
             Account.Kind.CASH_AVAILABLE, account_pk=account.pk, need=amount, held=available))
@@ -1460,7 +1471,7 @@ def _amend_tx(
         elif needed < order.reserved_amount:
             changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
                                          amount=order.reserved_amount - needed, reference=f"order:{order.pk}",
-                                         actor=user))
+                                         actor=user, credits=_spends_credits(changes)))
         order.reserved_amount = needed
     changes.touch(order.side, old_price)
     changes.event(order, OrderEventKind.AMENDED, actor=user)

@@ -61,6 +61,7 @@ CHECK_NAMES = [
     "site_use_within_capacity",
     "jobs_succeed",
     "start_financing_matches_bookings",
+    "credits_accounted",
 ]
 
 
@@ -211,8 +212,8 @@ def test_reserved_cash_that_differs_from_the_open_buy_orders_is_reported(ledger,
 
     assert broken(breaches) == {"reserved_matches_orders"}
     assert details(breaches, "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open orders and auction bids reserve 125.50.",
-        f"Charlie Cloud AG (#{charlie_org.pk}): cash reserved 0.00, open orders and auction bids reserve 12.34.",
+        f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids reserve 125.50.",
+        f"Charlie Cloud AG (#{charlie_org.pk}): cash and credits reserved 0.00, open orders and auction bids reserve 12.34.",
     ]
 
 
@@ -222,7 +223,7 @@ def test_reserved_cash_without_open_orders_is_reported(ledger, alice_org):
     type(order).objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
 
     assert details(reconcile(), "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open orders and auction bids reserve 70.50."
+        f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids reserve 70.50."
     ]
 
 
@@ -609,7 +610,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: entries_balance",
         "OK: trial_balance",
         "OK: balances_match_lines",
-        f"BROKEN: reserved_matches_orders: Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, "
+        f"BROKEN: reserved_matches_orders: Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, "
         "open orders and auction bids reserve 125.50.",
         "OK: no_negative_balances",
         "OK: invoice_numbers_consecutive",
@@ -625,6 +626,7 @@ def test_the_command_prints_each_breach_and_exits_one(ledger, alice_org, alice, 
         "OK: site_use_within_capacity",
         "OK: jobs_succeed",
         "OK: start_financing_matches_bookings",
+        "OK: credits_accounted",
     ]
     assert "1 reconciliation check(s) broken." in output.err
 
@@ -694,7 +696,7 @@ def test_the_job_mails_the_operators_when_a_check_breaks_and_not_again_while_it_
     assert not first_broken.ok and first_broken.broken_checks == ["reserved_matches_orders"]
     assert first_broken.breaches == [{
         "check": "reserved_matches_orders",
-        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash reserved 95.50, open orders and auction bids "
+        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids "
                   "reserve 125.50.",
     }]
     assert first_broken.alert_sent is True and still_broken.alert_sent is None
@@ -744,7 +746,8 @@ def test_an_alert_that_could_not_be_sent_is_sent_at_the_next_run(ledger, operato
 def test_the_cash_account_kinds_the_checks_guard():
     # The negative-balance check covers exactly the kinds the database guards.
     guarded = {"cash_available", "cash_reserved", "settlement_pending", "margin", "withdrawal_pending",
-               "fee_reserve", "incentive_fund", "rnd_fund", "default_fund"}
+               "fee_reserve", "incentive_fund", "rnd_fund", "default_fund", "credits", "credits_reserved",
+               "programme_budgets"}
     assert {kind for kind in Account.Kind.values if kind in reconcile_module.GUARDED_KINDS} == guarded
 
 
