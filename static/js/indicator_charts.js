@@ -26,6 +26,17 @@
     Object.keys(extra).forEach(function (key) { base[key] = extra[key]; });
     return base;
   }
+  // An axis of whole numbers (GPU-hours, members): with small values plotly puts ticks at
+  // 0.2, 0.4 ... which ",d" rounds to "0 0 1 1 1"; below ten, one tick per whole number from
+  // zero (and 0 to 1 when every value is zero, e.g. no future traded).
+  function wholeAxis(values, extra) {
+    var top = 0;
+    values.forEach(function (v) { if (v !== null && v > top) { top = v; } });
+    var axis = { rangemode: "tozero", tickformat: ",d" };
+    if (top < 10) { axis.range = [0, Math.max(1, top) * 1.05]; axis.dtick = 1; axis.tick0 = 0; }
+    Object.keys(extra || {}).forEach(function (key) { axis[key] = extra[key]; });
+    return axis;
+  }
   function draw(id, traces, extra) {
     var box = document.getElementById(id);
     if (box) { window.Plotly.newPlot(box, traces, layout(extra), config); }
@@ -39,12 +50,13 @@
     { type: "bar", name: text.futures, x: x, y: column("volume_futures_gpuh"), marker: { color: colors.futures } },
     { type: "scatter", mode: "lines+markers", name: text.open_interest, x: x, y: column("open_interest_gpuh"),
       yaxis: "y2", line: { color: colors.oi } }
-  ], { barmode: "stack", yaxis: { title: { text: text.gpuh }, rangemode: "tozero", tickformat: ",d" },
-       yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false, visible: !phone, tickformat: ",d" } });
+  ], { barmode: "stack",
+       yaxis: wholeAxis(column("volume_total_gpuh"), { title: { text: text.gpuh } }),
+       yaxis2: wholeAxis(column("open_interest_gpuh"), { overlaying: "y", side: "right", showgrid: false, visible: !phone }) });
   draw("activity-members", [
     { type: "scatter", mode: "lines+markers", name: text.buyers, x: x, y: column("active_buyers"), line: { color: colors.buy } },
     { type: "scatter", mode: "lines+markers", name: text.sellers, x: x, y: column("active_sellers"), line: { color: colors.sell } }
-  ], { yaxis: { title: { text: text.members }, rangemode: "tozero", dtick: 1 } });
+  ], { yaxis: wholeAxis(column("active_buyers").concat(column("active_sellers")), { title: { text: text.members } }) });
   draw("activity-shares", [
     { type: "scatter", mode: "lines+markers", name: text.sme_buy, x: x, y: percent("sme_buy_share"), line: { color: colors.buy } },
     { type: "scatter", mode: "lines+markers", name: text.sme_sell, x: x, y: percent("sme_sell_share"), line: { color: colors.sell } },
