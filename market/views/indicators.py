@@ -203,15 +203,17 @@ def _observer_gate(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-OBSERVER_TABLES = ("states", "sizes", "zones")
+OBSERVER_TABLES = ("states", "sizes", "zones", "open-states", "open-sizes")
+_TRADED = ["buyers", "demand_gpuh", "sellers", "supply_gpuh"]
+_OPEN = ["bidders", "unmet_demand_gpuh", "offerers", "offered_gpuh"]
 
 
 def _observer_csv_rows(tables: selectors.ObserverTables, table: str) -> tuple[list[str], Rows]:
-    if table == "states":
-        return ["state", "name", "buyers", "demand_gpuh", "sellers", "supply_gpuh"], tables.states
-    if table == "sizes":
-        return ["size_class", "name", "buyers", "demand_gpuh", "sellers", "supply_gpuh"], tables.sizes
-    return ["zone", "sellers", "volume_gpuh", "hhi", "band"], tables.zones
+    return {"states": (["state", "name", *_TRADED], tables.states),
+            "sizes": (["size_class", "name", *_TRADED], tables.sizes),
+            "zones": (["zone", "sellers", "volume_gpuh", "hhi", "band"], tables.zones),
+            "open-states": (["state", "name", *_OPEN], tables.open_states),
+            "open-sizes": (["size_class", "name", *_OPEN], tables.open_sizes)}[table]
 
 
 @require_GET
@@ -229,11 +231,17 @@ def dashboard_observer(request: HttpRequest) -> HttpResponse:
                  "demand_withheld": row["demand_gpuh"] is None, "supply_withheld": row["supply_gpuh"] is None}
                 for row in rows]
 
-    csv_urls = {table: f"{reverse('dashboard_observer_csv')}?{urlencode({**query, 'table': table})}"
+    def open_book(rows: Rows) -> list[dict[str, Any]]:
+        return [{**row, "unmet": _number(row["unmet_demand_gpuh"]), "offered": _number(row["offered_gpuh"])}
+                for row in rows]
+
+    csv_urls = {table.replace("-", "_"): f"{reverse('dashboard_observer_csv')}?{urlencode({**query, 'table': table})}"
                 for table in OBSERVER_TABLES}
     return render(request, "market/indicators/observer.html", {
         "query": query, "choices": _choices(), "tables": tables, "states": sides(tables.states),
-        "sizes": sides(tables.sizes),
+        "sizes": sides(tables.sizes), "open_states": open_book(tables.open_states),
+        "open_sizes": open_book(tables.open_sizes),
+        "has_open_book": any(row["bidders"] or row["offerers"] for row in tables.open_sizes),
         "zones": [{**row, "hhi_text": _number(row["hhi"]), "volume": _number(row["volume_gpuh"]),
                    "band_text": bands[row["band"]]} for row in tables.zones],
         "csv_urls": csv_urls, "has_data": any(row["volume_gpuh"] for row in tables.zones),
