@@ -85,6 +85,69 @@
          ] });
   }
 
+  // Regions: a tile-grid map of the 16 states, one equal tile each at its approximate place
+  // (row and column from the page, market.views.indicators.STATE_TILES), coloured by the
+  // chosen figure. Grey tiles (shapes under the heatmap) are withheld or have no value; the
+  // tile's text and hover show the figure exactly as the table beside it does.
+  var mapBox = document.getElementById("regions-map");
+  var mapSource = document.getElementById("regions-map-data");
+  if (mapBox && mapSource) {
+    var map = JSON.parse(mapSource.textContent);
+    var tiles = map.tiles;
+    var nRows = 1 + Math.max.apply(null, tiles.map(function (t) { return t.row; }));
+    var nCols = 1 + Math.max.apply(null, tiles.map(function (t) { return t.col; }));
+    var steps = function (n) { var out = []; for (var i = 0; i < n; i += 1) { out.push(i); } return out; };
+    var drawMap = function (measure) {
+      var label = map.measures[measure];
+      var z = steps(nRows).map(function () { return steps(nCols).map(function () { return null; }); });
+      var top = 0;
+      tiles.forEach(function (t) {
+        var v = num(t.values[measure]);
+        z[t.row][t.col] = v;
+        if (v !== null && v > top) { top = v; }
+      });
+      var hasValue = tiles.some(function (t) { return num(t.values[measure]) !== null; });
+      var format = measure === "average_price" ? ",.2f" : ",d";
+      // The colour bar lies under the map, so the tiles keep the whole width (beside the table, or on a phone).
+      var bar = { orientation: "h", x: 0.5, xanchor: "center", y: -0.02, yanchor: "top", thickness: 12, len: 0.9,
+                  title: { text: label, side: "top" }, tickformat: format, nticks: phone ? 4 : 6 };
+      var heat = { type: "heatmap", z: z, x: steps(nCols), y: steps(nRows), zmin: 0, zmax: top || 1, xgap: 4, ygap: 4,
+                   colorscale: [[0, "#dbe7f7"], [0.5, "#5b8fd6"], [1, "#15306b"]], showscale: hasValue,
+                   colorbar: bar, hoverinfo: "skip" };
+      var names = { type: "scatter", mode: "text", showlegend: false, hoverinfo: "text",
+                    x: tiles.map(function (t) { return t.col; }), y: tiles.map(function (t) { return t.row; }),
+                    text: tiles.map(function (t) { return "<b>" + t.code + "</b><br>" + t.text[measure]; }),
+                    textfont: { size: phone ? 11 : 13, color: tiles.map(function (t) {
+                      var v = num(t.values[measure]);
+                      return v !== null && top > 0 && v / top > 0.5 ? "#ffffff" : "#1a202c";
+                    }) },
+                    hovertext: tiles.map(function (t) {
+                      var v = num(t.values[measure]);
+                      var shown = v === null ? (t.reason || (t.text[measure] === "–" ? map.no_value : map.withheld)) : t.text[measure];
+                      return "<b>" + t.name + "</b><br>" + label + ": " + shown;
+                    }) };
+      var shapes = tiles.map(function (t) {
+        return { type: "rect", layer: "below", x0: t.col - 0.46, x1: t.col + 0.46, y0: t.row - 0.46, y1: t.row + 0.46,
+                 fillcolor: "#e2e6ec", line: { width: 0 } };
+      });
+      window.Plotly.react(mapBox, [heat, names], {
+        margin: { l: 2, r: 2, t: 2, b: 64 }, showlegend: false,
+        xaxis: { visible: false, range: [-0.5, nCols - 0.5], fixedrange: true },
+        yaxis: { visible: false, range: [nRows - 0.5, -0.5], scaleanchor: "x", fixedrange: true },
+        shapes: shapes, hovermode: "closest", hoverdistance: 40,
+        paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)"
+      }, config);
+    };
+    var buttons = Array.prototype.slice.call(document.querySelectorAll("[data-measure]"));
+    buttons.forEach(function (button) {
+      button.addEventListener("click", function () {
+        buttons.forEach(function (other) { other.setAttribute("aria-pressed", other === button ? "true" : "false"); });
+        drawMap(button.dataset.measure);
+      });
+    });
+    drawMap(buttons.length ? buttons[0].dataset.measure : "capacity_gpus");
+  }
+
   // Regions: horizontal bars per state (withheld states have no bar).
   // A phone lists only the states with a bar; a wide screen all sixteen.
   var shown = rows.filter(function (row) {
