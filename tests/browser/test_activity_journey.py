@@ -197,6 +197,8 @@ def test_a_visitor_reads_and_downloads_the_indicators_and_an_observer_sees_the_a
     observer.locator("main form button[type=submit]").click()
     expect(observer.locator("h1")).to_have_text("Aggregate für Beobachter")
     expect(observer.locator("#states-title")).to_be_visible()
+    expect(observer.locator("[data-testid=open-states-table]")).to_be_visible()
+    expect(observer.locator("[data-testid=open-empty-note]")).to_be_visible()  # the journey's market has no open order
     bavaria = observer.locator("tr", has_text="Bayern").first
     expect(bavaria).to_be_visible()
     content = observer.content()
