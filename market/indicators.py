@@ -213,3 +213,21 @@ def protect(cells: list[tuple[int, int]]) -> list[int | None]:
         if others:
             out[min(others, key=lambda index: (cells[index][1], index))] = None
     return out
+
+
+def apportion(total: int, weights: Mapping[K, int]) -> dict[K, int]:
+    """``total`` (whole units) split in proportion to the positive
+    ``weights`` by largest remainder: each part the floor of its exact
+    share, the units left over one each to the largest remainders (ties: the
+    first key in order). The parts sum to ``total``; empty without a
+    positive weight. Used to place an offer that may be delivered from
+    several states (a DE order) in the states of the seller's capacity."""
+    positive = [(key, weight) for key, weight in weights.items() if weight > 0]
+    whole = sum(weight for _key, weight in positive)
+    if whole == 0:
+        return {}
+    parts = {key: total * weight // whole for key, weight in positive}
+    remainders = sorted(range(len(positive)), key=lambda i: (-(total * positive[i][1] % whole), i))
+    for index in remainders[:total - sum(parts.values())]:
+        parts[positive[index][0]] += 1
+    return parts

@@ -1175,6 +1175,29 @@ class SellerDay(models.Model):
         return f"{self.date} {self.gpu_class_id}.{self.zone_id} {self.organisation_id}: {self.gpuh}"
 
 
+class FuturesFlowDay(models.Model):
+    """The net number of contracts of one future that one organisation
+    bought (positive) or sold (negative) on one Berlin day: open interest at
+    a day's end is rebuilt from these instead of every futures trade since
+    the first. A day whose trades net to zero for the organisation has no row."""
+
+    date = models.DateField(_("day"))
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("instrument"))
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("organisation"))
+    quantity = models.BigIntegerField(_("net contracts bought"))
+
+    class Meta:
+        verbose_name = _("daily futures flow")
+        verbose_name_plural = _("daily futures flows")
+        constraints = [models.UniqueConstraint(fields=["date", "instrument", "organisation"],
+                                               name="futuresflowday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.instrument_id} {self.organisation_id}: {self.quantity:+d}"
+
+
 class AggregateDay(models.Model):
     """A Berlin day whose aggregates are written: its trades are final (the
     day has ended), so the rows are never recomputed."""

@@ -27,7 +27,21 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import STARTUP_MAX_AGE_YEARS, Organisation, years_before
 from market import calendar, indicators, open_data
-from market.models import ActivityDay, AggregateDay, DeliveryZone, GpuClass, Segment, SellerDay, SiteCapacity, Trade
+from market.models import (
+    RESTING_STATUSES,
+    ActivityDay,
+    AggregateDay,
+    DeliveryZone,
+    FuturesFlowDay,
+    GpuClass,
+    Instrument,
+    Order,
+    Segment,
+    SellerDay,
+    Side,
+    SiteCapacity,
+    Trade,
+)
 from market.open_data import Column, Dataset, OpenDataError, Param, Rows
 
 # The hourly instruments: continuous trades and, naming their auction, the day-ahead auction's.
@@ -264,36 +278,58 @@ def _activity_side_rows(trades: QuerySet[Trade], gpu_class: str, first: datetime
     return out
 
 
+def _futures_flows(gpu_class: str, last: datetime.date) -> list[tuple[datetime.date, int, int, int]]:
+    """(day, future, organisation, net contracts bought) of every day up to
+    ``last``: written days from ``FuturesFlowDay``, the others (today, and any
+    day not written yet) grouped from the futures trades, oldest day first."""
+    futures = _trades(gpu_class).filter(instrument__segment=Segment.FUTURES)
+    earliest = _earliest_trade(futures)
+    if earliest is None or earliest > last:
+        return []
+    done, runs = _split(earliest, last)
+    out: list[tuple[datetime.date, int, int, int]] = []
+    if done:
+        written = FuturesFlowDay.objects.filter(date__gte=done[0], date__lte=done[-1])
+        if gpu_class:
+            written = written.filter(instrument__gpu_class__code=gpu_class)
+        out += list(written.values_list("date", "instrument_id", "organisation_id", "quantity"))
+    for run_first, run_last in runs:
+        start, end = _instants(run_first, run_last)
+        for row in (futures.filter(executed_at__gte=start, executed_at__lt=end)
+                    .annotate(day=TruncDate("executed_at", tzinfo=calendar.BERLIN))
+                    .values("day", "instrument_id", "buyer_id", "seller_id").annotate(total=Sum("quantity"))
+                    .order_by()):
+            out.append((row["day"], row["instrument_id"], row["buyer_id"], row["total"]))
+            out.append((row["day"], row["instrument_id"], row["seller_id"], -row["total"]))
+    out.sort(key=lambda flow: flow[0])
+    return out
+
+
 def _open_interest(gpu_class: str, starts: list[datetime.date], resolution: str, last: datetime.date,
                    ) -> dict[datetime.date, int]:
     """Futures open interest in GPU-hours at the end of each period (or
-    today): every trade up to then moves the two members' net positions; a
-    future counts until its delivery has ended."""
+    today): the members' net positions rebuilt from the daily flows up to
+    then; a future counts until its delivery has ended."""
     if not starts:
         return {}
     ends = {start: min(indicators.next_period(start, resolution) - datetime.timedelta(days=1), last)
             for start in starts}
-    _start, cutoff = _instants(starts[0], ends[starts[-1]])
-    flows = (_trades(gpu_class).filter(instrument__segment=Segment.FUTURES, executed_at__lt=cutoff)
-             .annotate(day=TruncDate("executed_at", tzinfo=calendar.BERLIN))
-             .values("day", "instrument_id", "instrument__hours", "instrument__delivery_end", "buyer_id",
-                     "seller_id")
-             .annotate(quantity=Sum("quantity")).order_by("day"))
+    flows = _futures_flows(gpu_class, ends[starts[-1]])
+    contracts = {row["id"]: (row["hours"], row["delivery_end"]) for row in Instrument.objects.filter(
+        id__in={flow[1] for flow in flows}).values("id", "hours", "delivery_end")}
     net: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    contracts: dict[int, tuple[int, datetime.datetime]] = {}
-    pending = list(flows)
+    seen: set[int] = set()
     out: dict[datetime.date, int] = {}
     index = 0
     for start in starts:
         day_end = calendar.local_midnight(ends[start] + datetime.timedelta(days=1))
-        while index < len(pending) and pending[index]["day"] <= ends[start]:
-            flow = pending[index]
-            net[flow["instrument_id"]][flow["buyer_id"]] += flow["quantity"]
-            net[flow["instrument_id"]][flow["seller_id"]] -= flow["quantity"]
-            contracts[flow["instrument_id"]] = (flow["instrument__hours"], flow["instrument__delivery_end"])
+        while index < len(flows) and flows[index][0] <= ends[start]:
+            _day, instrument, organisation, quantity = flows[index]
+            net[instrument][organisation] += quantity
+            seen.add(instrument)
             index += 1
-        out[start] = sum(hours * indicators.open_interest(net[instrument])
-                         for instrument, (hours, delivery_end) in contracts.items() if delivery_end > day_end)
+        out[start] = sum(contracts[instrument][0] * indicators.open_interest(net[instrument])
+                         for instrument in seen if contracts[instrument][1] > day_end)
     return out
 
 
@@ -486,59 +522,162 @@ class ObserverTables:
     states: Rows
     sizes: Rows
     zones: Rows
+    # The open book now (not the range): offered capacity and unmet demand.
+    open_states: Rows
+    open_sizes: Rows
+    as_of: datetime.datetime
 
 
-def _side_rows(keys: list[str], labels: Mapping[str, str], key_name: str,
-               buyers: Mapping[str, set[int]], sellers: Mapping[str, set[int]],
-               demand: Mapping[str, int], supply: Mapping[str, int]) -> Rows:
-    shown_demand = indicators.protect([(len(buyers.get(k, ())), demand.get(k, 0)) for k in keys])
-    shown_supply = indicators.protect([(len(sellers.get(k, ())), supply.get(k, 0)) for k in keys])
-    return [{key_name: key, "name": labels[key], "buyers": len(buyers.get(key, ())),
-             "demand_gpuh": shown_demand[i], "sellers": len(sellers.get(key, ())), "supply_gpuh": shown_supply[i]}
-            for i, key in enumerate(keys)]
+def _protected_rows(keys: list[str], labels: Mapping[str, str], key_name: str,
+                    columns: Mapping[tuple[str, str], tuple[Mapping[str, set[int]], Mapping[str, int]]]) -> Rows:
+    """One row per key: for each (members column, value column), the number
+    of members and their value, withheld with primary and secondary
+    suppression down the column (``indicators.protect``)."""
+    shown = {names: indicators.protect([(len(members.get(k, ())), values.get(k, 0)) for k in keys])
+             for names, (members, values) in columns.items()}
+    out: Rows = []
+    for i, key in enumerate(keys):
+        row: dict[str, Any] = {key_name: key, "name": labels[key]}
+        for (count_name, value_name), (members, _values) in columns.items():
+            row[count_name] = len(members.get(key, ()))
+            row[value_name] = shown[count_name, value_name][i]
+        out.append(row)
+    return out
 
 
-def observer_tables(query: Mapping[str, str]) -> ObserverTables:
-    """Non-public aggregates for observers over the range: GPU-hours bought
+def _spot_volumes(query: Mapping[str, str], first: datetime.date, last: datetime.date,
+                  ) -> tuple[dict[int, int], dict[int, int], dict[str, dict[int, int]]]:
+    """GPU-hours each organisation bought and sold in the spot segments of
+    ``first``..``last``, and sold per zone: written days from ``ActivityDay``
+    and ``SellerDay``, the others (today) from the trades."""
+    gpu_class = query["gpu_class"]
+    bought: dict[int, int] = defaultdict(int)
+    sold: dict[int, int] = defaultdict(int)
+    zones: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    done, runs = _split(first, last)
+    if done:
+        sides = ActivityDay.objects.filter(date__gte=done[0], date__lte=done[-1], segment__in=SPOT)
+        sellers = SellerDay.objects.filter(date__gte=done[0], date__lte=done[-1])
+        if gpu_class:
+            sides = sides.filter(gpu_class__code=gpu_class)
+            sellers = sellers.filter(gpu_class__code=gpu_class)
+        for row in sides.values("organisation_id", "side").annotate(total=Sum("gpuh")).order_by():
+            (bought if row["side"] == "buy" else sold)[row["organisation_id"]] += int(row["total"])
+        for row in sellers.values("zone__code", "organisation_id").annotate(total=Sum("gpuh")).order_by():
+            zones[row["zone__code"]][row["organisation_id"]] += int(row["total"])
+    trades = _trades(gpu_class).filter(instrument__segment__in=SPOT)
+    for run_first, run_last in runs:
+        start, end = _instants(run_first, run_last)
+        for row in (trades.filter(executed_at__gte=start, executed_at__lt=end)
+                    .values("buyer_id", "seller_id", "instrument__zone__code").annotate(gpuh=GPUH).order_by()):
+            bought[row["buyer_id"]] += row["gpuh"]
+            sold[row["seller_id"]] += row["gpuh"]
+            zones[row["instrument__zone__code"]][row["seller_id"]] += row["gpuh"]
+    return bought, sold, zones
+
+
+# The row of offers in the DE instrument by a seller without capacity of the class (a resale):
+# they may be delivered from anywhere in Germany.
+NO_SITE = "DE"
+
+
+def _open_book(gpu_class: str, now: datetime.datetime,
+               ) -> tuple[dict[tuple[int, str], int], dict[int, int]]:
+    """The open spot book now: GPU-hours offered per (seller, state of the
+    sites they come from), and GPU-hours bid per buyer. An open order is
+    resting (open or partly filled) in an instrument still open for trading;
+    its GPU-hours are the remaining quantity x the instrument's hours. A
+    state's instrument is delivered from that state; a DE order is placed in
+    the states of the seller's capacity of the class in proportion to it
+    (``indicators.apportion``), or in ``NO_SITE`` without any."""
+    orders = Order.objects.filter(status__in=RESTING_STATUSES, instrument__segment__in=SPOT,
+                                  instrument__closes_at__gt=now)
+    if gpu_class:
+        orders = orders.filter(instrument__gpu_class__code=gpu_class)
+    remaining = (F("quantity") - F("filled_quantity")) * F("instrument__hours")
+    offered: dict[tuple[int, str], int] = defaultdict(int)
+    unplaced: dict[tuple[int, int], int] = defaultdict(int)  # (seller, class) -> GPU-hours in DE instruments
+    bid: dict[int, int] = defaultdict(int)
+    for row in (orders.values("side", "organisation_id", "instrument__zone__code", "instrument__gpu_class_id")
+                .annotate(gpuh=Sum(remaining)).order_by()):
+        gpuh = int(row["gpuh"])
+        if row["side"] == Side.BUY:
+            bid[row["organisation_id"]] += gpuh
+        elif row["instrument__zone__code"] == NO_SITE:
+            unplaced[row["organisation_id"], row["instrument__gpu_class_id"]] += gpuh
+        else:
+            offered[row["organisation_id"], row["instrument__zone__code"]] += gpuh
+    if unplaced:
+        capacity: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for row in (SiteCapacity.objects.filter(site__organisation_id__in={o for o, _c in unplaced}, gpus__gt=0)
+                    .values("site__organisation_id", "gpu_class_id", "site__state").annotate(total=Sum("gpus"))
+                    .order_by()):
+            capacity[row["site__organisation_id"], row["gpu_class_id"]][row["site__state"]] += row["total"]
+        for (seller, gpu_class_id), gpuh in unplaced.items():
+            for state, part in (indicators.apportion(gpuh, dict(sorted(capacity[seller, gpu_class_id].items())))
+                                or {NO_SITE: gpuh}).items():
+                offered[seller, state] += part
+    return {key: gpuh for key, gpuh in offered.items() if gpuh > 0}, {k: v for k, v in bid.items() if v > 0}
+
+
+def observer_tables(query: Mapping[str, str], *, now: datetime.datetime | None = None) -> ObserverTables:
+    """Non-public aggregates for observers. Over the range: GPU-hours bought
     (demand met) and sold (supply met) in the spot segments by the members'
-    federal state and size class, and the HHI of the sellers per zone. A cell
-    over one or two members is withheld (and one more if it would give it away)."""
+    federal state (seat) and size class, and the HHI of the sellers per zone.
+    The open book now: capacity offered by the state of the sites (where the
+    GPUs are) and by the seller's size class, and unmet demand (open buy
+    orders) by the buyer's seat and size class. A cell over one or two
+    members is withheld (and one more if it would give it away)."""
+    now = now or timezone.now()
     trades = _trades(query["gpu_class"]).filter(instrument__segment__in=SPOT)
     first, last = _window(query["range"], _earliest_trade(trades))
-    start, end = _instants(first, last)
-    rows = list(trades.filter(executed_at__gte=start, executed_at__lt=end)
-                .values("buyer_id", "seller_id", "instrument__zone__code").annotate(gpuh=GPUH).order_by())
-    facts = _org_facts({r["buyer_id"] for r in rows} | {r["seller_id"] for r in rows})
-    by: dict[str, dict[str, Any]] = {
-        dim: {"buyers": defaultdict(set), "sellers": defaultdict(set),
-              "demand": defaultdict(int), "supply": defaultdict(int)} for dim in ("state", "size")}
-    zone_volumes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for r in rows:
-        for dim in ("state", "size"):
-            buyer_key, seller_key = getattr(facts[r["buyer_id"]], dim), getattr(facts[r["seller_id"]], dim)
-            by[dim]["buyers"][buyer_key].add(r["buyer_id"])
-            by[dim]["demand"][buyer_key] += r["gpuh"]
-            by[dim]["sellers"][seller_key].add(r["seller_id"])
-            by[dim]["supply"][seller_key] += r["gpuh"]
-        zone_volumes[r["instrument__zone__code"]][r["seller_id"]] += r["gpuh"]
+    bought, sold, zone_volumes = _spot_volumes(query, first, last)
+    offered, bid = _open_book(query["gpu_class"], now)
+    facts = _org_facts(set(bought) | set(sold) | {seller for seller, _state in offered} | set(bid))
     state_labels = {state.value: str(state.label) for state in Organisation.State}
     size_labels = size_class_labels()
+
+    def grouped(volumes: Mapping[int, int], key: Callable[[int], str]) -> tuple[dict[str, set[int]], dict[str, int]]:
+        members: dict[str, set[int]] = defaultdict(set)
+        values: dict[str, int] = defaultdict(int)
+        for organisation, gpuh in volumes.items():
+            members[key(organisation)].add(organisation)
+            values[key(organisation)] += gpuh
+        return members, values
+
+    def seat(organisation: int) -> str:
+        return facts[organisation].state
+
+    def size(organisation: int) -> str:
+        return facts[organisation].size
+
+    traded = {("buyers", "demand_gpuh"): bought, ("sellers", "supply_gpuh"): sold}
+    states = _protected_rows(list(state_labels), state_labels, "state",
+                             {names: grouped(v, seat) for names, v in traded.items()})
+    sizes = _protected_rows(list(indicators.SIZE_CLASSES), size_labels, "size_class",
+                            {names: grouped(v, size) for names, v in traded.items()})
+    by_site: tuple[dict[str, set[int]], dict[str, int]] = (defaultdict(set), defaultdict(int))
+    offered_by_seller: dict[int, int] = defaultdict(int)
+    for (seller, state), gpuh in offered.items():
+        by_site[0][state].add(seller)
+        by_site[1][state] += gpuh
+        offered_by_seller[seller] += gpuh
+    open_labels = dict(state_labels)
+    if by_site[0].get(NO_SITE):
+        open_labels[NO_SITE] = _("Germany, no site of the seller (resale)")
+    open_states = _protected_rows(list(open_labels), open_labels, "state", {
+        ("bidders", "unmet_demand_gpuh"): grouped(bid, seat), ("offerers", "offered_gpuh"): by_site})
+    open_sizes = _protected_rows(list(indicators.SIZE_CLASSES), size_labels, "size_class", {
+        ("bidders", "unmet_demand_gpuh"): grouped(bid, size),
+        ("offerers", "offered_gpuh"): grouped(offered_by_seller, size)})
     zones: Rows = []
     for zone in zone_codes():
         volumes = zone_volumes.get(zone, {})
         value = indicators.public_hhi(volumes)
         zones.append({"zone": zone, "sellers": len(volumes), "volume_gpuh": sum(volumes.values()), "hhi": value,
                       "band": indicators.concentration_band(value)})
-    return ObserverTables(
-        first=first, last=last,
-        states=_side_rows(list(state_labels), state_labels, "state", **_dims(by["state"])),
-        sizes=_side_rows(list(indicators.SIZE_CLASSES), size_labels, "size_class", **_dims(by["size"])),
-        zones=zones)
-
-
-def _dims(found: dict[str, Any]) -> dict[str, Any]:
-    return {"buyers": found["buyers"], "sellers": found["sellers"], "demand": found["demand"],
-            "supply": found["supply"]}
+    return ObserverTables(first=first, last=last, states=states, sizes=sizes, zones=zones,
+                          open_states=open_states, open_sizes=open_sizes, as_of=now)
 
 
 def size_class_labels() -> dict[str, str]:

@@ -2,9 +2,11 @@
 dashboards and open data"): once a Berlin day has ended its trades are final,
 so the GPU-hours each organisation traded per class, segment and side
 (``ActivityDay``), and sold per class and zone in the spot segments
-(``SellerDay``), are written once by two ``INSERT … SELECT`` statements, and
-the indicators read those few rows per day instead of every trade. Today is
-read from the trades as before.
+(``SellerDay``), and the net futures contracts each organisation bought or
+sold per future (``FuturesFlowDay``, for open interest), are written once by
+three ``INSERT … SELECT`` statements, and the indicators (market activity,
+concentration, the observers' page) read those few rows per day instead of
+every trade. Today is read from the trades as before.
 
 ``aggregates_compute_due`` writes every ended day since the first trade that
 has no aggregates yet, oldest first (beat: every 15 minutes; the first run
@@ -66,6 +68,19 @@ def aggregate_day(day: date, *, now: datetime) -> bool:
                 WHERE t.executed_at >= %s AND t.executed_at < %s AND i.segment IN (%s, %s)
                 GROUP BY i.gpu_class_id, i.zone_id, t.seller_id""",
                            [day, start, end, Segment.INTRADAY, Segment.DAYAHEAD])
+            cursor.execute("""
+                INSERT INTO market_futuresflowday (date, instrument_id, organisation_id, quantity)
+                SELECT %s, f.instrument_id, f.organisation_id, SUM(f.quantity)
+                FROM (SELECT t.instrument_id, t.buyer_id AS organisation_id, t.quantity
+                      FROM market_trade t JOIN market_instrument i ON i.id = t.instrument_id
+                      WHERE t.executed_at >= %s AND t.executed_at < %s AND i.segment = %s
+                      UNION ALL
+                      SELECT t.instrument_id, t.seller_id, -t.quantity
+                      FROM market_trade t JOIN market_instrument i ON i.id = t.instrument_id
+                      WHERE t.executed_at >= %s AND t.executed_at < %s AND i.segment = %s) AS f
+                GROUP BY f.instrument_id, f.organisation_id
+                HAVING SUM(f.quantity) <> 0""",
+                           [day, start, end, Segment.FUTURES, start, end, Segment.FUTURES])
     return True
 
 

@@ -143,6 +143,30 @@ def _reason_text(reason: str) -> str:
             selectors.PROTECTS_ANOTHER: _("withheld so that another state's figure cannot be derived")}.get(reason, "")
 
 
+# The tile-grid map: each federal state one equal tile at its approximate place, (row, column)
+# from the north-west. Tiles, not borders: a small state (Bremen, Saarland) is as easy to read
+# and to touch on a phone as Bavaria, and no shape file or map library is needed.
+STATE_TILES: dict[str, tuple[int, int]] = {
+    "DE-SH": (0, 2),
+    "DE-HB": (1, 1), "DE-HH": (1, 2), "DE-MV": (1, 3),
+    "DE-NW": (2, 0), "DE-NI": (2, 1), "DE-ST": (2, 2), "DE-BB": (2, 3), "DE-BE": (2, 4),
+    "DE-RP": (3, 0), "DE-HE": (3, 1), "DE-TH": (3, 2), "DE-SN": (3, 3),
+    "DE-SL": (4, 0), "DE-BW": (4, 1), "DE-BY": (4, 2),
+}
+MAP_MEASURES = ("capacity_gpus", "volume_gpuh", "average_price")
+
+
+def _map_tiles(rows: Rows) -> list[dict[str, Any]]:
+    """The map's tiles: the open dataset's figures of each state (``None``
+    where withheld, as in the table) and the same figures as the table shows them."""
+    places = {"capacity_gpus": 0, "volume_gpuh": 0, "average_price": 2}
+    return [{"state": row["state"], "code": row["state"].removeprefix("DE-"), "name": row["state_name"],
+             "row": STATE_TILES[row["state"]][0], "col": STATE_TILES[row["state"]][1],
+             "values": {m: row[m] for m in MAP_MEASURES},
+             "text": {m: _number(row[m], places[m]) for m in MAP_MEASURES},
+             "reason": _reason_text(row["suppressed"])} for row in rows]
+
+
 @require_GET
 def dashboard_regions(request: HttpRequest) -> HttpResponse:
     """Public: capacity, volume sold and average price per federal state."""
@@ -157,6 +181,10 @@ def dashboard_regions(request: HttpRequest) -> HttpResponse:
         "has_data": any(row["capacity_gpus"] or row["volume_gpuh"] for row in rows),
         "any_withheld": any(row["suppressed"] for row in rows),
         "chart_text": {"capacity": _("Capacity (GPUs)"), "volume": _("Delivered (GPU-hours)")},
+        "map": {"tiles": _map_tiles(rows),
+                "measures": {"capacity_gpus": _("Capacity (GPUs)"), "volume_gpuh": _("Delivered (GPU-hours)"),
+                             "average_price": _("Average price (EUR/GPUh)")},
+                "withheld": _("withheld"), "no_value": _("no value")},
     })
 
 
@@ -203,15 +231,17 @@ def _observer_gate(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-OBSERVER_TABLES = ("states", "sizes", "zones")
+OBSERVER_TABLES = ("states", "sizes", "zones", "open-states", "open-sizes")
+_TRADED = ["buyers", "demand_gpuh", "sellers", "supply_gpuh"]
+_OPEN = ["bidders", "unmet_demand_gpuh", "offerers", "offered_gpuh"]
 
 
 def _observer_csv_rows(tables: selectors.ObserverTables, table: str) -> tuple[list[str], Rows]:
-    if table == "states":
-        return ["state", "name", "buyers", "demand_gpuh", "sellers", "supply_gpuh"], tables.states
-    if table == "sizes":
-        return ["size_class", "name", "buyers", "demand_gpuh", "sellers", "supply_gpuh"], tables.sizes
-    return ["zone", "sellers", "volume_gpuh", "hhi", "band"], tables.zones
+    return {"states": (["state", "name", *_TRADED], tables.states),
+            "sizes": (["size_class", "name", *_TRADED], tables.sizes),
+            "zones": (["zone", "sellers", "volume_gpuh", "hhi", "band"], tables.zones),
+            "open-states": (["state", "name", *_OPEN], tables.open_states),
+            "open-sizes": (["size_class", "name", *_OPEN], tables.open_sizes)}[table]
 
 
 @require_GET
@@ -229,11 +259,17 @@ def dashboard_observer(request: HttpRequest) -> HttpResponse:
                  "demand_withheld": row["demand_gpuh"] is None, "supply_withheld": row["supply_gpuh"] is None}
                 for row in rows]
 
-    csv_urls = {table: f"{reverse('dashboard_observer_csv')}?{urlencode({**query, 'table': table})}"
+    def open_book(rows: Rows) -> list[dict[str, Any]]:
+        return [{**row, "unmet": _number(row["unmet_demand_gpuh"]), "offered": _number(row["offered_gpuh"])}
+                for row in rows]
+
+    csv_urls = {table.replace("-", "_"): f"{reverse('dashboard_observer_csv')}?{urlencode({**query, 'table': table})}"
                 for table in OBSERVER_TABLES}
     return render(request, "market/indicators/observer.html", {
         "query": query, "choices": _choices(), "tables": tables, "states": sides(tables.states),
-        "sizes": sides(tables.sizes),
+        "sizes": sides(tables.sizes), "open_states": open_book(tables.open_states),
+        "open_sizes": open_book(tables.open_sizes),
+        "has_open_book": any(row["bidders"] or row["offerers"] for row in tables.open_sizes),
         "zones": [{**row, "hhi_text": _number(row["hhi"]), "volume": _number(row["volume_gpuh"]),
                    "band_text": bands[row["band"]]} for row in tables.zones],
         "csv_urls": csv_urls, "has_data": any(row["volume_gpuh"] for row in tables.zones),

@@ -26,6 +26,17 @@
     Object.keys(extra).forEach(function (key) { base[key] = extra[key]; });
     return base;
   }
+  // An axis of whole numbers (GPU-hours, members): with small values plotly puts ticks at
+  // 0.2, 0.4 ... which ",d" rounds to "0 0 1 1 1"; below ten, one tick per whole number from
+  // zero (and 0 to 1 when every value is zero, e.g. no future traded).
+  function wholeAxis(values, extra) {
+    var top = 0;
+    values.forEach(function (v) { if (v !== null && v > top) { top = v; } });
+    var axis = { rangemode: "tozero", tickformat: ",d" };
+    if (top < 10) { axis.range = [0, Math.max(1, top) * 1.05]; axis.dtick = 1; axis.tick0 = 0; }
+    Object.keys(extra || {}).forEach(function (key) { axis[key] = extra[key]; });
+    return axis;
+  }
   function draw(id, traces, extra) {
     var box = document.getElementById(id);
     if (box) { window.Plotly.newPlot(box, traces, layout(extra), config); }
@@ -39,12 +50,13 @@
     { type: "bar", name: text.futures, x: x, y: column("volume_futures_gpuh"), marker: { color: colors.futures } },
     { type: "scatter", mode: "lines+markers", name: text.open_interest, x: x, y: column("open_interest_gpuh"),
       yaxis: "y2", line: { color: colors.oi } }
-  ], { barmode: "stack", yaxis: { title: { text: text.gpuh }, rangemode: "tozero", tickformat: ",d" },
-       yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false, visible: !phone, tickformat: ",d" } });
+  ], { barmode: "stack",
+       yaxis: wholeAxis(column("volume_total_gpuh"), { title: { text: text.gpuh } }),
+       yaxis2: wholeAxis(column("open_interest_gpuh"), { overlaying: "y", side: "right", showgrid: false, visible: !phone }) });
   draw("activity-members", [
     { type: "scatter", mode: "lines+markers", name: text.buyers, x: x, y: column("active_buyers"), line: { color: colors.buy } },
     { type: "scatter", mode: "lines+markers", name: text.sellers, x: x, y: column("active_sellers"), line: { color: colors.sell } }
-  ], { yaxis: { title: { text: text.members }, rangemode: "tozero", dtick: 1 } });
+  ], { yaxis: wholeAxis(column("active_buyers").concat(column("active_sellers")), { title: { text: text.members } }) });
   draw("activity-shares", [
     { type: "scatter", mode: "lines+markers", name: text.sme_buy, x: x, y: percent("sme_buy_share"), line: { color: colors.buy } },
     { type: "scatter", mode: "lines+markers", name: text.sme_sell, x: x, y: percent("sme_sell_share"), line: { color: colors.sell } },
@@ -71,6 +83,69 @@
            { xref: "paper", x: 0, xanchor: "left", y: high, yanchor: "bottom", text: text.high, showarrow: false,
              font: { size: 11, color: "#9b2c22" } }
          ] });
+  }
+
+  // Regions: a tile-grid map of the 16 states, one equal tile each at its approximate place
+  // (row and column from the page, market.views.indicators.STATE_TILES), coloured by the
+  // chosen figure. Grey tiles (shapes under the heatmap) are withheld or have no value; the
+  // tile's text and hover show the figure exactly as the table beside it does.
+  var mapBox = document.getElementById("regions-map");
+  var mapSource = document.getElementById("regions-map-data");
+  if (mapBox && mapSource) {
+    var map = JSON.parse(mapSource.textContent);
+    var tiles = map.tiles;
+    var nRows = 1 + Math.max.apply(null, tiles.map(function (t) { return t.row; }));
+    var nCols = 1 + Math.max.apply(null, tiles.map(function (t) { return t.col; }));
+    var steps = function (n) { var out = []; for (var i = 0; i < n; i += 1) { out.push(i); } return out; };
+    var drawMap = function (measure) {
+      var label = map.measures[measure];
+      var z = steps(nRows).map(function () { return steps(nCols).map(function () { return null; }); });
+      var top = 0;
+      tiles.forEach(function (t) {
+        var v = num(t.values[measure]);
+        z[t.row][t.col] = v;
+        if (v !== null && v > top) { top = v; }
+      });
+      var hasValue = tiles.some(function (t) { return num(t.values[measure]) !== null; });
+      var format = measure === "average_price" ? ",.2f" : ",d";
+      // The colour bar lies under the map, so the tiles keep the whole width (beside the table, or on a phone).
+      var bar = { orientation: "h", x: 0.5, xanchor: "center", y: -0.02, yanchor: "top", thickness: 12, len: 0.9,
+                  title: { text: label, side: "top" }, tickformat: format, nticks: phone ? 4 : 6 };
+      var heat = { type: "heatmap", z: z, x: steps(nCols), y: steps(nRows), zmin: 0, zmax: top || 1, xgap: 4, ygap: 4,
+                   colorscale: [[0, "#dbe7f7"], [0.5, "#5b8fd6"], [1, "#15306b"]], showscale: hasValue,
+                   colorbar: bar, hoverinfo: "skip" };
+      var names = { type: "scatter", mode: "text", showlegend: false, hoverinfo: "text",
+                    x: tiles.map(function (t) { return t.col; }), y: tiles.map(function (t) { return t.row; }),
+                    text: tiles.map(function (t) { return "<b>" + t.code + "</b><br>" + t.text[measure]; }),
+                    textfont: { size: phone ? 11 : 13, color: tiles.map(function (t) {
+                      var v = num(t.values[measure]);
+                      return v !== null && top > 0 && v / top > 0.5 ? "#ffffff" : "#1a202c";
+                    }) },
+                    hovertext: tiles.map(function (t) {
+                      var v = num(t.values[measure]);
+                      var shown = v === null ? (t.reason || (t.text[measure] === "–" ? map.no_value : map.withheld)) : t.text[measure];
+                      return "<b>" + t.name + "</b><br>" + label + ": " + shown;
+                    }) };
+      var shapes = tiles.map(function (t) {
+        return { type: "rect", layer: "below", x0: t.col - 0.46, x1: t.col + 0.46, y0: t.row - 0.46, y1: t.row + 0.46,
+                 fillcolor: "#e2e6ec", line: { width: 0 } };
+      });
+      window.Plotly.react(mapBox, [heat, names], {
+        margin: { l: 2, r: 2, t: 2, b: 64 }, showlegend: false,
+        xaxis: { visible: false, range: [-0.5, nCols - 0.5], fixedrange: true },
+        yaxis: { visible: false, range: [nRows - 0.5, -0.5], scaleanchor: "x", fixedrange: true },
+        shapes: shapes, hovermode: "closest", hoverdistance: 40,
+        paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)"
+      }, config);
+    };
+    var buttons = Array.prototype.slice.call(document.querySelectorAll("[data-measure]"));
+    buttons.forEach(function (button) {
+      button.addEventListener("click", function () {
+        buttons.forEach(function (other) { other.setAttribute("aria-pressed", other === button ? "true" : "false"); });
+        drawMap(button.dataset.measure);
+      });
+    });
+    drawMap(buttons.length ? buttons[0].dataset.measure : "capacity_gpus");
   }
 
   // Regions: horizontal bars per state (withheld states have no bar).

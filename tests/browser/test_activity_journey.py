@@ -64,6 +64,27 @@ def no_scroll(page: Page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
 
 
+def check_map(page: Page, measure: str) -> None:
+    """The tile map is drawn with the page's figures for ``measure``: one
+    labelled tile per state at its place, grey (no colour) where the table has –."""
+    expect(page.locator("#regions-map svg.main-svg").first).to_be_visible()
+    drawn = page.evaluate("() => { const d = document.getElementById('regions-map').data;"
+                          " return {z: d[0].z, text: d[1].text}; }")
+    tiles = json.loads(page.locator("#regions-map-data").text_content() or "{}")["tiles"]
+    assert len(tiles) == 16 and len(drawn["text"]) == 16
+    cells = {row["code"]: row for row in page.locator("[data-testid=indicator-table] tbody tr").evaluate_all(
+        "rows => rows.map(r => ({code: r.dataset.state,"
+        " cells: [...r.querySelectorAll('td')].map(c => c.textContent.trim())}))")}
+    column = {"capacity_gpus": 1, "volume_gpuh": 2, "average_price": 3}[measure]
+    for tile in tiles:
+        value = tile["values"][measure]
+        assert drawn["z"][tile["row"]][tile["col"]] == (None if value is None else float(value)), tile["state"]
+        assert tile["text"][measure] == cells[tile["state"]]["cells"][column], tile["state"]
+        assert f"<b>{tile['code']}</b>" in drawn["text"][tiles.index(tile)]
+    for code in ("BY", "HE", "BE", "SH"):
+        expect(page.locator("#regions-map")).to_contain_text(code)
+
+
 def choose(page: Page, **values: str) -> None:
     form = page.locator("form.indicator-filter")
     for name, value in values.items():
@@ -114,12 +135,18 @@ def test_a_visitor_reads_and_downloads_the_indicators_and_an_observer_sees_the_a
     expect(page.locator("[data-testid=empty-note]")).to_contain_text("noch kein Spot-Geschäft")
     shots("concentration-a100-empty")
 
-    # 4. Regions: Bavaria and Hesse shown, Berlin (one provider) withheld.
+    # 4. Regions: Bavaria and Hesse shown, Berlin (one provider) withheld; the tile map beside the table.
     page.goto("/dashboard/regions/")
     expect(page.locator("#regions-bars svg.main-svg").first).to_be_visible()
     berlin = page.locator("[data-testid=indicator-table] tbody tr", has_text="Berlin")
     expect(berlin).to_contain_text("weniger als 3 Anbieter")
+    check_map(page, "capacity_gpus")
     shots("regions")
+    page.locator("[data-measure=average_price]").click()
+    expect(page.locator("[data-measure=average_price]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#regions-map .colorbar")).to_contain_text("Durchschnittspreis")
+    check_map(page, "average_price")
+    shots("regions-map-price")
 
     # 5. In English.
     page.locator(".lang-switch button[value=en]").click()
@@ -148,6 +175,14 @@ def test_a_visitor_reads_and_downloads_the_indicators_and_an_observer_sees_the_a
         no_scroll(phone)
         phone_shots(step, full_page=False)
         phone_shots(step + "-whole")
+    # The map on the phone: all sixteen tiles inside the screen's width, the volume measure chosen.
+    phone.goto("/dashboard/regions/")
+    phone.locator("[data-measure=volume_gpuh]").click()
+    check_map(phone, "volume_gpuh")
+    box = phone.locator("#regions-map").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    phone.locator("#regions-map").scroll_into_view_if_needed()
+    phone_shots("regions-map", full_page=False)
 
     # 8. A ministry observer logs in and opens the aggregates.
     viewer = UserFactory(email="referentin@bmds.example")
@@ -162,6 +197,8 @@ def test_a_visitor_reads_and_downloads_the_indicators_and_an_observer_sees_the_a
     observer.locator("main form button[type=submit]").click()
     expect(observer.locator("h1")).to_have_text("Aggregate für Beobachter")
     expect(observer.locator("#states-title")).to_be_visible()
+    expect(observer.locator("[data-testid=open-states-table]")).to_be_visible()
+    expect(observer.locator("[data-testid=open-empty-note]")).to_be_visible()  # the journey's market has no open order
     bavaria = observer.locator("tr", has_text="Bayern").first
     expect(bavaria).to_be_visible()
     content = observer.content()

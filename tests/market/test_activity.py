@@ -389,3 +389,43 @@ def test_a_long_range_by_day_shows_the_newest_400_periods_in_the_table_and_all_i
     chart = json.loads(re.search(r'<script id="indicator-data" type="application/json">(.*?)</script>', html,
                                  re.S).group(1))  # type: ignore[union-attr]
     assert len(chart) == 501 and chart[0]["volume_total_gpuh"] == 3
+
+
+def test_the_regions_map_has_the_tables_figures_on_one_tile_per_state(client):
+    from market.views.indicators import MAP_MEASURES, STATE_TILES
+
+    h100 = GpuClassFactory(code="H100")
+    buyer = big("Abnehmer AG")
+    bavaria = [SiteFactory(organisation=big(f"Bayern {n} AG"), state="DE-BY") for n in range(3)]
+    for n, site in enumerate(bavaria):
+        SiteCapacityFactory(site=site, gpu_class=h100, gpus=1000 * (n + 1))
+        ticket(site, buyer, 10, 2, "50.00")
+    hessen = [SiteFactory(organisation=big(f"Hessen {n} AG"), state="DE-HE") for n in range(3)]
+    for site in hessen:
+        SiteCapacityFactory(site=site, gpu_class=h100, gpus=50)
+    # One Berlin provider: withheld; Hesse's capacity, the smallest other, with it.
+    SiteCapacityFactory(site=SiteFactory(organisation=big("Berlin AG"), state="DE-BE"), gpu_class=h100, gpus=70)
+    response = client.get("/dashboard/regions/?range=month")
+    tiles = {tile["state"]: tile for tile in response.context["map"]["tiles"]}
+    rows = {row["state"]: row for row in chart_data(response.content.decode())}
+    table = {row["code"]: row for row in response.context["table"]}
+    # Sixteen equal tiles, one per state, on distinct places of the grid.
+    assert set(tiles) == set(rows) == set(table) == set(STATE_TILES) and len(tiles) == 16
+    assert len({(tile["row"], tile["col"]) for tile in tiles.values()}) == 16
+    assert all(tile["code"] == state[3:] for state, tile in tiles.items())
+    columns = {"capacity_gpus": "capacity", "volume_gpuh": "volume", "average_price": "price"}
+    for state, tile in tiles.items():
+        for measure in MAP_MEASURES:
+            # The map's figure is the dataset's (JSON, CSV), and it reads as the table's cell.
+            shown = rows[state][measure]
+            value = tile["values"][measure]
+            assert (str(value) if isinstance(value, Decimal) else value) == shown, (state, measure)
+            assert tile["text"][measure] == table[state][columns[measure]], (state, measure)
+    assert tiles["DE-BY"]["values"] == {"capacity_gpus": 6000, "volume_gpuh": 60, "average_price": Decimal("2.50")}
+    assert tiles["DE-BY"]["text"] == {"capacity_gpus": "6.000", "volume_gpuh": "60", "average_price": "2,50"}
+    assert tiles["DE-HE"]["values"]["capacity_gpus"] is None and tiles["DE-HE"]["reason"]
+    assert tiles["DE-SL"]["values"] == {"capacity_gpus": 0, "volume_gpuh": 0, "average_price": None}
+    assert tiles["DE-BE"]["values"] == {"capacity_gpus": None, "volume_gpuh": None, "average_price": None}
+    html = response.content.decode()
+    assert 'id="regions-map"' in html and 'id="regions-map-data"' in html
+    assert html.index('id="regions-map"') < html.index('data-testid="indicator-table"')  # the table beside the map

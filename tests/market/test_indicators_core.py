@@ -133,3 +133,25 @@ def test_a_group_share_is_withheld_exactly_when_a_side_has_one_or_two(values, cu
     assert (share is None) == (suppressed(len(group)) or suppressed(rest))
     if share is not None:
         assert Decimal(0) <= share <= Decimal(1)
+
+
+def test_apportion_by_hand():
+    # 10 over 60 : 40 -> 6 and 4; 7 over 3 : 1 -> 5.25 and 1.75: the larger remainder gets the unit.
+    assert indicators.apportion(10, {"DE-BY": 60, "DE-HE": 40}) == {"DE-BY": 6, "DE-HE": 4}
+    assert indicators.apportion(7, {"x": 3, "y": 0, "z": 1}) == {"x": 5, "z": 2}
+    assert indicators.apportion(10, {"a": 1, "b": 1, "c": 1}) == {"a": 4, "b": 3, "c": 3}  # ties: first key
+    assert indicators.apportion(5, {}) == {} and indicators.apportion(5, {"a": 0}) == {}
+
+
+@given(st.integers(min_value=0, max_value=10**9),
+       st.dictionaries(st.text(max_size=3), st.integers(min_value=0, max_value=10**6), max_size=8))
+def test_apportion_sums_to_the_total_and_each_part_is_its_share_rounded(total, weights):
+    parts = indicators.apportion(total, weights)
+    whole = sum(weights.values())
+    if whole == 0:
+        assert parts == {}
+        return
+    assert sum(parts.values()) == total
+    for key, part in parts.items():
+        exact = Fraction(total * weights[key], whole)
+        assert exact - 1 < part < exact + 1
