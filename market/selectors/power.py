@@ -343,10 +343,13 @@ def revenue_months() -> list[power.RevenueMonth]:
     revenue, incentive fund or R&D fund account. A charge of a member's fees
     ("fees:<member>:<month>") and the month's sweep into the funds
     ("fees-sweep:<month>") count for the month they name; other movements of
-    the funds (credits granted, payments in) for the month they were booked in."""
-    from clearing.models import Account, JournalLine
+    the funds (programme budgets, start financing, expired credits) for the
+    month they were booked in. Credits granted are the ``credit_grant``
+    entries out of the programmes' budgets (issue 12), by the month booked."""
+    from clearing.models import Account, JournalEntry, JournalLine
 
-    kinds = (Account.Kind.FEE_REVENUE, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND)
+    kinds = (Account.Kind.FEE_REVENUE, Account.Kind.INCENTIVE_FUND, Account.Kind.RND_FUND,
+             Account.Kind.PROGRAMME_BUDGETS)
     zero = Decimal("0.00")
     revenue: dict[date, Decimal] = defaultdict(lambda: zero)
     members: dict[date, set[int]] = defaultdict(set)
@@ -354,8 +357,13 @@ def revenue_months() -> list[power.RevenueMonth]:
     credits: dict[date, Decimal] = defaultdict(lambda: zero)
     moved: dict[tuple[str, date], Decimal] = defaultdict(lambda: zero)
     lines = (JournalLine.objects.filter(account__organisation__isnull=True, account__kind__in=kinds)
-             .values_list("account__kind", "amount", "entry__reference", "entry__created_at").order_by("id"))
-    for kind, amount, reference, created_at in lines:
+             .values_list("account__kind", "amount", "entry__reference", "entry__created_at", "entry__kind")
+             .order_by("id"))
+    for kind, amount, reference, created_at, entry_kind in lines:
+        if kind == Account.Kind.PROGRAMME_BUDGETS:
+            if entry_kind == JournalEntry.Kind.CREDIT_GRANT:
+                credits[_local_month(created_at)] += -amount
+            continue
         charge = _FEES_REFERENCE.match(reference)
         sweep = _SWEEP_REFERENCE.match(reference)
         if kind == Account.Kind.FEE_REVENUE:
@@ -367,10 +375,8 @@ def revenue_months() -> list[power.RevenueMonth]:
         month = _month(sweep.group("month")) if sweep else _local_month(created_at)
         if sweep:
             swept[(kind, month)] += amount
-        elif kind == Account.Kind.INCENTIVE_FUND and amount < 0:
-            credits[month] += -amount
         moved[(kind, month)] += amount
-    known = set(revenue) | {month for _kind, month in moved}
+    known = set(revenue) | {month for _kind, month in moved} | set(credits)
     if not known:
         return []
     months = []

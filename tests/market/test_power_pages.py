@@ -21,7 +21,7 @@ from clearing.services.ledger import house_account, ledger_post
 from market import calendar
 from market.models import DeliveryZone, GpuClass, IndexValue, PowerPrice
 from market.services.power import power_prices_import
-from tests.factories import GpuClassFactory, SiteCapacityFactory, SiteFactory, UserFactory
+from tests.factories import GpuClassFactory, OrganisationFactory, SiteCapacityFactory, SiteFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -170,19 +170,30 @@ def test_revenue_from_the_ledger_with_small_months_suppressed(client):
                            (house_account(Account.Kind.INCENTIVE_FUND), D(incentive)),
                            (house_account(Account.Kind.RND_FUND), D(rnd))])
 
+    # The current month (credits count in the month they were granted), and the next.
+    month = timezone.localdate().replace(day=1)
+    following = (month + timedelta(days=32)).replace(day=1)
+    this, after = f"{month:%Y-%m}", f"{following:%Y-%m}"
     for org in (1, 2, 3):
-        fees(org, "2026-09", "100.00")
-    sweep("2026-09", "30.00", "15.00")
-    fees(1, "2026-10", "80.00")  # one member only
-    sweep("2026-10", "8.00", "4.00")
+        fees(org, this, "100.00")
+    sweep(this, "30.00", "15.00")
+    # A programme opens with 20.00 of the fund and grants a start-up 12.00 of credits (issue 12).
+    ledger_post(kind=JournalEntry.Kind.PROGRAMME_BUDGET, reference="programme:1", lines=[
+        (house_account(Account.Kind.INCENTIVE_FUND), D("-20.00")),
+        (house_account(Account.Kind.PROGRAMME_BUDGETS), D("20.00"))])
+    credits = Account.objects.create(organisation=OrganisationFactory(), kind=Account.Kind.CREDITS)
+    ledger_post(kind=JournalEntry.Kind.CREDIT_GRANT, reference="credit-grant:1", lines=[
+        (house_account(Account.Kind.PROGRAMME_BUDGETS), D("-12.00")), (credits, D("12.00"))])
+    fees(1, after, "80.00")  # one member only
+    sweep(after, "8.00", "4.00")
     html = client.get("/dashboard/revenue/").content.decode()
     rows = same_everywhere(client, html, "exchange-revenue", "")  # no parameters
     assert rows == [
-        {"month": "2026-09-01", "members": 3, "fee_revenue": "300.00", "to_incentive_fund": "30.00",
-         "to_rnd_fund": "15.00", "credits_granted": "0.00", "incentive_fund_balance": "30.00",
+        {"month": f"{month}", "members": 3, "fee_revenue": "300.00", "to_incentive_fund": "30.00",
+         "to_rnd_fund": "15.00", "credits_granted": "12.00", "incentive_fund_balance": "10.00",
          "rnd_fund_balance": "15.00"},
-        {"month": "2026-10-01", "members": None, "fee_revenue": None, "to_incentive_fund": None, "to_rnd_fund": None,
-         "credits_granted": None, "incentive_fund_balance": None, "rnd_fund_balance": None}]
+        {"month": f"{following}", "members": None, "fee_revenue": None, "to_incentive_fund": None,
+         "to_rnd_fund": None, "credits_granted": None, "incentive_fund_balance": None, "rnd_fund_balance": None}]
 
 
 def test_methodology_pages_are_versioned(client):
