@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -121,19 +122,21 @@ class PowerDay:
 
 def power_days(start: date, end: date) -> dict[date, PowerDay]:
     """Per Berlin day: the mean of its hourly DE-LU prices (2 places), the
-    number of hours with a price, and whether any of them is demo data."""
+    number of hours with a price, and whether any of them is demo data.
+
+    The database sums each day's hours (numeric: exact) and Python divides and
+    rounds (``power.mean_of_total``, the rational ``power.mean`` rounds): three
+    years are 26,000 hours, which read into Python took 170 ms, a day's sum 15."""
     lower = calendar.local_midnight(start)
     upper = calendar.local_midnight(end + timedelta(days=1))
-    grouped: dict[date, list[tuple[Decimal, bool]]] = defaultdict(list)
-    for hour_start, price, is_demo in (PowerPrice.objects.filter(zone=PowerPrice.DE_LU, hour_start__gte=lower,
-                                                                 hour_start__lt=upper)
-                                       .order_by("hour_start").values_list("hour_start", "price", "is_demo")):
-        grouped[hour_start.astimezone(calendar.BERLIN).date()].append((price, is_demo))
-    out = {}
-    for day, values in grouped.items():
-        mean = power.mean(value for value, _demo in values) or Decimal("0.00")  # never empty here
-        out[day] = PowerDay(price=mean, hours=len(values), is_demo=any(demo for _value, demo in values))
-    return out
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT (hour_start AT TIME ZONE %s)::date, SUM(price), COUNT(*), BOOL_OR(is_demo)
+            FROM market_powerprice WHERE zone = %s AND hour_start >= %s AND hour_start < %s
+            GROUP BY 1""", [calendar.BERLIN.key, PowerPrice.DE_LU, lower, upper])
+        return {day: PowerDay(price=power.mean_of_total(total, count) or Decimal("0.00"),  # count > 0 here
+                              hours=count, is_demo=is_demo)
+                for day, total, count, is_demo in cursor.fetchall()}
 
 
 def base_days(gpu_class: str, start: date, end: date) -> dict[date, tuple[Decimal, bool]]:

@@ -20,6 +20,7 @@ from clearing.models import Account, JournalEntry
 from clearing.services.ledger import house_account, ledger_post
 from market import calendar
 from market.models import DeliveryZone, GpuClass, IndexValue, PowerPrice
+from market.power import mean as power_mean
 from market.services.power import power_prices_import
 from tests.factories import GpuClassFactory, SiteCapacityFactory, SiteFactory, UserFactory
 
@@ -122,6 +123,51 @@ def test_csv_and_json_are_the_same_rows(market, client):
     table = list(csv.DictReader(io.StringIO(client.get(
         f"/api/v1/open-data/compute-and-power/?{query}&format=csv").content.decode())))
     assert table == [{key: cell(value) for key, value in row.items()} for row in rows]
+
+
+def hours_at(day: date, prices: dict[str, str], default: str, *, demo: tuple[str, ...] = ()) -> list[PowerPrice]:
+    """PowerPrice rows for each delivery hour of ``day`` (by label: "02A", "14"), ``default`` where not given."""
+    return [PowerPrice(hour_start=hour.start, price=D(prices.get(hour.label, default)), is_demo=hour.label in demo,
+                       imported_at=timezone.now()) for hour in calendar.day_hours(day)]
+
+
+def power_days_in_python(start: date, end: date) -> dict[date, tuple[D, int, bool]]:
+    """How the daily rows were computed before the database summed them: every hour read, grouped by Berlin day."""
+    grouped: dict[date, list[PowerPrice]] = {}
+    for row in PowerPrice.objects.filter(hour_start__gte=calendar.local_midnight(start),
+                                         hour_start__lt=calendar.local_midnight(end + timedelta(days=1))):
+        grouped.setdefault(row.hour_start.astimezone(calendar.BERLIN).date(), []).append(row)
+    return {day: (power_mean([row.price for row in rows]), len(rows), any(row.is_demo for row in rows))
+            for day, rows in grouped.items()}
+
+
+def test_daily_power_prices_summed_by_the_database_equal_the_hand_computed_means(h100):
+    from market.selectors.power import power_days
+
+    PowerPrice.objects.bulk_create([
+        # 23 hours (clocks go forward): 22 x 40.00 + 63.00 = 943.00 / 23 = 41.00
+        *hours_at(date(2026, 3, 29), {"14": "63.00"}, "40.00"),
+        # 25 hours (clocks go back; 02A and 02B): 24 x 50.00 + 75.00 = 1275.00 / 25 = 51.00; one demo hour
+        *hours_at(date(2026, 10, 25), {"02B": "75.00"}, "50.00", demo=("02B",)),
+        # a tie: 23 x 10.00 + 10.12 = 240.12 / 24 = 10.005 -> 10.01 (half up)
+        *hours_at(date(2026, 11, 2), {"23": "10.12"}, "10.00"),
+        # a negative tie: -0.12 / 24 = -0.005 -> -0.01 (half up: away from zero)
+        *hours_at(date(2026, 11, 3), {"00": "-0.12"}, "0.00"),
+        # the first hour of the next day only (00:00 Berlin = 23:00 UTC the day before): 1 hour of 99.99
+        *hours_at(date(2026, 11, 4), {}, "99.99")[:1],
+    ])
+    days = power_days(date(2026, 3, 1), date(2026, 11, 30))
+    found = {day: (row.price, row.hours, row.is_demo) for day, row in days.items()}
+    assert found == {
+        date(2026, 3, 29): (D("41.00"), 23, False),
+        date(2026, 10, 25): (D("51.00"), 25, True),
+        date(2026, 11, 2): (D("10.01"), 24, False),
+        date(2026, 11, 3): (D("-0.01"), 24, False),
+        date(2026, 11, 4): (D("99.99"), 1, False),
+    }
+    assert found == power_days_in_python(date(2026, 3, 1), date(2026, 11, 30))
+    # The day's bounds are Berlin midnights: 2026-11-04 is outside a range ending 2026-11-03.
+    assert date(2026, 11, 4) not in power_days(date(2026, 11, 3), date(2026, 11, 3))
 
 
 def test_fewer_than_three_providers_use_the_reference_pue(h100, client):
