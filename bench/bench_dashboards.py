@@ -7,8 +7,10 @@ demo indices for three zones), then, written by SQL in a few statements:
 for every active class and each of the 17 zones and every day of the last
 three years a cleared day-ahead auction with its 24 hourly results (price,
 volume, offered and bid volume), and its Base, Peak and intraday VWAP index
-values computed from those hours. That is about 93,000 auctions, 2.2
-million hourly results and 280,000 index values. ``--trades`` also writes
+values computed from those hours (the Base of zone DE lists its hours in its
+document, as a published one does), and the hourly DE-LU electricity prices
+of the three years. That is about 93,000 auctions, 2.2 million hourly
+results, 280,000 index values and 26,000 electricity prices. ``--trades`` also writes
 one day-ahead trade per hour and series between two of eight sellers and
 buyers (with their hour instruments), for the pages that read trades, and
 the daily trade aggregates the beat keeps written in production.
@@ -101,14 +103,33 @@ def build(*, trades: bool) -> dict[str, int]:
             SELECT k.kind, a.delivery_date, a.gpu_class_id, a.zone_id,
                    round(avg(h.price) FILTER (WHERE k.kind <> 'peak' OR (h.position BETWEEN 8 AND 19
                                                 AND extract(isodow FROM a.delivery_date) <= 5)), 2),
-                   sum(h.volume), '{}'::jsonb, md5(k.kind || a.id::text) || md5(a.id::text || k.kind), %s, false,
-                   now()
+                   sum(h.volume),
+                   -- The Base of zone DE lists its hours, as a published one does (the electricity page reads
+                   -- the hourly compute prices from it); the other values keep an empty document.
+                   CASE WHEN k.kind = 'base' AND z.code = 'DE' THEN jsonb_build_object('index', 'base', 'hours',
+                       jsonb_agg(jsonb_build_object('hour', h.hour, 'price', h.price::text, 'volume', h.volume)
+                                 ORDER BY h.position) FILTER (WHERE k.kind = 'base' AND z.code = 'DE'))
+                   ELSE '{}'::jsonb END,
+                   md5(k.kind || a.id::text) || md5(a.id::text || k.kind), %s, false, now()
             FROM market_dayaheadauction a JOIN market_dayaheadhour h ON h.auction_id = a.id
+            JOIN market_deliveryzone z ON z.id = a.zone_id
             CROSS JOIN (VALUES ('base'), ('peak'), ('intraday_vwap')) AS k(kind)
             WHERE a.input_sha256 = 'bench'
-            GROUP BY k.kind, a.id
+            GROUP BY k.kind, a.id, z.code
             ON CONFLICT DO NOTHING""", [version])
         counts["index values"] = cursor.rowcount
+        # Hourly DE-LU electricity prices for the same three years (what an operator imports from SMARD):
+        # a daily and a yearly swing and noise; the demo year seed_demo wrote is kept.
+        cursor.execute("""
+            INSERT INTO market_powerprice (zone, hour_start, price, source, is_demo, imported_at)
+            SELECT 'DE-LU', t, round((85 + 25 * cos((extract(hour FROM t) - 19) / 24.0 * 2 * pi())
+                                     + 15 * sin(extract(epoch FROM t) / 86400 / 58.0)
+                                     + (random() - 0.5) * 20)::numeric, 2), 'bench', false, now()
+            FROM generate_series((%s::date)::timestamp AT TIME ZONE 'Europe/Berlin',
+                                 ((%s::date + 1)::timestamp AT TIME ZONE 'Europe/Berlin') - interval '1 hour',
+                                 interval '1 hour') AS t
+            ON CONFLICT DO NOTHING""", [start, end])
+        counts["power prices"] = cursor.rowcount
         if trades:
             counts.update(_trades(cursor, start, end))
         cursor.execute("ANALYZE")
@@ -158,6 +179,9 @@ def urls() -> list[tuple[str, str]]:
 
     yesterday = (_today() - timedelta(days=1)).isoformat()
     year_ago = (_today() - timedelta(days=365)).isoformat()
+    # The electricity page's longest choices: 3 years by day (its limit), 31 days by hour.
+    three_years = (_today() - timedelta(days=3 * 366 - 1)).isoformat()
+    month_ago = (_today() - timedelta(days=31)).isoformat()
     found = [("dashboard entry page", "/dashboard/"), ("forward curve page", "/dashboard/futures/?gpu_class=H100"),
              ("day-ahead day page", f"/dashboard/dayahead/{yesterday}/"),
              ("index history, a year, CSV", f"/api/v1/index/?gpu_class=H100&zone=DE&from={year_ago}&format=csv")]
@@ -167,7 +191,15 @@ def urls() -> list[tuple[str, str]]:
               ("chip generations, all", "/dashboard/generations/?range=all"),
               ("market activity, all, by day", "/dashboard/activity/?range=all&resolution=day"),
               ("supply concentration, all, by day", "/dashboard/concentration/?range=all&resolution=day"),
-              ("electricity, all", "/dashboard/electricity/?range=all")]
+              ("electricity, 3 years by day", f"/dashboard/electricity/?start={three_years}&end={yesterday}"),
+              ("electricity, 31 days by hour",
+               f"/dashboard/electricity/?start={month_ago}&end={yesterday}&resolution=hour")]
+    for slug in ("compute-and-power", "spark-spread"):
+        for fmt, suffix in (("JSON", ""), ("CSV", "&format=csv")):
+            found += [(f"{slug}, 3 years by day, {fmt}",
+                       f"/api/v1/open-data/{slug}/?start={three_years}&end={yesterday}{suffix}"),
+                      (f"{slug}, 31 days by hour, {fmt}",
+                       f"/api/v1/open-data/{slug}/?start={month_ago}&end={yesterday}&resolution=hour{suffix}")]
     for dataset in open_data.datasets():
         if dataset.page_url:
             found.append((f"{dataset.slug} page", dataset.page_url))

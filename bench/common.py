@@ -20,7 +20,8 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "rb_bench"
+# BENCH_DB / BENCH_REDIS_PREFIX: a database and prefix of its own where several checkouts share a server.
+BENCH_DB = os.environ.get("BENCH_DB") or "rb_bench"
 PASSWORD = "bench-password-not-secret"  # noqa: S105 - throwaway accounts in a throwaway database
 
 
@@ -44,7 +45,7 @@ def setup_django(*, fresh_database: bool = True) -> dict[str, str]:
     env = {
         "DATABASE_URL": bench,
         "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/8",
-        "REDIS_PREFIX": "rbbench",
+        "REDIS_PREFIX": os.environ.get("BENCH_REDIS_PREFIX") or "rbbench",
         "VAR_DIR": str(ROOT / "var" / "bench"),
         "ROOT_URLCONF": "bench.urls",
         "RATE_API_USER": "100000000/min",

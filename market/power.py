@@ -69,6 +69,14 @@ def mean(values: Iterable[Decimal], places: Decimal = PRICE) -> Decimal | None:
     return _decimal(sum(items, Fraction(0)) / len(items), places)
 
 
+def mean_of_total(total: Decimal, count: int, places: Decimal = PRICE) -> Decimal | None:
+    """``mean`` of values given by their exact sum and their number (the
+    database sums a day's hours): the same rational, rounded the same way."""
+    if count <= 0:
+        return None
+    return _decimal(Fraction(total) / count, places)
+
+
 # --- electricity cost and the spark spread -----------------------------------------------------
 
 
@@ -122,24 +130,59 @@ def correlation(xs: Sequence[Decimal], ys: Sequence[Decimal]) -> Decimal | None:
     vy = sum(((y - my) ** 2 for y in fy), Fraction(0))
     if vx == 0 or vy == 0:
         return None
-    squared = cov * cov / (vx * vy)
+    return _signed_root(cov * cov / (vx * vy), positive=cov >= 0)
+
+
+def _signed_root(squared: Fraction, *, positive: bool) -> Decimal:
+    """r from r² and the sign of the covariance (4 places): one rounding, shared
+    by ``correlation`` and ``rolling_correlation`` so that both give the same figure."""
     with localcontext() as context:
         context.prec = 40
         root = (Decimal(squared.numerator) / Decimal(squared.denominator)).sqrt()
-        value = root if cov >= 0 else -root
+        value = root if positive else -root
         return min(max(value, Decimal(-1)), Decimal(1)).quantize(SHARE, rounding=ROUND_HALF_UP)
+
+
+def _integers(values: Mapping[date, Decimal]) -> dict[date, int]:
+    """The values scaled by one power of ten to whole numbers (exact). Pearson's r
+    does not change when a series is multiplied by a positive constant."""
+    places = max((max(-int(value.as_tuple().exponent), 0) for value in values.values()), default=0)
+    return {day: int(value.scaleb(places)) for day, value in values.items()}
 
 
 def rolling_correlation(days: Sequence[date], xs: Mapping[date, Decimal], ys: Mapping[date, Decimal], *,
                         window: int = CORRELATION_WINDOW_DAYS,
                         min_points: int = CORRELATION_MIN_DAYS) -> dict[date, Decimal | None]:
     """For each day: the correlation over the ``window`` calendar days ending
-    on it, of the days that have both values; None with fewer than ``min_points``."""
+    on it, of the days that have both values; None with fewer than ``min_points``.
+
+    The same figure as ``correlation`` over each window, but in one pass: the
+    window's sums n, Σx, Σy, Σxy, Σx², Σy² (whole numbers, see ``_integers``)
+    are carried from day to day, and r² = (nΣxy − ΣxΣy)² / ((nΣx² − (Σx)²)(nΣy² − (Σy)²))
+    is the same fraction ``correlation`` reaches through the deviations from
+    the means (three years by day: 1,096 windows of 30 days, which ``correlation``
+    recomputed in fractions per day)."""
+    x_int, y_int = _integers(xs), _integers(ys)
+    common = sorted(day for day in x_int if day in y_int)
     out: dict[date, Decimal | None] = {}
-    for day in days:
-        span = [day - timedelta(days=back) for back in range(window - 1, -1, -1)]
-        pairs = [(xs[d], ys[d]) for d in span if d in xs and d in ys]
-        out[day] = correlation([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) >= min_points else None
+    n = sx = sy = sxy = sxx = syy = 0
+    first = last = 0  # common[first:last] is the current window
+    for day in sorted(set(days)):
+        while last < len(common) and common[last] <= day:
+            x, y = x_int[common[last]], y_int[common[last]]
+            n, sx, sy, sxy, sxx, syy = n + 1, sx + x, sy + y, sxy + x * y, sxx + x * x, syy + y * y
+            last += 1
+        while first < last and common[first] <= day - timedelta(days=window):
+            x, y = x_int[common[first]], y_int[common[first]]
+            n, sx, sy, sxy, sxx, syy = n - 1, sx - x, sy - y, sxy - x * y, sxx - x * x, syy - y * y
+            first += 1
+        cov = n * sxy - sx * sy
+        vx = n * sxx - sx * sx
+        vy = n * syy - sy * sy
+        if n < max(min_points, 2) or vx == 0 or vy == 0:
+            out[day] = None
+        else:
+            out[day] = _signed_root(Fraction(cov * cov, vx * vy), positive=cov >= 0)
     return out
 
 

@@ -44,26 +44,36 @@ def _links(dataset: Dataset, query: dict[str, str]) -> dict[str, str]:
             "csv": f"{base}?{encoded}&format=csv" if encoded else f"{base}?format=csv"}
 
 
-def _range(request: HttpRequest) -> selectors.Range:
+def _range(request: HttpRequest, *, hourly: bool = False) -> selectors.Range:
     from market.selectors import power as selectors
 
-    params = {key: str(request.GET.get(key, "")) for key in ("gpu_class", "start", "end")}
-    return selectors.parse_range(params, strict=False)
+    params = {key: str(request.GET.get(key, "")) for key in ("gpu_class", "start", "end", "resolution")}
+    return selectors.parse_range(params, strict=False, hourly=hourly)
+
+
+# The tables show the newest rows only (three years by day made two tables of 1,096 rows, a 1.1 MB page
+# that took 250 ms to render); the charts and the downloads hold every row. As on the market activity page.
+TABLE_ROWS = 400
 
 
 @require_GET
 def electricity(request: HttpRequest) -> HttpResponse:
-    """Public: the compute price beside the electricity price, their 30-day correlation and the spark spread."""
+    """Public: the compute price beside the electricity price, their 30-day correlation and the spark spread,
+    by day or by hour."""
     from market.selectors import power as selectors
 
-    span = _range(request)
+    span = _range(request, hourly=True)
     query = span.query()
-    both = selectors.compute_and_power_rows(query)
-    spread = selectors.spark_spread_rows(query)
+    found = selectors.electricity(span)
+    both, spread = found.both, found.spread
     context: dict[str, Any] = {
-        "span": span, "classes": selectors.class_codes(), "rows": both[::-1], "spread_rows": spread[::-1],
+        "span": span, "classes": selectors.class_codes(), "hourly": span.resolution == selectors.HOUR,
+        "max_hour_days": selectors.MAX_HOUR_DAYS,
+        "rows": both[:-TABLE_ROWS - 1:-1], "spread_rows": spread[:-TABLE_ROWS - 1:-1],
+        "both_cut": len(both) > TABLE_ROWS, "spread_cut": len(spread) > TABLE_ROWS, "table_limit": TABLE_ROWS,
+        "both_total": len(both), "spread_total": len(spread),
         "data": selectors.COMPUTE_AND_POWER.serialise(both), "spread_data": selectors.SPARK_SPREAD.serialise(spread),
-        "pue": selectors.class_pue(span.gpu_class), "latest_spread": spread[-1] if spread else None,
+        "pue": found.pue, "latest_spread": spread[-1] if spread else None,
         "has_compute": any(row["compute_base"] for row in both), "has_power": any(row["power_price"] for row in both),
         "has_correlation": any(row["correlation_30d"] for row in both),
         "links": _links(selectors.COMPUTE_AND_POWER, query), "spread_links": _links(selectors.SPARK_SPREAD, query),

@@ -14,7 +14,13 @@
   function column(data, name) {
     return data.map(function (row) { return row[name] === null ? null : Number(row[name]); });
   }
-  function days(data, name) { return data.map(function (row) { return row[name || "date"]; }); }
+  // By hour the rows carry hour_berlin ("2026-11-30T14:00:00+01:00"): plotly has no time zones, so the
+  // axis shows Berlin wall-clock time (the offset cut off), as the table does.
+  function days(data, name) {
+    return data.map(function (row) {
+      return row.hour_berlin ? row.hour_berlin.slice(0, 19) : row[name || "date"];
+    });
+  }
   function layout(extra) {
     var base = { margin: { l: 56, r: 56, t: 8, b: 36 }, showlegend: true,
                  legend: { orientation: "h", y: -0.2 }, xaxis: { type: "date" } };

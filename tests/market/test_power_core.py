@@ -40,6 +40,51 @@ def test_rolling_correlation_needs_twenty_days_of_the_thirty():
     assert rolled[start + timedelta(days=19)] == D("1.0000")  # 20 days
 
 
+def _rolling_by_window(days, xs, ys):  # type: ignore[no-untyped-def]
+    """The rolling correlation as it was computed before the one-pass version: ``correlation`` over each window."""
+    out = {}
+    for day in days:
+        span = [day - timedelta(days=back) for back in range(29, -1, -1)]
+        pairs = [(xs[d], ys[d]) for d in span if d in xs and d in ys]
+        out[day] = power.correlation([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) >= 20 else None
+    return out
+
+
+def test_rolling_correlation_by_hand_over_a_window_with_gaps():
+    # Window of 2026-01-30 (2026-01-01 to 01-30), 20 common days (days 10 to 29; days 0-9 have no y):
+    # x = 1..20 and y = x except y = 25 on the last day: Σx = 210, Σy = 215, Σxy = 2870 - 400 + 500 = 2970,
+    # Σx² = 2870, Σy² = 2870 - 400 + 625 = 3095; r² = (20·2970 - 210·215)² / ((20·2870 - 210²)(20·3095 - 215²))
+    # = 14250² / (13300 · 15675) = 0.974026...; r = 0.986928... -> 0.9869
+    start = date(2026, 1, 1)
+    xs = {start + timedelta(days=n): D(n - 9) for n in range(10, 30)}
+    ys = {start + timedelta(days=n): D(n - 9) for n in range(10, 29)} | {start + timedelta(days=29): D(25)}
+    ys |= {start - timedelta(days=1): D(99)}  # outside the window
+    last = start + timedelta(days=29)
+    assert power.rolling_correlation([last], xs, ys)[last] == D("0.9869")
+    assert power.correlation(list(xs.values()), [ys[d] for d in xs]) == D("0.9869")
+
+
+_PRICES = st.lists(st.decimals("-50", "500", places=2), min_size=71, max_size=71)
+_GAPS = st.sets(st.integers(0, 70), max_size=20)  # days without a value: windows of fewer and of more than 20
+
+
+@given(_PRICES, _GAPS, _PRICES, _GAPS)
+def test_rolling_correlation_in_one_pass_equals_the_correlation_of_each_window(x_prices, x_gaps, y_prices, y_gaps):
+    start = date(2026, 3, 1)
+    xs = {start + timedelta(days=n): x for n, x in enumerate(x_prices) if n not in x_gaps}
+    ys = {start + timedelta(days=n): y for n, y in enumerate(y_prices) if n not in y_gaps}
+    days = [start + timedelta(days=n) for n in range(0, 71, 3)]
+    assert power.rolling_correlation(days, xs, ys) == _rolling_by_window(days, xs, ys)
+
+
+def test_mean_of_a_total_rounds_like_the_mean_of_the_values():
+    # 23 x 10.00 + 10.12 = 240.12 over 24 hours = 10.005 -> 10.01 (half up); -0.12 / 24 = -0.005 -> -0.01
+    assert power.mean_of_total(D("240.12"), 24) == power.mean([D("10.00")] * 23 + [D("10.12")]) == D("10.01")
+    assert power.mean_of_total(D("-0.12"), 24) == power.mean([D("0.00")] * 23 + [D("-0.12")]) == D("-0.01")
+    assert power.mean_of_total(D("1275.00"), 25) == D("51.00")
+    assert power.mean_of_total(D("0"), 0) is None
+
+
 def test_electricity_cost_and_spark_spread_by_hand():
     # 1.275 kW x 1.25 x 80.00 EUR/MWh / 1000 = 0.1275 EUR/GPUh
     cost = power.electricity_cost(power_draw_kw=D("1.275"), pue=D("1.25"), power_price=D("80.00"))

@@ -20,6 +20,7 @@ from clearing.models import Account, JournalEntry
 from clearing.services.ledger import house_account, ledger_post
 from market import calendar
 from market.models import DeliveryZone, GpuClass, IndexValue, PowerPrice
+from market.power import mean as power_mean
 from market.services.power import power_prices_import
 from tests.factories import GpuClassFactory, OrganisationFactory, SiteCapacityFactory, SiteFactory, UserFactory
 
@@ -122,6 +123,126 @@ def test_csv_and_json_are_the_same_rows(market, client):
     table = list(csv.DictReader(io.StringIO(client.get(
         f"/api/v1/open-data/compute-and-power/?{query}&format=csv").content.decode())))
     assert table == [{key: cell(value) for key, value in row.items()} for row in rows]
+
+
+def hours_at(day: date, prices: dict[str, str], default: str, *, demo: tuple[str, ...] = ()) -> list[PowerPrice]:
+    """PowerPrice rows for each delivery hour of ``day`` (by label: "02A", "14"), ``default`` where not given."""
+    return [PowerPrice(hour_start=hour.start, price=D(prices.get(hour.label, default)), is_demo=hour.label in demo,
+                       imported_at=timezone.now()) for hour in calendar.day_hours(day)]
+
+
+def power_days_in_python(start: date, end: date) -> dict[date, tuple[D, int, bool]]:
+    """How the daily rows were computed before the database summed them: every hour read, grouped by Berlin day."""
+    grouped: dict[date, list[PowerPrice]] = {}
+    for row in PowerPrice.objects.filter(hour_start__gte=calendar.local_midnight(start),
+                                         hour_start__lt=calendar.local_midnight(end + timedelta(days=1))):
+        grouped.setdefault(row.hour_start.astimezone(calendar.BERLIN).date(), []).append(row)
+    return {day: (power_mean([row.price for row in rows]), len(rows), any(row.is_demo for row in rows))
+            for day, rows in grouped.items()}
+
+
+def test_daily_power_prices_summed_by_the_database_equal_the_hand_computed_means(h100):
+    from market.selectors.power import power_days
+
+    PowerPrice.objects.bulk_create([
+        # 23 hours (clocks go forward): 22 x 40.00 + 63.00 = 943.00 / 23 = 41.00
+        *hours_at(date(2026, 3, 29), {"14": "63.00"}, "40.00"),
+        # 25 hours (clocks go back; 02A and 02B): 24 x 50.00 + 75.00 = 1275.00 / 25 = 51.00; one demo hour
+        *hours_at(date(2026, 10, 25), {"02B": "75.00"}, "50.00", demo=("02B",)),
+        # a tie: 23 x 10.00 + 10.12 = 240.12 / 24 = 10.005 -> 10.01 (half up)
+        *hours_at(date(2026, 11, 2), {"23": "10.12"}, "10.00"),
+        # a negative tie: -0.12 / 24 = -0.005 -> -0.01 (half up: away from zero)
+        *hours_at(date(2026, 11, 3), {"00": "-0.12"}, "0.00"),
+        # the first hour of the next day only (00:00 Berlin = 23:00 UTC the day before): 1 hour of 99.99
+        *hours_at(date(2026, 11, 4), {}, "99.99")[:1],
+    ])
+    days = power_days(date(2026, 3, 1), date(2026, 11, 30))
+    found = {day: (row.price, row.hours, row.is_demo) for day, row in days.items()}
+    assert found == {
+        date(2026, 3, 29): (D("41.00"), 23, False),
+        date(2026, 10, 25): (D("51.00"), 25, True),
+        date(2026, 11, 2): (D("10.01"), 24, False),
+        date(2026, 11, 3): (D("-0.01"), 24, False),
+        date(2026, 11, 4): (D("99.99"), 1, False),
+    }
+    assert found == power_days_in_python(date(2026, 3, 1), date(2026, 11, 30))
+    # The day's bounds are Berlin midnights: 2026-11-04 is outside a range ending 2026-11-03.
+    assert date(2026, 11, 4) not in power_days(date(2026, 11, 3), date(2026, 11, 3))
+
+
+DST_END = date(2026, 10, 25)  # 25 hours: 02A (CEST, 00:00 UTC) and 02B (CET, 01:00 UTC)
+
+
+def base_index_with_hours(gpu_class: GpuClass, day: date, prices: dict[str, str | None], default: str) -> None:
+    """A Base index whose document lists the day's hourly clearing prices (as the index job writes it)."""
+    zone = DeliveryZone.objects.get_or_create(code="DE", defaults={"name": "DE"})[0]
+    hours = [{"hour": hour.label, "price": prices.get(hour.label, default), "volume": 10}
+             for hour in calendar.day_hours(day)]
+    value = power_mean([D(hour["price"]) for hour in hours if hour["price"] is not None])
+    IndexValue.objects.create(kind="base", date=day, gpu_class=gpu_class, zone=zone, value=value, volume=250,
+                              inputs={"index": "base", "hours": hours}, sha256="0" * 64, methodology_version="v1",
+                              computed_at=timezone.now())
+
+
+def test_hourly_spark_spread_by_hand(market, client):
+    """By hour: each hour's compute price (from the Base index's document) minus the class's power draw x the
+    sites' mean PUE x that hour's electricity price, on the 25-hour day the clocks go back."""
+    base_index_with_hours(market, DST_END, {"02B": "2.10", "14": "3.05", "03": None}, "2.40")
+    PowerPrice.objects.bulk_create(hours_at(DST_END, {"02B": "-5.00", "14": "120.50"}, "80.00", demo=("23",)))
+    query = f"gpu_class=H100&start={DST_END}&end={DST_END}&resolution=hour"
+    html = client.get(f"/dashboard/electricity/?{query}").content.decode()
+    both = same_everywhere(client, html, "compute-and-power", query)
+    spread = same_everywhere(client, html, "spark-spread", query)
+    assert len(both) == 25 and len(spread) == 24  # 03:00 has no compute price
+    by_hour = {row["hour_berlin"]: row for row in spread}
+    # 1.275 kW x 1.25 x 80.00 / 1000 = 0.1275; 2.40 - 0.1275 = 2.2725
+    assert by_hour["2026-10-25T00:00:00+02:00"]["electricity_cost"] == "0.1275"
+    assert by_hour["2026-10-25T00:00:00+02:00"]["spark_spread"] == "2.2725"
+    # 14:00 CET = 13:00 UTC: 1.59375 x 120.50 / 1000 = 0.192046875 -> 0.1920; 3.05 - 0.1920 = 2.8580
+    row = by_hour["2026-10-25T14:00:00+01:00"]
+    assert (row["date"], row["hour_utc"], row["compute_base"], row["power_price"]) == (
+        "2026-10-25", "2026-10-25T13:00:00+00:00", "3.05", "120.50")
+    assert (row["pue"], row["pue_source"], row["electricity_cost"], row["spark_spread"]) == (
+        "1.2500", "sites", "0.1920", "2.8580")
+    # The second 02:00 (CET, 01:00 UTC), a negative price: 1.59375 x -5.00 / 1000 = -0.00796875 -> -0.0080;
+    # 2.10 - (-0.0080) = 2.1080. The first 02:00 (CEST, 00:00 UTC) is an ordinary hour.
+    second = by_hour["2026-10-25T02:00:00+01:00"]
+    assert (second["hour_utc"], second["electricity_cost"], second["spark_spread"]) == (
+        "2026-10-25T01:00:00+00:00", "-0.0080", "2.1080")
+    assert by_hour["2026-10-25T02:00:00+02:00"]["hour_utc"] == "2026-10-25T00:00:00+00:00"
+    assert [row["is_demo"] for row in spread].count(True) == 1  # 23:00's electricity price
+    three = next(row for row in both if row["hour_berlin"] == "2026-10-25T03:00:00+01:00")
+    assert (three["compute_base"], three["power_price"], three["power_hours"], three["correlation_30d"]) == (
+        None, "80.00", 1, None)
+    assert "Hour (Europe/Berlin)" in html or "Stunde (Europe/Berlin)" in html
+    assert 'id="correlation-chart"' not in html  # a figure of the daily series
+
+
+def test_by_day_the_hour_columns_are_empty(market, client):
+    rows = client.get(f"/api/v1/open-data/spark-spread/?start={END}&end={END}").json()["rows"]
+    assert (rows[0]["date"], rows[0]["hour_utc"], rows[0]["hour_berlin"]) == ("2026-11-30", None, None)
+    header = client.get(f"/api/v1/open-data/spark-spread/?start={END}&end={END}&format=csv").content.decode()
+    assert header.startswith("date,hour_utc,hour_berlin,compute_base,power_price,")
+
+
+def test_hourly_resolution_is_limited_to_31_days(market, client):
+    api = "/api/v1/open-data/compute-and-power/"
+    ok = client.get(api, {"resolution": "hour", "start": END - timedelta(days=30), "end": END})
+    assert ok.status_code == 200
+    assert len(ok.json()["rows"]) == 25 * 24  # the 25 days with electricity prices, 24 hours each
+    long = client.get(api, {"resolution": "hour", "start": END - timedelta(days=31), "end": END})
+    assert long.status_code == 400
+    assert list(long.json()["fields"]) == ["start"]
+    assert "31" in long.json()["fields"]["start"][0]
+    assert set(client.get(api, {"resolution": "minute"}).json()["fields"]) == {"resolution"}
+    # By hour without a start: the 7 days ending on the end.
+    week = client.get(api, {"resolution": "hour", "end": END}).json()["rows"]
+    assert (week[0]["date"], week[-1]["date"], len(week)) == (str(END - timedelta(days=6)), str(END), 7 * 24)
+    # A page cuts a long period by hour to the 31 days ending on its end, and says so.
+    html = client.get("/dashboard/electricity/", {"resolution": "hour", "start": END - timedelta(days=179),
+                                                  "end": END}).content.decode()
+    assert 'data-testid="hours-shortened"' in html
+    assert f"start={END - timedelta(days=30)}&amp;end={END}&amp;resolution=hour&amp;format=csv" in html
 
 
 def test_fewer_than_three_providers_use_the_reference_pue(h100, client):
