@@ -42,7 +42,7 @@ class ApplicationForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 4}),
                            help_text=_("What will your organisation compute with the credits? A few sentences."))
     amount = forms.DecimalField(label=_("Amount (EUR)"), min_value=Decimal("0.01"), max_digits=18,
-                                decimal_places=2)
+                                decimal_places=2, localize=True)
 
 
 @login_required
