@@ -141,3 +141,16 @@ def test_credits_cannot_be_withdrawn(programme, operator, alice, alice_org):
     assert error.value.code == "insufficient_funds"
     assert balance(alice_org) == D("1000.00")
     assert balance(alice_org, Account.Kind.CASH_AVAILABLE) == D("0.00")
+
+
+def test_the_demo_programme_is_open_funded_and_idempotent(operator, alice_org):
+    from incentives.demo import DEMO_BUDGET, seed_incentives
+    from incentives.models import Programme
+    from incentives.selectors import programme_eligibility
+
+    programme = seed_incentives(operator=operator)
+    assert programme.status == Programme.Status.OPEN and programme.budget == DEMO_BUDGET
+    assert house_balances([Account.Kind.PROGRAMME_BUDGETS])[Account.Kind.PROGRAMME_BUDGETS] == DEMO_BUDGET
+    assert seed_incentives(operator=operator).pk == programme.pk
+    assert Programme.objects.count() == 1
+    assert programme_eligibility(programme, alice_org) == []
