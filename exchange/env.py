@@ -1,6 +1,7 @@
 """Typed environment helpers that fail fast on a bad value (healthchecks' envbool)."""
 
 import os
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -38,10 +39,8 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def envdecimal(name: str, default: str) -> "Decimal":
+def envdecimal(name: str, default: str) -> Decimal:
     """A decimal amount such as ``10000.00``; fails fast on anything else."""
-    from decimal import Decimal, InvalidOperation
-
     raw = os.environ.get(name) or default
     try:
         value = Decimal(raw)

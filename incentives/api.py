@@ -15,7 +15,6 @@ from accounts.selectors import membership_for
 from exchange.errors import ExchangeError
 from exchange.schema import ErrorSerializer
 from incentives.models import Application, Programme
-from incentives.services import application_submit
 from incentives.selectors import (
     credits_summary,
     financing_summary,
@@ -25,6 +24,7 @@ from incentives.selectors import (
     programme_remaining,
     reason_texts,
 )
+from incentives.services import application_submit
 
 
 def financing_payload() -> dict[str, Any]:

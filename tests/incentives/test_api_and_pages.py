@@ -89,10 +89,10 @@ def test_the_screen_shows_eligibility_and_the_reasons_in_german(programme, alice
     assert "Gründungsrechnen 2026" in page
     assert "Ihre Organisation ist nicht förderfähig" in page
     assert "vor zu langer Zeit gegründet" in page
-    assert 'name="p%d-plan"' % programme.pk not in page
+    assert f'name="p{programme.pk}-plan"' not in page
     client.force_login(alice)
     page = client.get(reverse("incentives")).content.decode()
-    assert "Ihre Organisation ist förderfähig." in page and 'name="p%d-plan"' % programme.pk in page
+    assert "Ihre Organisation ist förderfähig." in page and f'name="p{programme.pk}-plan"' in page
     assert 'href="/incentives/"' in page  # the member navigation links it
 
 

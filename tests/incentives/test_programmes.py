@@ -95,7 +95,8 @@ def test_closing_returns_the_unspent_budget(programme, operator, alice, alice_or
     closed = programme_close(operator=operator, programme=programme)
     # 50,000.00 budget - 7,500.00 granted = 42,500.00 back to the fund (50,000.00 never left it).
     assert funds() == {"incentive_fund": D("92500.00"), "programme_budgets": D("0.00")}
-    assert closed.status == Programme.Status.CLOSED and closed.closed_entry.reference == f"programme-close:{programme.pk}"
+    assert closed.status == Programme.Status.CLOSED
+    assert closed.closed_entry.reference == f"programme-close:{programme.pk}"
     pending.refresh_from_db()
     assert pending.status == Application.Status.REJECTED
     assert credits_of(alice_org) == D("7500.00")
@@ -230,8 +231,8 @@ def test_the_remaining_budget_is_budget_less_grants(operator, alice, bob):
     fund(operator, "6000.00")
     small = programme_open(operator=operator, programme=make_programme(budget=D("6000.00")))
     application_approve(operator=operator, application=apply(alice, small, "4000.00"))
-    from tests.incentives.conftest import make_startup
     from tests.clearing.conftest import make_user
+    from tests.incentives.conftest import make_startup
     dora = make_user("dora@incentives.test", organisation=make_startup("Dora Daten UG"))
     late = apply(dora, small, "2500.00")
     with pytest.raises(ExchangeError) as error:
