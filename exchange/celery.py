@@ -54,6 +54,8 @@ BEAT_SCHEDULE = {
     # (CELERY_TIMEZONE is Europe/Berlin); idempotent.
     "clearing-charge-fees": {"task": "clearing.charge_fees",
                              "schedule": crontab(minute="30", hour="0", day_of_month="1")},
+    # Unused incentive credits past their expiry return to the incentive fund; idempotent.
+    "incentives-expire-credits": {"task": "incentives.expire_credits", "schedule": crontab(minute="15", hour="0")},
 }
 # Demo mode only (settings.DEMO; docs/demo.md): the demo market makers
 # refresh a few quotes, now and then cross, and deliver what they sold.

@@ -1,6 +1,7 @@
 """Typed environment helpers that fail fast on a bad value (healthchecks' envbool)."""
 
 import os
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -36,3 +37,15 @@ def envint(name: str, default: int) -> int:
 
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envdecimal(name: str, default: str) -> Decimal:
+    """A decimal amount such as ``10000.00``; fails fast on anything else."""
+    raw = os.environ.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {raw!r}") from None
+    if not value.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a finite decimal number, got {raw!r}")
+    return value

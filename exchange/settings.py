@@ -14,7 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from exchange.env import envbool, envint, envlist, envstr
+from exchange.env import envbool, envdecimal, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
@@ -248,6 +248,10 @@ EMAIL_USE_TLS = envbool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Rechenbörse <noreply@rechenboerse.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 OPERATOR_EMAILS = envlist("OPERATOR_EMAILS")
+
+# Start-up incentives (issue 12, docs/incentives.md): an approval of more than
+# this amount (EUR) needs two different operators (four eyes).
+INCENTIVE_FOUR_EYES_THRESHOLD = envdecimal("INCENTIVE_FOUR_EYES_THRESHOLD", "10000.00")
 
 # Demo mode, the issuer of invoices, the clearing house's bank ----------------------
 # Demo mode (docs/demo.md): `make run` and every run that is not production.

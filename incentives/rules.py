@@ -7,7 +7,7 @@ cases and hypothesis (tests/incentives/test_rules.py).
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -115,3 +115,50 @@ def eligibility(facts: OrganisationFacts, rules: EligibilityRules, today: date) 
     if rules.first_time_buyers_only and facts.has_bought_before:
         reasons.append(HAS_BOUGHT_BEFORE)
     return reasons
+
+
+# --- credits (issue 12 parts 3-4) ---------------------------------------------------------
+
+
+def add_calendar_months(day: date, months: int) -> date:
+    """The same day ``months`` later; a day the month lacks falls back to
+    its last day (31 January + 1 month = 28/29 February)."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = index // 12, index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class GrantState:
+    """One grant of an organisation for the FIFO allocation."""
+
+    id: int
+    amount: Decimal
+    expired: Decimal  # returned to the fund so far
+
+
+def allocate_spent(grants: Sequence[GrantState], spent: Decimal) -> dict[int, Decimal]:
+    """What each grant has been used for, when ``spent`` credits were spent
+    from the earliest-expiring grant first. ``grants`` in expiry order; a
+    grant can be used at most for what did not expire of it."""
+    used: dict[int, Decimal] = {}
+    left = max(spent, ZERO)
+    for grant in grants:
+        take = min(left, max(grant.amount - grant.expired, ZERO))
+        used[grant.id] = take
+        left -= take
+    return used
+
+
+def matching_cap(*, ratio: Decimal | None, own_purchases: Decimal) -> Decimal | None:
+    """The most an organisation may hold in grants of a programme with a
+    matching rule: ratio x its own purchases, rounded down to the cent;
+    None without a rule."""
+    if ratio is None:
+        return None
+    return (ratio * max(own_purchases, ZERO)).quantize(CENT, rounding=ROUND_FLOOR)

@@ -164,7 +164,10 @@ def test_the_json_is_public_and_not_projectable_without_repayments(client, opera
     assert response.status_code == 200
     assert response.json() == {"financed": "0.00", "repaid": "0.00", "owed": "0.00", "repayment_share": None,
                                "incentive_fund_balance": "0.00", "repayments": [], "expected_payoff": None,
-                               "projectable": False}
+                               "projectable": False,
+                               # Added by the programmes (issue 12 parts 2-6): the anonymous aggregate.
+                               "startups_supported": 0, "credits_granted": "0.00", "credits_used": "0.00",
+                               "credits_expired": "0.00", "programme_budgets_open": "0.00", "fund_balance": "0.00"}
     book(operator, "1000.00", "0.5")
     body = client.get(reverse("api-incentives-financing")).json()
     assert (body["owed"], body["repayment_share"], body["incentive_fund_balance"]) == ("1000.00", "0.5000",

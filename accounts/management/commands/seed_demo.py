@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.demo import seed_accounts
 from clearing.demo import seed_clearing, seed_settlement
+from incentives.demo import seed_incentives
 from market.demo import HISTORY_DAYS, maker_traders, seed_history, seed_market, seed_quotes, seed_sites
 from market.demo_dayahead import seed_dayahead_bids, seed_dayahead_results
 from market.demo_futures import seed_futures
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         deposits = seed_clearing(approved, operator=summary.operator)
         index_values = seed_index_history()
         power_hours = seed_power_history()
+        programme = seed_incentives(operator=summary.operator)  # type: ignore[arg-type]  # seed_accounts sets it
         self.stdout.write(f"Demo organisations ({len(summary.organisations)}):")
         for line in summary.organisations:
             self.stdout.write(f"  {line}")
@@ -51,6 +53,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Index history: {index_values} demo values added (a year, marked as demo data).")
         self.stdout.write(f"Electricity prices: {power_hours} demo hours added (a year, marked as demo data).")
+        self.stdout.write(f"Incentives: programme {programme.name!r} open ({programme.budget} EUR); "
+                          "demo start-ups may apply at /incentives/.")
         if not options["no_trading"]:
             # Trades first (oldest first, under the services' clock), then
             # their deliveries and fees, then the quotes around the last prices.
