@@ -35,6 +35,11 @@ def _money(help_text: str) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=18, decimal_places=2, coerce_to_string=True, help_text=help_text)
 
 
+class CreditExpirySerializer(serializers.Serializer):
+    amount = _money("Credit of one grant not yet used, EUR.")
+    expires_at = serializers.DateTimeField(help_text="When the grant's unused credit returns to the fund.")
+
+
 class AccountSummarySerializer(serializers.Serializer):
     organisation = serializers.IntegerField(help_text="The id of the member's organisation.")
     cash_available = _money("Cash free for new buy orders, EUR.")
@@ -43,6 +48,11 @@ class AccountSummarySerializer(serializers.Serializer):
     settlement_pending = _money("Cash of executed trades awaiting settlement, EUR.")
     margin = _money("Cash posted as futures margin, EUR.")
     currency = serializers.CharField(help_text='Always "EUR".')
+    credits_available = _money("Start-up incentive credits free for purchases and their fees (spent before cash, "
+                               "never withdrawable), EUR.")
+    credits_expiring = CreditExpirySerializer(
+        many=True, help_text="The credits not yet used, per grant, earliest expiry first; what is unused at "
+                             "`expires_at` returns to the incentive fund.")
 
 
 class AccountView(APIView):
@@ -61,7 +71,13 @@ class AccountView(APIView):
             raise ExchangeError("not_permitted", _("Only members of an organisation have an account."))
         organisation = membership.organisation
         summary = account_summary(organisation=organisation)
-        data = {"organisation": organisation.pk, **summary, "currency": "EUR"}
+        # Imported here: incentives builds on clearing.
+        from incentives.selectors import credits_summary
+
+        credits = credits_summary(organisation)
+        data = {"organisation": organisation.pk, **summary, "currency": "EUR", "credits_available": credits.available,
+                "credits_expiring": [{"amount": view.left, "expires_at": view.grant.expires_at}
+                                     for view in credits.grants if view.left > 0]}
         return Response(AccountSummarySerializer(data).data)
 
 

@@ -48,6 +48,7 @@ from accounts.services import trading_gate_check
 from clearing import fees
 from clearing.fees import FeeRates
 from clearing.selectors import account_summary, fee_rates_at, fee_reserve_balance
+from incentives.selectors import credits_summary
 from exchange.errors import ExchangeError, add_error_to_form
 from market import calendar
 from market.models import (
@@ -635,6 +636,7 @@ def portfolio(request: TradingRequest) -> HttpResponse:
         "organisation": organisation,
         "account": account_summary(organisation=organisation),
         "fee_reserve": fee_reserve_balance(organisation=organisation),
+        "credits": credits_summary(organisation),
         "positions": [(position, instruments.get(position.instrument)) for position in positions],
     }
     return render(request, "market/trading/portfolio.html", context)

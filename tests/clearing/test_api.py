@@ -33,6 +33,8 @@ def test_a_member_sees_its_organisations_balances_as_decimal_strings(api, alice,
         "settlement_pending": "0.00",
         "margin": "0.00",
         "currency": "EUR",
+        "credits_available": "0.00",
+        "credits_expiring": [],
     }
 
 

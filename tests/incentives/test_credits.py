@@ -154,3 +154,32 @@ def test_the_demo_programme_is_open_funded_and_idempotent(operator, alice_org):
     assert seed_incentives(operator=operator).pk == programme.pk
     assert Programme.objects.count() == 1
     assert programme_eligibility(programme, alice_org) == []
+
+
+def test_the_account_api_shows_credits_and_their_expiry(programme, operator, alice, alice_org, client):
+    early = grant(operator, alice, programme, "1000.00", 10)
+    late = grant(operator, alice, programme, "500.00", 40)
+    spend(alice_org, "300.00")
+    move_to_reserved(alice_org, "100.00")
+    client.force_login(alice)
+
+    body = client.get("/api/v1/account/").json()
+
+    # 1,500.00 granted - 300.00 spent - 100.00 reserved; spending is FIFO, so the early grant has 700.00 left.
+    assert body["credits_available"] == "1100.00"
+    # (the 100.00 reserved by an open order is still the early grant's, unused)
+    assert [(row["amount"], datetime.datetime.fromisoformat(row["expires_at"])) for row in body["credits_expiring"]] \
+        == [("700.00", early.expires_at), ("500.00", late.expires_at)]
+    assert body["cash_available"] == "0.00"  # credits are not cash
+
+
+def test_the_portfolio_shows_credits_and_their_expiry_next_to_cash(programme, operator, alice, alice_org, client):
+    early = grant(operator, alice, programme, "1000.00", 10)
+    spend(alice_org, "250.00")
+    client.force_login(alice)
+
+    html = client.get("/portfolio/").content.decode()
+
+    assert 'data-testid="credits"' in html and "Förderguthaben" in html
+    day = timezone.localtime(early.expires_at).strftime("%d.%m.%Y")
+    assert f"750,00 EUR verfallen am {day}." in html
