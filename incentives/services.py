@@ -341,7 +341,7 @@ def application_approve(*, operator: User, application: Application, amount: Dec
         elif amount != application.first_approved_amount:
             raise ExchangeError("invalid", _("The second approval confirms the first one's amount."), fields={
                 "amount": [_("The first approval was for %(amount)s EUR; approve that amount or reject.")
-                           % {"amount": number(application.first_approved_amount)}]})
+                           % {"amount": number(application.first_approved_amount or Decimal("0.00"))}]})
     amount = _clean_amount(application.requested_amount if amount is None else amount)
     _limit, caps = approval_limit(programme=programme, application=application)
     error = _approval_refusal(amount, caps)

@@ -472,7 +472,8 @@ def _from_reserved(book: LedgerAccounts, organisation_id: int, amount: Decimal, 
     (with ``credits``); with ``back`` each part returns where it came from."""
     from_credit = min(max(book.credit_balance(organisation_id, Account.Kind.CREDITS_RESERVED), ZERO), amount) \
         if credits else ZERO
-    moves = [(Account.Kind.CREDITS_RESERVED, -from_credit), (Account.Kind.CASH_RESERVED, -(amount - from_credit))]
+    moves: list[tuple[str, Decimal]] = [(Account.Kind.CREDITS_RESERVED, -from_credit),
+                                         (Account.Kind.CASH_RESERVED, -(amount - from_credit))]
     if back:
         moves += [(Account.Kind.CREDITS, from_credit), (Account.Kind.CASH_AVAILABLE, amount - from_credit)]
     return moves

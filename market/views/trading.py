@@ -48,8 +48,8 @@ from accounts.services import trading_gate_check
 from clearing import fees
 from clearing.fees import FeeRates
 from clearing.selectors import account_summary, fee_rates_at, fee_reserve_balance
-from incentives.selectors import credits_summary
 from exchange.errors import ExchangeError, add_error_to_form
+from incentives.selectors import credits_summary
 from market import calendar
 from market.models import (
     RESTING_STATUSES,

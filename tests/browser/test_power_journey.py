@@ -67,7 +67,8 @@ def test_operator_imports_prices_and_a_visitor_reads_the_power_pages(page: Page,
     expect(page.get_by_test_id("hours-shortened")).to_be_visible()  # the form held 180 days: the last 31 shown
     expect(page.locator("#spread-chart .main-svg").first).to_be_visible()
     expect(page.locator("#correlation-chart")).to_have_count(0)
-    expect(page.locator("a[href*='/api/v1/open-data/spark-spread/'][href*='resolution=hour']")).to_have_count(2)  # CSV, JSON
+    # CSV and JSON
+    expect(page.locator("a[href*='/api/v1/open-data/spark-spread/'][href*='resolution=hour']")).to_have_count(2)
     shots("electricity-hourly")
     page.goto("/dashboard/electricity/?gpu_class=H100")
     with page.expect_download() as download:

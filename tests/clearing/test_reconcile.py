@@ -212,8 +212,10 @@ def test_reserved_cash_that_differs_from_the_open_buy_orders_is_reported(ledger,
 
     assert broken(breaches) == {"reserved_matches_orders"}
     assert details(breaches, "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids reserve 125.50.",
-        f"Charlie Cloud AG (#{charlie_org.pk}): cash and credits reserved 0.00, open orders and auction bids reserve 12.34.",
+        f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids "
+        "reserve 125.50.",
+        f"Charlie Cloud AG (#{charlie_org.pk}): cash and credits reserved 0.00, open orders and auction bids "
+        "reserve 12.34.",
     ]
 
 
@@ -223,7 +225,8 @@ def test_reserved_cash_without_open_orders_is_reported(ledger, alice_org):
     type(order).objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
 
     assert details(reconcile(), "reserved_matches_orders") == [
-        f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids reserve 70.50."
+        f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids "
+        "reserve 70.50."
     ]
 
 
@@ -696,8 +699,8 @@ def test_the_job_mails_the_operators_when_a_check_breaks_and_not_again_while_it_
     assert not first_broken.ok and first_broken.broken_checks == ["reserved_matches_orders"]
     assert first_broken.breaches == [{
         "check": "reserved_matches_orders",
-        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction bids "
-                  "reserve 125.50.",
+        "detail": f"Alice Compute GmbH (#{alice_org.pk}): cash and credits reserved 95.50, open orders and auction "
+                  "bids reserve 125.50.",
     }]
     assert first_broken.alert_sent is True and still_broken.alert_sent is None
     [mail] = mailoutbox

@@ -105,7 +105,9 @@ month is charged (``fees_charge_month``): each member exactly what its
 reserve held, one invoice whose lines sum to the net, reconcile clean the
 day after, and a second run charges nothing.
 
-Runtime: about 60-110 s on two cores (45 examples of up to 40 steps; 30 stopped reaching "dispute: ok" when the incentives app was installed).
+Runtime: about 60-110 s on two cores (45 examples of up to 40 steps; with 30
+the fixed examples stopped reaching "dispute: ok" once the incentives app was
+installed).
 Shrinking is off by default (see ``PHASES``): a failure prints its whole
 unshrunk example, every step with its arguments.
 """
