@@ -51,6 +51,7 @@ def test_house_balances_are_the_sums_of_the_lines(traded):
         "rnd_fund": D("0.01"),
         "vat_payable": D("0.01"),
         "start_financing": D("0.00"),
+        "programme_budgets": D("0.00"),
     }
 
 
@@ -60,7 +61,8 @@ def test_house_balances_of_some_kinds_only(traded):
 
 def test_house_kinds_without_lines_read_zero(db):
     assert house_balances() == dict.fromkeys(("bank", "ccp", "fee_revenue", "incentive_fund", "rnd_fund",
-                                              "vat_payable", "start_financing"), D("0.00"))
+                                              "vat_payable", "start_financing", "programme_budgets"),
+                                                 D("0.00"))
 
 
 def test_account_balance_reads_the_column_for_members_and_the_lines_for_the_house(traded):
