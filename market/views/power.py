@@ -103,6 +103,7 @@ def capacity_signal(request: HttpRequest) -> HttpResponse:
 @require_GET
 def revenue(request: HttpRequest) -> HttpResponse:
     """Public: the exchange's fee revenue per month and the two funds it feeds."""
+    from incentives.selectors import incentives_summary
     from market.selectors import power as selectors
 
     rows = selectors.revenue_rows({})
@@ -110,7 +111,7 @@ def revenue(request: HttpRequest) -> HttpResponse:
     return render(request, "market/power/revenue.html", {
         "rows": rows[::-1], "data": selectors.EXCHANGE_REVENUE.serialise(rows),
         "latest": shown[-1] if shown else None, "links": _links(selectors.EXCHANGE_REVENUE, {}),
-        "min_members": MIN_MEMBERS,
+        "min_members": MIN_MEMBERS, "withheld": bool(rows) and not shown, "incentives": incentives_summary(),
     })
 
 

@@ -160,7 +160,10 @@
       marker: { color: colors.intraday } },
     { type: "bar", orientation: "h", name: text.volume, y: names, x: shown.map(function (r) { return num(r.volume_gpuh); }),
       marker: { color: colors.dayahead }, xaxis: "x2" }
-  ], { barmode: "group", xaxis: { type: "linear", rangemode: "tozero", domain: [0, 0.47], tickformat: ",d", nticks: phone ? 3 : 6 },
-       xaxis2: { type: "linear", rangemode: "tozero", domain: [0.53, 1], tickformat: ",d", nticks: phone ? 3 : 6 },
+  ], { barmode: "group",
+       xaxis: wholeAxis(shown.map(function (r) { return num(r.capacity_gpus); }),
+                        { type: "linear", domain: [0, 0.47], nticks: phone ? 3 : 6 }),
+       xaxis2: wholeAxis(shown.map(function (r) { return num(r.volume_gpuh); }),
+                         { type: "linear", domain: [0.53, 1], nticks: phone ? 3 : 6 }),
        yaxis: { automargin: true, autorange: "reversed" }, margin: { l: 8, r: 12, t: 8, b: 40 } });
 }());

@@ -183,3 +183,14 @@ def test_the_portfolio_shows_credits_and_their_expiry_next_to_cash(programme, op
     assert 'data-testid="credits"' in html and "Förderguthaben" in html
     day = timezone.localtime(early.expires_at).strftime("%d.%m.%Y")
     assert f"750,00 EUR verfallen am {day}." in html
+
+
+def test_the_revenue_page_shows_the_credits_granted_and_used(programme, operator, alice, alice_org, client):
+    grant(operator, alice, programme, "1000.00", 10)
+    spend(alice_org, "250.00")
+
+    html = client.get("/dashboard/revenue/").content.decode()
+
+    assert 'data-testid="credits-granted">1.000,00' in html
+    assert "An 1 Start-up, davon 250,00 EUR genutzt." in html
+    assert alice_org.legal_name not in html
