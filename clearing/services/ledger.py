@@ -561,7 +561,8 @@ def trade_posting(*, trade: "Trade", reservation: Decimal, hours: int, book: Led
 
 def futures_trade_posting(*, trade: "Trade", buyer_share: Decimal, seller_share: Decimal, book: LedgerAccounts,
                           buyer_held: Decimal, seller_held: Decimal,
-                          unreserved: dict[int, tuple[Decimal, Decimal]] | None = None) -> Posting:
+                          unreserved: dict[int, tuple[Decimal, Decimal]] | None = None,
+                          credits: bool = False) -> Posting:
     """The entry of one futures trade; reads nothing.
 
     A future is settled in cash against its daily settlement prices
@@ -582,7 +583,11 @@ def futures_trade_posting(*, trade: "Trade", buyer_share: Decimal, seller_share:
     side whose order reserved nothing (an operator's close-out of a member
     that may have nothing left): its fee step is paid from available cash,
     then from the margin, and what neither holds is owed to the clearing
-    house (``ccp_claim``, as for variation margin)."""
+    house (``ccp_claim``, as for variation margin).
+
+    With ``credits`` each side's reserved incentive credits pay its fee
+    first, as in ``trade_posting``: ``c = min(credits reserved, R)``, the
+    fee ``min(c, Δ)`` from it, the rest of ``c`` back to ``credits``."""
     lines: list[tuple[Account, Decimal]] = []
     for organisation_id, share, held in ((trade.buyer_id, buyer_share, buyer_held),
                                          (trade.seller_id, seller_share, seller_held)):
@@ -600,8 +605,12 @@ def futures_trade_posting(*, trade: "Trade", buyer_share: Decimal, seller_share:
             continue
         if held > share:
             raise ValueError(f"trade {trade.pk}: the fee step {held} exceeds the reservation {share}")
-        for kind, amount in ((Account.Kind.CASH_RESERVED, -share), (Account.Kind.CASH_AVAILABLE, share - held),
-                             (Account.Kind.FEE_RESERVE, held)):
-            if amount:
-                lines.append((book.member(organisation_id, kind), amount))
+        credit = min(max(book.credit_balance(organisation_id, Account.Kind.CREDITS_RESERVED), ZERO), share) \
+            if credits else ZERO
+        credit_spent = min(credit, held)
+        lines += book.credit_lines(organisation_id, [
+            (Account.Kind.CREDITS_RESERVED, -credit), (Account.Kind.CREDITS, credit - credit_spent),
+            (Account.Kind.CASH_RESERVED, -(share - credit)),
+            (Account.Kind.CASH_AVAILABLE, share - credit - (held - credit_spent)),
+            (Account.Kind.FEE_RESERVE, held)])
     return Posting(kind=JournalEntry.Kind.TRADE, reference=f"trade:{trade.pk}", lines=lines)

@@ -209,16 +209,13 @@ def _lock_parties(organisation_ids: set[int]) -> LedgerAccounts:
 
 def _reserve_cash(changes: _Changes, *, organisation: Organisation, amount: Decimal, reference: str,
                   actor: User | None) -> None:
+    """Reserve an order's value and fees (a futures order's fees). Incentive
+    credits pay before cash in every segment (``credits=True`` on every
+    reservation, release and trade of this module); a futures margin is
+    collateral and moves from available cash only (``_check_margin``)."""
     assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
     changes.post(reserve_posting(book=changes.book, organisation_id=organisation.pk, amount=amount,
-                                 reference=reference, actor=actor, credits=_spends_credits(changes)))
-
-
-def _spends_credits(changes: _Changes) -> bool:
-    """Incentive credits pay for spot purchases and their fees, before cash
-    (intraday here, day-ahead in its service); a futures order's reservation
-    is collateral for its fees and margin and stays cash (docs/incentives.md)."""
-    return not _is_futures(changes.instrument)
+                                 reference=reference, actor=actor, credits=True))
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -544,7 +541,7 @@ def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str, a
     if order.reserved_amount > 0:
         changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
                                      amount=order.reserved_amount, reference=f"order:{order.pk}",
-                                     actor=changes.actor, credits=_spends_credits(changes)))
+                                     actor=changes.actor, credits=True))
     updated = Order.objects.filter(pk=order.pk, status__in=RESTING_STATUSES).update(
         status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=changes.now)
     if updated != 1:
@@ -678,7 +675,7 @@ def _apply_match(
                 } if getattr(taker, "_close_out", False) else None
                 posting = futures_trade_posting(trade=trade, buyer_share=buyer_share, seller_share=seller_share,
                                                 book=book, buyer_held=buyer_held, seller_held=seller_held,
-                                                unreserved=unreserved)
+                                                unreserved=unreserved, credits=True)
                 if posting.lines:
                     changes.post(posting)
                 continue
@@ -702,7 +699,7 @@ def _apply_match(
     if release > 0:
         changes.post(release_posting(book=book, organisation_id=taker.organisation_id, amount=release,
                                      reference=f"order:{taker.pk}", actor=changes.actor,
-                                     credits=_spends_credits(changes)))
+                                     credits=True))
     changes.changed(taker)
 
 
@@ -1149,6 +1146,10 @@ def _check_margin(changes: _Changes, organisation: Organisation, extra: futures_
     _margin_account, held = _balance(changes, organisation.pk, Account.Kind.MARGIN)
     top_up = max(required - held, Decimal("0.00"))
     account, available = _balance(changes, organisation.pk, Account.Kind.CASH_AVAILABLE)
+    assert changes.book is not None  # noqa: S101 (checked by _balance)
+    # The order's fee reservation takes incentive credits first; the margin only cash.
+    credits = max(changes.book.credit_balance(organisation.pk, Account.Kind.CREDITS), Decimal("0.00"))
+    reservation = max(reservation - credits, Decimal("0.00"))
     if top_up + reservation > available:
         figures = {"required": number(required), "held": number(held), "available": number(available),
                    "need": number(top_up + reservation)}
@@ -1471,7 +1472,7 @@ def _amend_tx(
         elif needed < order.reserved_amount:
             changes.post(release_posting(book=changes.book, organisation_id=order.organisation_id,
                                          amount=order.reserved_amount - needed, reference=f"order:{order.pk}",
-                                         actor=user, credits=_spends_credits(changes)))
+                                         actor=user, credits=True))
         order.reserved_amount = needed
     changes.touch(order.side, old_price)
     changes.event(order, OrderEventKind.AMENDED, actor=user)

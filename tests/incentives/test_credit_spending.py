@@ -159,3 +159,31 @@ def test_reconcile_finds_credits_that_appear_from_nowhere():
     problems = credit_breaches()
     assert any("10,00" in problem and "15,00" in problem for problem in problems), problems  # German by default
     assert any("correction" in problem for problem in problems), problems
+
+
+def test_a_futures_fee_is_paid_from_credits_but_the_margin_only_from_cash():
+    from tests.market.test_dayahead_service import balance, member
+    from tests.market.test_futures_day import MON, at, january
+    from tests.market.test_futures_orders import FEE_ONE, IM_ONE
+
+    instrument, anna, berta = january(), member("Anna Hedge GmbH"), member("Berta Supply GmbH")
+    grant_credits(anna[0], "10.00")
+
+    order_submit(user=anna[1], instrument=instrument, side="buy", price=D("2.40"), quantity=10, now=at(MON, 10))
+    # 10 x 1.78 = 17.80 of fees reserved: 10.00 of credit, 7.80 of cash; the initial margin
+    # 10 x 267.84 = 2,678.40 from cash only.
+    assert (balance(anna[0], Account.Kind.CREDITS_RESERVED), balance(anna[0], Account.Kind.CASH_RESERVED)) == (
+        D("10.00"), D("7.80"))
+    assert balance(anna[0], Account.Kind.MARGIN) == 10 * IM_ONE
+    assert balance(anna[0], Account.Kind.CASH_AVAILABLE) == D("10000.00") - 10 * IM_ONE - D("7.80")
+    assert 10 * FEE_ONE == D("17.80")
+
+    order_submit(user=berta[1], instrument=instrument, side="sell", price=D("2.40"), quantity=10, now=at(MON, 10))
+    # The fee held is 17.71 (tests/market/test_futures_orders.py): 10.00 from credit, 7.71 from the
+    # cash reserved, whose 0.09 left goes back to cash.
+    assert balance(anna[0], Account.Kind.CREDITS) == D("0.00")
+    assert balance(anna[0], Account.Kind.CREDITS_RESERVED) == D("0.00")
+    assert balance(anna[0], Account.Kind.FEE_RESERVE) == D("17.71")
+    assert balance(anna[0], Account.Kind.CASH_AVAILABLE) == D("10000.00") - D("2678.40") - D("7.80") + D("0.09")
+    assert credit_breaches() == []
+    assert reconcile() == []
