@@ -52,7 +52,13 @@ from clearing.services.cash import (
 from clearing.services.delivery import delivery_hold, tickets_flag_not_provided
 from clearing.services.jobs import job_failures_acknowledge
 from clearing.statements import local_today, statement_for
-from exchange.admin import ExchangeModelAdmin, ReadOnlyAdminMixin, admin_link, grouped
+from exchange.admin import (
+    BookedByServiceAdminMixin,
+    ExchangeModelAdmin,
+    ReadOnlyAdminMixin,
+    admin_link,
+    grouped,
+)
 from exchange.errors import ExchangeError, add_error_to_form
 from exchange.formats import number
 from market.models import Order, Trade
@@ -90,49 +96,14 @@ class CashDepositAddForm(forms.ModelForm):
 
 
 @admin.register(CashDeposit)
-class CashDepositAdmin(ExchangeModelAdmin):
+class CashDepositAdmin(BookedByServiceAdminMixin, ExchangeModelAdmin):
     list_display = ("booked_at", "organisation", "amount", "bank_reference", "booked_by")
     list_select_related = ("organisation", "booked_by")
     search_fields = ("bank_reference", "organisation__legal_name")
     date_hierarchy = "booked_at"
     form = CashDepositAddForm
-    actions = None
-
-    def get_fields(self, request: HttpRequest, obj: CashDeposit | None = None) -> Any:
-        if obj is None:
-            return ("organisation", "amount", "bank_reference")
-        return ("organisation", "amount", "bank_reference", "booked_by", "booked_at", "entry")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: CashDeposit | None = None) -> Any:
-        if obj is None:
-            return ()
-        return self.get_fields(request, obj)
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        # A subclass per request: the operator is never shared between requests.
-        return type(form.__name__, (form,), {"operator": request.user})
-
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # The admin wraps a POST in its own transaction, which would nest the
-        # service's durable one. The service's transaction is the one that
-        # matters; the admin's log entry is written after the deposit commits.
-        return self._changeform_view(  # type: ignore[attr-defined]  # Django's own undecorated view body
-            request, object_id, form_url, extra_context
-        )
-
-    def save_model(self, request: HttpRequest, obj: CashDeposit, form: Any, change: bool) -> None:
-        # The form's clean() has booked the deposit through the service.
-        pass
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    add_fields = ("organisation", "amount", "bank_reference")
+    booked_fields = ("organisation", "amount", "bank_reference", "booked_by", "booked_at", "entry")
 
 
 class ClaimCollectForm(forms.Form):

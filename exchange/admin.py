@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats
 from django.utils.html import format_html
@@ -103,6 +103,46 @@ class ListColumnsMixin:
 
 class ExchangeModelAdmin(ListColumnsMixin, admin.ModelAdmin):
     pass
+
+
+class BookedByServiceAdminMixin:
+    """An add-only admin whose form books the row through a service in its
+    ``clean()`` (a cash deposit, the start financing): the form class gets the
+    operator, Django's own transaction around the POST is skipped (it would
+    nest the service's durable one; the admin's log entry is written after the
+    booking commits), saving does nothing more, and a booked row is never
+    changed or deleted. ``add_fields``/``booked_fields`` name the fields."""
+
+    add_fields: tuple[str, ...] = ()
+    booked_fields: tuple[str, ...] = ()
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}  # a booking is never changed, so no bulk action either
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.add_fields if obj is None else self.booked_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.booked_fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+        # A subclass per request: the operator is never shared between requests.
+        return type(form.__name__, (form,), {"operator": request.user})
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._changeform_view(  # type: ignore[attr-defined]  # Django's own undecorated view body
+            request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # booked by the form's clean() through the service
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class ReadOnlyAdminMixin:

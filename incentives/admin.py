@@ -14,7 +14,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
-from exchange.admin import ExchangeModelAdmin, ReadOnlyAdmin, ReadOnlyAdminMixin
+from exchange.admin import BookedByServiceAdminMixin, ExchangeModelAdmin, ReadOnlyAdmin, ReadOnlyAdminMixin
 from exchange.errors import ExchangeError, add_error_to_form
 from exchange.formats import number
 from incentives.models import Application, CreditGrant, Programme, StartFinancing
@@ -61,41 +61,12 @@ class StartFinancingAddForm(forms.ModelForm):
 
 
 @admin.register(StartFinancing)
-class StartFinancingAdmin(ExchangeModelAdmin):
+class StartFinancingAdmin(BookedByServiceAdminMixin, ExchangeModelAdmin):
     list_display = ("booked_at", "amount", "repayment_share", "reason", "booked_by")
     list_select_related = ("booked_by",)
     form = StartFinancingAddForm
-    actions = None
-
-    def get_fields(self, request: HttpRequest, obj: StartFinancing | None = None) -> Any:
-        if obj is None:
-            return ("amount", "repayment_share", "reason")
-        return ("amount", "repayment_share", "reason", "booked_by", "booked_at", "entry")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: StartFinancing | None = None) -> Any:
-        return () if obj is None else self.get_fields(request, obj)
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"operator": request.user})
-
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # The service's transaction is durable; the admin's own would nest it (as CashDepositAdmin).
-        return self._changeform_view(  # type: ignore[attr-defined]  # Django's own undecorated view body
-            request, object_id, form_url, extra_context
-        )
-
-    def save_model(self, request: HttpRequest, obj: StartFinancing, form: Any, change: bool) -> None:
-        pass  # booked by the form's clean() through the service
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    add_fields = ("amount", "repayment_share", "reason")
+    booked_fields = ("amount", "repayment_share", "reason", "booked_by", "booked_at", "entry")
 
 
 # --- programmes, applications, grants (issue 12 parts 2-5) ----------------------------------
