@@ -490,6 +490,8 @@ class _Changes:
     # The order events of the transaction, in the order they happened; all
     # the instruments' events are written with one insert (``_finish_books``).
     events: list[OrderEvent] = field(default_factory=list)
+    # A batch's resting orders within its reach, read once (``_BatchBook``).
+    batch_book: _BatchBook | None = None
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
@@ -748,7 +750,8 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
 def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict[Hashable, Order]]:
     """Read the crossing orders and let the pure core match the taker; writes
     nothing. A refused order raises (the caller's transaction leaves nothing)."""
-    resting = _load_crossing(taker, changes.now)
+    crossing = changes.batch_book.crossing(taker, changes.now) if changes.batch_book is not None else None
+    resting = crossing if crossing is not None else _load_crossing(taker, changes.now)
     result = matching.match(_core(taker), [_core(order) for order in resting], now=changes.now)
     if result.status == matching.OrderStatus.REJECTED:
         if result.reason == matching.Reason.FOK_NOT_FILLABLE:
@@ -1269,11 +1272,9 @@ def _lock_instruments(instrument_ids: Iterable[int]) -> dict[int, Instrument]:
     return instruments
 
 
-def _reachable_organisations(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> set[int]:
-    """Every organisation with a resting order that one of ``specs`` could
-    trade with, cancel (self-trade prevention) or expire: the other side of
-    each instrument up to the batch's most aggressive price there (a market
-    order: the price bound). One statement; a superset of the parties."""
+def _reach(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> dict[tuple[int, str], Decimal]:
+    """Per (instrument, resting side): the batch's most aggressive price
+    against that side (a market order: the price bound)."""
     reach: dict[tuple[int, str], Decimal] = {}
     for spec in specs:
         instrument = instruments[spec.instrument.pk]
@@ -1285,14 +1286,90 @@ def _reachable_organisations(instruments: Mapping[int, Instrument], specs: Seque
             limit = instrument.min_price if spec.price is None else spec.price
             key = (instrument.pk, Side.BUY)
             reach[key] = min(reach.get(key, limit), limit)
+    return reach
+
+
+class _Slot:
+    """One resting order of a ``_BatchBook``: its row, made an ``Order`` when first used."""
+
+    __slots__ = ("order", "row")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+        self.order: Order | None = None
+
+    def load(self) -> Order:
+        if self.order is None:
+            self.order = _ORDER.load(self.row)[0]
+        return self.order
+
+
+class _BatchBook:
+    """Every resting order a batch can reach (``_reach``), read with one
+    statement under the batch's instrument locks, best first per
+    (instrument, side). Each order of the batch takes its crossing orders
+    from here instead of a statement of its own (``_load_crossing``): the
+    same orders, cut at the same place. An order is made an ``Order`` once
+    and the batch's fills, STP cancels and expiries change that object, so
+    the book stays what the database holds. A side to which the batch adds a
+    resting order is read from the database again from then on (``rested``)."""
+
+    def __init__(self, reach: dict[tuple[int, str], Decimal], rows: Sequence[tuple[Any, ...]]) -> None:
+        self.reach = reach
+        self.sides: dict[tuple[int, str], list[_Slot]] = {key: [] for key in reach}
+        instrument_at, side_at = _ORDER.attnames.index("instrument_id"), _ORDER.attnames.index("side")
+        for row in rows:  # best first (the statement's ORDER BY)
+            self.sides[(row[instrument_at], row[side_at])].append(_Slot(row))
+
+    def crossing(self, taker: Order, now: datetime) -> list[Order] | None:
+        """As ``_load_crossing``, from memory; None where this book does not cover the taker."""
+        other_side = Side.SELL if taker.side == Side.BUY else Side.BUY
+        key = (taker.instrument_id, other_side)
+        slots, reach = self.sides.get(key), self.reach.get(key)
+        if slots is None or reach is None or (taker.price > reach if taker.side == Side.BUY else taker.price < reach):
+            return None
+        need = taker.quantity - taker.filled_quantity
+        loaded: list[Order] = []
+        usable = 0
+        for slot in slots:
+            order = slot.load()
+            if order.status not in RESTING_STATUSES:
+                continue
+            if order.price > taker.price if taker.side == Side.BUY else order.price < taker.price:
+                break
+            loaded.append(order)
+            if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
+                usable += order.quantity - order.filled_quantity
+                if usable >= need:
+                    break
+        return loaded
+
+    def rested(self, order: Order) -> None:
+        """``order`` of the batch now rests: its side is read from the database from now on."""
+        self.sides.pop((order.instrument_id, order.side), None)
+
+    def organisations(self) -> set[int]:
+        organisation_at = _ORDER.attnames.index("organisation_id")
+        return {slot.row[organisation_at] for slots in self.sides.values() for slot in slots}
+
+
+def _read_batch_book(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> _BatchBook:
+    """Every resting order that one of ``specs`` could trade with, cancel
+    (self-trade prevention) or expire: the other side of each instrument up
+    to the batch's most aggressive price there. One statement; its
+    organisations are a superset of the batch's parties."""
+    reach = _reach(instruments, specs)
     clauses, params = [], []
     for (instrument_id, side), limit in sorted(reach.items()):
         clauses.append(f"(o.instrument_id = %s AND o.side = %s AND o.price {'<=' if side == Side.SELL else '>='} %s)")
         params += [instrument_id, side, limit]
+    # Best first per instrument and side, as _load_crossing orders them.
     rows = rawsql.fetch(
-        f"SELECT DISTINCT o.organisation_id FROM {_ORDER.table} o WHERE o.status IN (%s, %s) "  # noqa: S608
-        f"AND ({' OR '.join(clauses)})", [*RESTING_STATUSES, *params])
-    return {organisation_id for (organisation_id,) in rows}
+        f"SELECT {_ORDER.sql} FROM {_ORDER.table} o WHERE o.status IN (%s, %s) "  # noqa: S608 (model table)
+        f"AND ({' OR '.join(clauses)}) ORDER BY o.instrument_id, o.side, "
+        f"CASE WHEN o.side = %s THEN o.price ELSE -o.price END, o.priority",
+        [*RESTING_STATUSES, *params, Side.SELL])
+    return _BatchBook(reach, rows)
 
 
 @transaction.atomic(durable=True)
@@ -1304,7 +1381,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     for instrument in instruments.values():
         at = _clock(instrument, at)  # never before any of their last trades
     # ... 2. every organisation the batch may touch, with their accounts ...
-    locked = frozenset(_reachable_organisations(instruments, [spec for _index, spec in specs]) | {organisation.pk})
+    batch_book = _read_batch_book(instruments, [spec for _index, spec in specs])
+    locked = frozenset(batch_book.organisations() | {organisation.pk})
     book = _lock_parties(set(locked))
     stopped = _stopped(organisation.pk)  # the kill switch, read after the lock
     fee_book = FeeBook.load(locked, at)
@@ -1328,7 +1406,7 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             instrument = instruments[spec.instrument.pk]
             changes = by_instrument[spec.instrument.pk] = _Changes(
                 instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=user, book=book,
-                fee_book=fee_book, postings=postings, locked=locked, sites=sites)
+                fee_book=fee_book, postings=postings, locked=locked, sites=sites, batch_book=batch_book)
         try:
             entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
         except ExchangeError as error:
@@ -1336,6 +1414,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             continue
         # ... 3. (at the end) the accounts, in one pass in id order.
         _write(changes, entry)
+        if entry.result.rests:
+            batch_book.rested(entry.order)
         _flush_positions(changes)  # the next order's capacity and allocation read them
         entered[index] = entry.order
         if spec.client_order_id is not None:

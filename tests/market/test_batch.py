@@ -230,3 +230,68 @@ def test_batches_and_single_orders_of_four_members_at_once_never_deadlock(crowde
         assert money(organisation)["cash_reserved"] == reserved
         assert Account.objects.get(organisation=organisation, kind="cash_available").balance >= 0
     assert reconcile() == []
+
+
+# --- every row, batched or one by one (the batch reads its books once: market.services.orders._BatchBook) -------
+
+
+def _rows(book: Instrument) -> dict:
+    """Everything the orders wrote in one book, with order and trade ids
+    replaced by their rank in the book (the twin books draw other ids)."""
+    from clearing.models import DeliveryTicket
+    from market.models import OrderEvent, Position
+
+    orders = {pk: rank for rank, pk in enumerate(Order.objects.filter(instrument=book).order_by("id")
+                                                 .values_list("id", flat=True))}
+    trades = {pk: rank for rank, pk in enumerate(Trade.objects.filter(instrument=book).order_by("id")
+                                                 .values_list("id", flat=True))}
+    return {
+        "orders": list(Order.objects.filter(instrument=book).order_by("id").values_list(
+            "organisation_id", "side", "type", "status", "reason", "price", "quantity", "filled_quantity",
+            "reserved_amount", "time_in_force", "maker_rate", "taker_rate")),
+        "trades": [(orders[buy], orders[sell], *rest) for buy, sell, *rest in Trade.objects.filter(
+            instrument=book).order_by("id").values_list("buy_order_id", "sell_order_id", "buyer_id", "seller_id",
+                                                          "price", "quantity", "aggressor", "buyer_fee",
+                                                          "seller_fee")],
+        "events": [(orders[order], None if trade is None else trades[trade], *rest)
+                   for order, trade, *rest in OrderEvent.objects.filter(instrument=book).order_by("id").values_list(
+                       "order_id", "trade_id", "organisation_id", "kind", "side", "price", "quantity",
+                       "filled_quantity", "status", "reason", "fill_price", "fill_quantity")],
+        "tickets": [(trades[trade], *rest) for trade, *rest in DeliveryTicket.objects.filter(
+            trade__instrument=book).order_by("id").values_list("trade_id", "seller_id", "buyer_id", "seller_site_id",
+                                                                "gpus", "value")],
+        "positions": sorted(Position.objects.filter(instrument=book).values_list(
+            "organisation_id", "quantity", "bought", "sold", "buy_cost", "sell_proceeds")),
+    }
+
+
+@pytest.mark.django_db
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(order_strategy, min_size=1, max_size=16),
+       who=st.sampled_from(["bob", "charlie", "dora"]))
+def test_any_batch_writes_the_same_rows_as_one_by_one(world, specs, who):
+    """Members of three organisations each send the batch's orders (Bob's
+    against his own organisation's resting sells, Dora's against hers): the
+    orders, trades, order events, delivery tickets and positions a batch
+    writes are those the same orders one by one write in a twin pair of
+    books, row for row. Not the priority numbers: a refused order of a
+    batch has drawn one, so later ones may skip a number (their order in
+    the book is the same: the rows are compared in id order)."""
+    batched, single = _pair_of_books(world), _pair_of_books(world)
+    _resting(world, batched)
+    _resting(world, single)
+    user = getattr(world, who)
+
+    def orders(books: tuple[Instrument, Instrument]) -> list[dict]:
+        return [{"instrument": books[spec["book"]], "side": spec["side"], "price": spec["price"],
+                 "quantity": spec["quantity"], "time_in_force": spec["time_in_force"]} for spec in specs]
+
+    orders_submit_batch(user=user, orders=orders(batched))
+    for kwargs in orders(single):
+        try:
+            order_submit(user=user, **kwargs)
+        except services.ExchangeError:
+            pass
+    for batch_book, single_book in zip(batched, single, strict=True):
+        assert _rows(batch_book) == _rows(single_book)
+    books_balance()
