@@ -826,8 +826,13 @@ def _finish_books(all_changes: Sequence[_Changes]) -> None:
     sql, values = _levels_sql(with_levels)
     rows = rawsql.fetch((f"WITH {', '.join(clauses)} " if clauses else "") + sql, [*params, *values])
     levels = _levels(with_levels, rows)
+    # The earlier fills of every instrument's changed orders that rested
+    # before: one query for the whole transaction (a batch: not one per instrument).
+    rested_before = [order for changes in all_changes for order_id, order in changes.changed_orders.items()
+                     if order_id not in changes.new_orders]
+    earlier = {view.order.pk: view.fills for view in orders_with_fills(rested_before)} if rested_before else {}
     for changes in all_changes:
-        _publish_after_commit(changes, levels.get(changes.instrument.pk))
+        _publish_after_commit(changes, levels.get(changes.instrument.pk), earlier)
 
 
 def _counters_sql(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> tuple[str, list[Any]]:
@@ -847,15 +852,15 @@ def _counters_sql(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> tupl
             f"WHERE id IN ({rawsql.placeholders(len(ids))})", [*params, *ids])
 
 
-def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level], list[broadcast.Level]] | None
-                          ) -> None:
+def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level], list[broadcast.Level]] | None,
+                          earlier: Mapping[int, list[OrderFill]]) -> None:
     """The instrument's book update (``levels``: None when no level changed),
     its trades and the members' own order and fill events, sent after commit."""
     instrument = changes.instrument
     bids, asks = levels if levels is not None else ([], [])
     symbol, sequence = instrument.symbol, instrument.book_sequence
     private: list[tuple[int, dict[str, Any]]] = []
-    changes.views = _order_views(changes)
+    changes.views = _order_views(changes, earlier)
     for order_id in changes.changed_orders:
         view = changes.views[order_id]
         private.append((view.order.organisation_id, {"type": "order", "order": order_payload(view)}))
@@ -876,15 +881,14 @@ def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level]
     transaction.on_commit(publish, robust=True)
 
 
-def _order_views(changes: _Changes) -> dict[int, OrderView]:
+def _order_views(changes: _Changes, earlier: Mapping[int, list[OrderFill]]) -> dict[int, OrderView]:
     """The changed orders with their fills, from memory: an order entered by
-    this transaction has exactly this transaction's fills; only orders that
-    rested before need their earlier fills read (one query)."""
+    this transaction has exactly this transaction's fills; the orders that
+    rested before have theirs in ``earlier`` (read by ``_finish_books``)."""
     fills: dict[int, list[OrderFill]] = {order_id: [] for order_id in changes.changed_orders}
-    earlier = [order_id for order_id in changes.changed_orders if order_id not in changes.new_orders]
-    if earlier:
-        for view in orders_with_fills([changes.changed_orders[order_id] for order_id in earlier]):
-            fills[view.order.pk] = view.fills
+    for changed_id in changes.changed_orders:
+        if changed_id not in changes.new_orders:
+            fills[changed_id] = earlier[changed_id]
     for trade in changes.trades:  # in execution order, like orders_with_fills
         for order_id, side in ((trade.buy_order_id, Side.BUY), (trade.sell_order_id, Side.SELL)):
             if order_id in changes.new_orders:
