@@ -94,7 +94,7 @@ from clearing.services import (
     reserve_posting,
     trade_posting,
 )
-from clearing.services.allocation import CannotDeliver
+from clearing.services.allocation import AllocationMemo, CannotDeliver
 from clearing.services.fees import FeeBook
 from clearing.services.ledger import insufficient_funds_detail, lock_and_read_accounts
 from exchange import rawsql
@@ -492,6 +492,15 @@ class _Changes:
     events: list[OrderEvent] = field(default_factory=list)
     # A batch's resting orders within its reach, read once (``_BatchBook``).
     batch_book: _BatchBook | None = None
+    # A batch's capacity commitments per (organisation, class, hour), read
+    # once; every write below that changes an open sell or a position tells it.
+    commitments: capacity.HourCommitments | None = None
+    # A batch's sites, their use and resale sources per seller (``delivery_tickets_for_trade``).
+    allocation: AllocationMemo | None = None
+
+    def open_sell_changed(self, order: Order, delta: int) -> None:
+        if self.commitments is not None and order.side == Side.SELL:
+            self.commitments.open_sell(order.organisation_id, self.instrument, delta)
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
@@ -548,6 +557,7 @@ def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str, a
         status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=changes.now)
     if updated != 1:
         raise RuntimeError(f"order {order.pk} was not resting: the instrument lock was not held")
+    changes.open_sell_changed(order, -(order.quantity - order.filled_quantity))
     order.status, order.reason, order.reserved_amount = status, reason, Decimal("0.00")
     changes.touch(order.side, order.price)
     changes.changed(order)
@@ -624,6 +634,7 @@ def _apply_match(
                 f"UPDATE {_ORDER.table} SET filled_quantity = filled_quantity + %s, status = %s, "  # noqa: S608
                 f"reserved_amount = %s, updated_at = %s WHERE id = %s",
                 [quantity, maker.status, maker.reserved_amount, rawsql.db_time(now), maker.pk])
+        changes.open_sell_changed(maker, -quantity)
         changes.touch(maker.side, maker.price)
         changes.changed(maker)
         value = fill.price * quantity
@@ -652,11 +663,15 @@ def _apply_match(
     taker.updated_at = now
     if new:
         rawsql.insert(taker)
+        if taker.status in RESTING_STATUSES:
+            changes.open_sell_changed(taker, taker.quantity - taker.filled_quantity)
         changes.new_orders.add(taker.pk)
         if reservation > 0:
             _reserve_cash(changes, organisation=taker.organisation, amount=reservation,
                           reference=f"order:{taker.pk}", actor=changes.actor)
     elif booked or getattr(taker, "_amended", False) or before != (taker.status, taker.reason, taker.reserved_amount):
+        # (an amend: its own transaction, which keeps no HourCommitments)
+        assert changes.commitments is None, "a batch enters new orders only"  # noqa: S101 (programming error)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_ORDER.table} SET price = %s, quantity = %s, priority = %s, "  # noqa: S608 (model table)
@@ -684,7 +699,8 @@ def _apply_match(
             changes.post(trade_posting(trade=trade, reservation=buyer_share, hours=hours, book=book,
                                        buyer_held=buyer_held, seller_held=seller_held, credits=True))
             try:
-                delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held)
+                delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held,
+                                           commitments=changes.commitments, memo=changes.allocation)
             except CannotDeliver:
                 if trade.sell_order is taker:
                     raise
@@ -784,6 +800,9 @@ def _finish_money(fee_book: FeeBook | None, postings: list[Posting]) -> None:
 def _flush_positions(changes: _Changes) -> None:
     if changes.positions:
         _positions_add(changes.instrument.pk, changes.positions)
+        if changes.commitments is not None:
+            for organisation_id, delta in changes.positions.items():
+                changes.commitments.position(organisation_id, changes.instrument, delta.quantity)
         changes.positions.clear()
 
 
@@ -1112,7 +1131,7 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
         # Nets the resale of a long position itself; the organisation is locked.
         _flush_positions(changes)
         capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=spec.quantity,
-                                sites=changes.sites)
+                                sites=changes.sites, commitments=changes.commitments)
     else:
         _check_cash(changes, organisation, order.reserved_amount)
     return _Entry(order, result, resting)
@@ -1393,6 +1412,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     terms = fee_terms_at(at)
     postings: list[Posting] = []
     sites: dict[tuple[int, int], dict[str, int]] = {}
+    commitments = capacity.HourCommitments()
+    allocation = AllocationMemo()
     by_instrument: dict[int, _Changes] = {}
     existing = _existing_many(organisation, (spec.client_order_id for _index, spec in specs
                                              if spec.client_order_id is not None))
@@ -1410,7 +1431,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             instrument = instruments[spec.instrument.pk]
             changes = by_instrument[spec.instrument.pk] = _Changes(
                 instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=user, book=book,
-                fee_book=fee_book, postings=postings, locked=locked, sites=sites, batch_book=batch_book)
+                fee_book=fee_book, postings=postings, locked=locked, sites=sites, batch_book=batch_book,
+                commitments=commitments, allocation=allocation)
         try:
             entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
         except ExchangeError as error:
