@@ -474,6 +474,9 @@ class _Changes:
     book: LedgerAccounts | None = None
     fee_book: FeeBook | None = None
     postings: list[Posting] = field(default_factory=list)
+    # Per account id: the sum of ``postings``' lines so far (``_balance``;
+    # a batch's instruments share it, as they share ``postings``).
+    posted: dict[int, Decimal] = field(default_factory=dict)
     touched: dict[str, set[Decimal]] = field(default_factory=lambda: {Side.BUY: set(), Side.SELL: set()})
     changed_orders: dict[int, Order] = field(default_factory=dict)  # in the order they changed
     new_orders: set[int] = field(default_factory=set)  # entered by this transaction: no earlier fills
@@ -515,6 +518,8 @@ class _Changes:
 
     def post(self, posting: Posting) -> None:
         self.postings.append(posting)
+        for account, amount in posting.lines:
+            self.posted[account.pk] = self.posted.get(account.pk, Decimal("0.00")) + amount
 
     def touch(self, side: str, price: Decimal) -> None:
         self.touched[side].add(price)
@@ -1141,8 +1146,7 @@ def _balance(changes: _Changes, organisation_id: int, kind: str) -> tuple[Accoun
     """A locked member account and its balance with what this transaction has posted to it so far."""
     assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
     account = changes.book.member(organisation_id, kind)
-    return account, account.balance + sum((amount for posting in changes.postings for line_account, amount
-                                           in posting.lines if line_account.pk == account.pk), Decimal("0.00"))
+    return account, account.balance + changes.posted.get(account.pk, Decimal("0.00"))
 
 
 def _check_cash(changes: _Changes, organisation: Organisation, amount: Decimal) -> None:
@@ -1411,6 +1415,7 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     fee_book = FeeBook.load(locked, at)
     terms = fee_terms_at(at)
     postings: list[Posting] = []
+    posted: dict[int, Decimal] = {}
     sites: dict[tuple[int, int], dict[str, int]] = {}
     commitments = capacity.HourCommitments()
     allocation = AllocationMemo()
@@ -1431,7 +1436,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             instrument = instruments[spec.instrument.pk]
             changes = by_instrument[spec.instrument.pk] = _Changes(
                 instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=user, book=book,
-                fee_book=fee_book, postings=postings, locked=locked, sites=sites, batch_book=batch_book,
+                fee_book=fee_book, postings=postings, posted=posted, locked=locked, sites=sites,
+                batch_book=batch_book,
                 commitments=commitments, allocation=allocation)
         try:
             entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
@@ -1716,6 +1722,7 @@ def _cancel_many_tx(*, organisation_id: int, instrument_ids: Sequence[int], plac
     book = _lock_parties(set(locked))
     terms = fee_terms_at(at)
     postings: list[Posting] = []
+    posted: dict[int, Decimal] = {}
     by_instrument: dict[int, _Changes] = {}
     for order in orders:
         changes = by_instrument.get(order.instrument_id)
@@ -1723,7 +1730,7 @@ def _cancel_many_tx(*, organisation_id: int, instrument_ids: Sequence[int], plac
             instrument = instruments[order.instrument_id]
             changes = by_instrument[order.instrument_id] = _Changes(
                 instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=actor, book=book,
-                postings=postings, locked=locked)
+                postings=postings, posted=posted, locked=locked)
         _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=reason, actor=actor)
         order.instrument = instruments[order.instrument_id]
     # ... 3. the accounts, in one pass.
