@@ -439,12 +439,20 @@ class OrderBatchView(APIView):
         batch = BatchRequestSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
         shapes: list[dict[str, Any] | ExchangeError] = []
+        # One serializer validates every item, as a ListSerializer runs its
+        # child: a serializer per item deep-copied its ten fields each time
+        # (about a third of the batch's validation). run_validation is what
+        # is_valid runs. A refused item is judged again by a serializer of
+        # its own, whose ``errors`` (with DRF's wording for a null item)
+        # the answer has always carried.
+        request_shape = OrderRequestSerializer()
         for raw in batch.validated_data["orders"]:
-            request_shape = OrderRequestSerializer(data=raw)
-            if request_shape.is_valid():
-                shapes.append(dict(request_shape.validated_data))
-            else:
-                shapes.append(error_from_exception(ValidationError(request_shape.errors))
+            try:
+                shapes.append(dict(request_shape.run_validation(raw)))
+            except ValidationError:
+                refused = OrderRequestSerializer(data=raw)
+                refused.is_valid()
+                shapes.append(error_from_exception(ValidationError(refused.errors))
                               or ExchangeError("invalid", ""))
         known = _instruments({shape["instrument"] for shape in shapes if not isinstance(shape, ExchangeError)})
         items: list[dict[str, Any] | ExchangeError] = []

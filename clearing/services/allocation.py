@@ -26,6 +26,7 @@ DE = "DE"
 
 if TYPE_CHECKING:
     from market.models import Trade
+    from market.services.capacity import HourCommitments
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,45 @@ class CannotDeliver(ExchangeError):
         self.seller_id = seller_id
 
 
-def _seller_sites(trade: Trade) -> list[_SiteRoom]:
+class AllocationMemo:
+    """What the allocation reads per trade, read once per seller and hour
+    (or instrument) for one transaction that allocates many trades (a batch
+    of orders): the seller's sites with their use, and its resale sources.
+    Every write of the allocation in that transaction (``_use``, the tickets'
+    insert) updates it, so it answers what the database would; it hands out
+    copies, which callers may change."""
+
+    def __init__(self) -> None:
+        self.sites: dict[tuple[int, int, Any], list[_SiteRoom]] = {}
+        self.resale: dict[tuple[int, int], list[list[int]]] = {}  # [ticket id, GPUs free], oldest first
+
+    def used(self, site_id: int, instrument: Any, gpus: int, *, seller_id: int) -> None:
+        for room in self.sites.get((seller_id, instrument.gpu_class_id, instrument.delivery_start), []):
+            if room.site_id == site_id:
+                room.used += gpus
+
+    def tickets(self, trade: Trade, tickets: Sequence[DeliveryTicket]) -> None:
+        sources = self.resale.get((trade.instrument_id, trade.seller_id))
+        for ticket in tickets:
+            if ticket.source_ticket_id is not None and sources is not None:
+                for source in sources:
+                    if source[0] == ticket.source_ticket_id:
+                        source[1] -= ticket.gpus
+            inbound = self.resale.get((trade.instrument_id, ticket.buyer_id))
+            if inbound is not None and ticket.gpus > 0:
+                inbound.append([ticket.pk, ticket.gpus])  # the newest ticket: the highest id
+
+
+def _seller_sites(trade: Trade, memo: AllocationMemo | None = None) -> list[_SiteRoom]:
+    if memo is not None:
+        key = (trade.seller_id, trade.instrument.gpu_class_id, trade.instrument.delivery_start)
+        if key not in memo.sites:
+            memo.sites[key] = _read_seller_sites(trade)
+        return [_SiteRoom(room.site_id, room.state, room.capacity, room.used) for room in memo.sites[key]]
+    return _read_seller_sites(trade)
+
+
+def _read_seller_sites(trade: Trade) -> list[_SiteRoom]:
     """The seller's sites with capacity of the trade's class, with their use in
     its hour (``SiteUsage``, the one source of truth). One plain statement
     (it runs for every trade)."""
@@ -114,7 +153,7 @@ def _seller_sites(trade: Trade) -> list[_SiteRoom]:
     return [_SiteRoom(site_id, state, int(gpus), int(used)) for site_id, state, gpus, used in rows]
 
 
-def _pending_state_commitments(trade: Trade) -> dict[str, int]:
+def _pending_state_commitments(trade: Trade, commitments: HourCommitments | None) -> dict[str, int]:
     """Per state: what the seller still has to deliver in that state's
     instrument of this hour beyond what is already allocated (its open sells
     not covered by capacity it bought there). A DE trade must leave that
@@ -122,22 +161,24 @@ def _pending_state_commitments(trade: Trade) -> dict[str, int]:
     from market.services.capacity import hour_commitments
 
     instrument = trade.instrument
-    rows = hour_commitments(organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
-                            delivery_start=instrument.delivery_start)
+    rows = (commitments.get if commitments is not None else hour_commitments)(
+        organisation_id=trade.seller_id, gpu_class_id=instrument.gpu_class_id,
+        delivery_start=instrument.delivery_start)
     return {row.zone: max(0, row.open_sell - max(0, row.net_position)) for row in rows if row.zone != DE}
 
 
-def _site_slices(trade: Trade, quantity: int) -> list[tuple[int, int]]:
+def _site_slices(trade: Trade, quantity: int, commitments: HourCommitments | None = None,
+                 memo: AllocationMemo | None = None) -> list[tuple[int, int]]:
     """(site id, GPUs) for ``quantity`` GPUs of a trade from the seller's
     sites: a state's trade from that state's sites; a DE trade from each
     state's capacity left after that state's own commitments (market rules
     §4). Most free first, then site id: deterministic."""
     zone = trade.instrument.zone.code
-    sites = _seller_sites(trade)
+    sites = _seller_sites(trade, memo)
     if zone != DE:
         budget = {zone: quantity}
     else:
-        pending = _pending_state_commitments(trade)
+        pending = _pending_state_commitments(trade, commitments)
         budget = defaultdict(int)
         for room in sites:
             budget[room.state] += room.free
@@ -152,9 +193,9 @@ def _site_slices(trade: Trade, quantity: int) -> list[tuple[int, int]]:
             budget[room.state] -= take
             quantity -= take
     if quantity and zone != DE:
-        moved = _move_de_tickets(trade, state=zone, needed=quantity, sites=sites)
+        moved = _move_de_tickets(trade, state=zone, needed=quantity, sites=sites, memo=memo)
         if moved:
-            return _site_slices(trade, sum(take for _site, take in slices) + quantity)
+            return _site_slices(trade, sum(take for _site, take in slices) + quantity, commitments, memo)
     if quantity:
         # The pre-trade check keeps the commitments feasible, so this means a
         # capacity changed behind the services' back. Refuse rather than
@@ -163,7 +204,8 @@ def _site_slices(trade: Trade, quantity: int) -> list[tuple[int, int]]:
     return slices
 
 
-def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_SiteRoom]) -> bool:
+def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_SiteRoom],
+                     memo: AllocationMemo | None = None) -> bool:
     """Make room in ``state`` for a state trade by moving whole DE tickets of
     the seller in this hour, not yet given access details, from sites in the
     state to its sites elsewhere with free capacity (a DE ticket may be
@@ -184,8 +226,8 @@ def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_Site
         if target is None:
             continue
         assert ticket.seller_site_id is not None  # noqa: S101 (filtered on its state)
-        _use(ticket.seller_site_id, instrument, -ticket.gpus, seller_id=trade.seller_id)
-        _use(target.site_id, instrument, ticket.gpus, seller_id=trade.seller_id)
+        _use(ticket.seller_site_id, instrument, -ticket.gpus, seller_id=trade.seller_id, memo=memo)
+        _use(target.site_id, instrument, ticket.gpus, seller_id=trade.seller_id, memo=memo)
         DeliveryTicket.objects.filter(pk=ticket.pk).update(seller_site_id=target.site_id)
         target.used += ticket.gpus
         moved += ticket.gpus
@@ -196,7 +238,7 @@ def _move_de_tickets(trade: Trade, *, state: str, needed: int, sites: list[_Site
     return moved > 0
 
 
-def _use(site_id: int, instrument: Any, gpus: int, *, seller_id: int) -> None:
+def _use(site_id: int, instrument: Any, gpus: int, *, seller_id: int, memo: AllocationMemo | None = None) -> None:
     """Add ``gpus`` (negative: give back) to a site's use in the instrument's
     hour with one guarded statement: never beyond the site's capacity of
     the class, never below zero. Raises ``CannotDeliver`` if the guard refuses."""
@@ -226,9 +268,20 @@ def _use(site_id: int, instrument: Any, gpus: int, *, seller_id: int) -> None:
             )
         if cursor.fetchone() is None:
             raise CannotDeliver(seller_id)
+    if memo is not None:
+        memo.used(site_id, instrument, gpus, seller_id=seller_id)
 
 
-def _resale_sources(trade: Trade) -> list[tuple[int, int]]:
+def _resale_sources(trade: Trade, memo: AllocationMemo | None = None) -> list[tuple[int, int]]:
+    if memo is not None:
+        key = (trade.instrument_id, trade.seller_id)
+        if key not in memo.resale:
+            memo.resale[key] = [[ticket_id, free] for ticket_id, free in _read_resale_sources(trade)]
+        return [(ticket_id, free) for ticket_id, free in memo.resale[key] if free > 0]
+    return _read_resale_sources(trade)
+
+
+def _read_resale_sources(trade: Trade) -> list[tuple[int, int]]:
     """The seller's own inbound tickets in this instrument with GPUs not yet
     resold, oldest first: (ticket id, GPUs free). One plain statement (it
     runs for every trade)."""
@@ -243,7 +296,9 @@ def _resale_sources(trade: Trade) -> list[tuple[int, int]]:
     return [(ticket_id, int(free)) for ticket_id, free in rows if free > 0]
 
 
-def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held: Decimal) -> list[DeliveryTicket]:
+def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held: Decimal,
+                               commitments: HourCommitments | None = None,
+                               memo: AllocationMemo | None = None) -> list[DeliveryTicket]:
     """Allocate one spot trade to delivery tickets (resale first, then the
     seller's sites) and split its value and the fees held for it
     (``buyer_held``/``seller_held``, the cents each side moved into its fee
@@ -253,12 +308,14 @@ def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held
     (the instrument row is locked, so allocations in one instrument are
     serial; the seller's organisation is locked, so its sites' use is too).
     Every GPU on a site goes through ``SiteUsage`` with a guarded update, so
-    no site is ever allocated more than it has.
+    no site is ever allocated more than it has. ``commitments`` and
+    ``memo``: the order transaction's ``HourCommitments`` and
+    ``AllocationMemo``, if it keeps them.
     """
     instrument = trade.instrument
     remaining = trade.quantity
     slices: list[dict[str, Any]] = []
-    for source, free in _resale_sources(trade):
+    for source, free in _resale_sources(trade, memo):
         if remaining == 0:
             break
         take = min(free, remaining)
@@ -267,8 +324,8 @@ def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held
     if remaining:
         if instrument.hours != 1:
             raise ValueError("site allocation is per delivery hour: spot instruments are hourly")
-        for site_id, take in _site_slices(trade, remaining):
-            _use(site_id, instrument, take, seller_id=trade.seller_id)
+        for site_id, take in _site_slices(trade, remaining, commitments, memo):
+            _use(site_id, instrument, take, seller_id=trade.seller_id, memo=memo)
             slices.append({"seller_site_id": site_id, "gpus": take})
     weights = [piece["gpus"] for piece in slices]
     values = split_cents((trade.price * trade.quantity * instrument.hours).quantize(CENT), weights)
@@ -286,4 +343,6 @@ def delivery_tickets_for_trade(*, trade: Trade, buyer_held: Decimal, seller_held
     # seller_held <= value (the sell floor, trade_posting checks it), so the
     # capped split fits; the check constraint would catch it anyway.
     insert_many(tickets)
+    if memo is not None:
+        memo.tickets(trade, tickets)
     return tickets

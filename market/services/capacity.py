@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -138,6 +138,45 @@ def hour_commitments(
                 for pk, cls, start, code, open_sell, position, dayahead in cursor.fetchall()]
 
 
+class HourCommitments:
+    """``hour_commitments`` kept for one transaction that locks the
+    organisations and tells this memo of every change it writes to their
+    sells and positions (a batch of orders: ``market.services.orders``):
+    each (organisation, class, hour) is read once, then follows the
+    transaction's writes (``open_sell``, ``position``), so it answers what
+    the database would. Rows are replaced, never changed: a list handed out
+    stays as it was."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, int, datetime], list[InstrumentCommitment]] = {}
+
+    def get(self, *, organisation_id: int, gpu_class_id: int, delivery_start: datetime) -> list[InstrumentCommitment]:
+        key = (organisation_id, gpu_class_id, delivery_start)
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = self._rows[key] = hour_commitments(organisation_id=organisation_id, gpu_class_id=gpu_class_id,
+                                                      delivery_start=delivery_start)
+        return list(rows)
+
+    def _change(self, organisation_id: int, instrument: Instrument, **deltas: int) -> None:
+        rows = self._rows.get((organisation_id, instrument.gpu_class_id, instrument.delivery_start))
+        if rows is None:  # not read yet: the database has the change
+            return
+        for index, row in enumerate(rows):
+            if row.instrument_id == instrument.pk:
+                rows[index] = replace(row, **{name: getattr(row, name) + delta for name, delta in deltas.items()})
+
+    def open_sell(self, organisation_id: int, instrument: Instrument, delta: int) -> None:
+        """The organisation's open sell quantity in ``instrument`` changed by ``delta``."""
+        if delta:
+            self._change(organisation_id, instrument, open_sell=delta)
+
+    def position(self, organisation_id: int, instrument: Instrument, delta: int) -> None:
+        """The organisation's position in ``instrument`` changed by ``delta``."""
+        if delta:
+            self._change(organisation_id, instrument, net_position=delta)
+
+
 def dayahead_commitments(
     *, organisation_id: int, gpu_class_id: int, starts: Iterable[datetime] | None = None,
     ending_after: datetime | None = None,
@@ -199,7 +238,8 @@ def as_commitments(by_zone: dict[str, int]) -> Commitments:
 
 
 def capacity_check(*, organisation: Organisation, instrument: Instrument, quantity: int,
-                   sites: dict[tuple[int, int], dict[str, int]] | None = None) -> None:
+                   sites: dict[tuple[int, int], dict[str, int]] | None = None,
+                   commitments: HourCommitments | None = None) -> None:
     """Refuse (``insufficient_capacity``) a new sell of ``quantity`` GPUs in
     ``instrument`` that the organisation's sites could not deliver together
     with everything it has already sold or offered in that hour.
@@ -214,14 +254,16 @@ def capacity_check(*, organisation: Organisation, instrument: Instrument, quanti
     ``sites``: a memo of the organisations' capacity by state, per
     (organisation id, class id), that a caller keeps for one transaction
     (the organisation is locked, so its sites cannot change meanwhile).
+    ``commitments``: the transaction's ``HourCommitments``, if it keeps one.
     """
     if instrument.segment not in HOURLY_SEGMENTS:
         return
     if quantity <= 0:
         raise ExchangeError("invalid", _("The quantity must be at least 1."),
                             {"quantity": [_("The quantity must be at least 1.")]})
-    rows = hour_commitments(organisation_id=organisation.pk, gpu_class_id=instrument.gpu_class_id,
-                            delivery_start=instrument.delivery_start)
+    rows = (commitments.get if commitments is not None else hour_commitments)(
+        organisation_id=organisation.pk, gpu_class_id=instrument.gpu_class_id,
+        delivery_start=instrument.delivery_start)
     this = next(row for row in rows if row.instrument_id == instrument.pk)
     others: dict[str, int] = defaultdict(int)
     for row in rows:

@@ -94,7 +94,7 @@ from clearing.services import (
     reserve_posting,
     trade_posting,
 )
-from clearing.services.allocation import CannotDeliver
+from clearing.services.allocation import AllocationMemo, CannotDeliver
 from clearing.services.fees import FeeBook
 from clearing.services.ledger import insufficient_funds_detail, lock_and_read_accounts
 from exchange import rawsql
@@ -474,6 +474,9 @@ class _Changes:
     book: LedgerAccounts | None = None
     fee_book: FeeBook | None = None
     postings: list[Posting] = field(default_factory=list)
+    # Per account id: the sum of ``postings``' lines so far (``_balance``;
+    # a batch's instruments share it, as they share ``postings``).
+    posted: dict[int, Decimal] = field(default_factory=dict)
     touched: dict[str, set[Decimal]] = field(default_factory=lambda: {Side.BUY: set(), Side.SELL: set()})
     changed_orders: dict[int, Order] = field(default_factory=dict)  # in the order they changed
     new_orders: set[int] = field(default_factory=set)  # entered by this transaction: no earlier fills
@@ -490,6 +493,17 @@ class _Changes:
     # The order events of the transaction, in the order they happened; all
     # the instruments' events are written with one insert (``_finish_books``).
     events: list[OrderEvent] = field(default_factory=list)
+    # A batch's resting orders within its reach, read once (``_BatchBook``).
+    batch_book: _BatchBook | None = None
+    # A batch's capacity commitments per (organisation, class, hour), read
+    # once; every write below that changes an open sell or a position tells it.
+    commitments: capacity.HourCommitments | None = None
+    # A batch's sites, their use and resale sources per seller (``delivery_tickets_for_trade``).
+    allocation: AllocationMemo | None = None
+
+    def open_sell_changed(self, order: Order, delta: int) -> None:
+        if self.commitments is not None and order.side == Side.SELL:
+            self.commitments.open_sell(order.organisation_id, self.instrument, delta)
 
     def lock(self, organisation_ids: set[int]) -> None:
         """Lock the organisations (step 2 of the lock order) and read their
@@ -504,6 +518,8 @@ class _Changes:
 
     def post(self, posting: Posting) -> None:
         self.postings.append(posting)
+        for account, amount in posting.lines:
+            self.posted[account.pk] = self.posted.get(account.pk, Decimal("0.00")) + amount
 
     def touch(self, side: str, price: Decimal) -> None:
         self.touched[side].add(price)
@@ -546,6 +562,7 @@ def _end_resting(changes: _Changes, order: Order, *, status: str, reason: str, a
         status=status, reason=reason, reserved_amount=Decimal("0.00"), updated_at=changes.now)
     if updated != 1:
         raise RuntimeError(f"order {order.pk} was not resting: the instrument lock was not held")
+    changes.open_sell_changed(order, -(order.quantity - order.filled_quantity))
     order.status, order.reason, order.reserved_amount = status, reason, Decimal("0.00")
     changes.touch(order.side, order.price)
     changes.changed(order)
@@ -622,6 +639,7 @@ def _apply_match(
                 f"UPDATE {_ORDER.table} SET filled_quantity = filled_quantity + %s, status = %s, "  # noqa: S608
                 f"reserved_amount = %s, updated_at = %s WHERE id = %s",
                 [quantity, maker.status, maker.reserved_amount, rawsql.db_time(now), maker.pk])
+        changes.open_sell_changed(maker, -quantity)
         changes.touch(maker.side, maker.price)
         changes.changed(maker)
         value = fill.price * quantity
@@ -650,11 +668,15 @@ def _apply_match(
     taker.updated_at = now
     if new:
         rawsql.insert(taker)
+        if taker.status in RESTING_STATUSES:
+            changes.open_sell_changed(taker, taker.quantity - taker.filled_quantity)
         changes.new_orders.add(taker.pk)
         if reservation > 0:
             _reserve_cash(changes, organisation=taker.organisation, amount=reservation,
                           reference=f"order:{taker.pk}", actor=changes.actor)
     elif booked or getattr(taker, "_amended", False) or before != (taker.status, taker.reason, taker.reserved_amount):
+        # (an amend: its own transaction, which keeps no HourCommitments)
+        assert changes.commitments is None, "a batch enters new orders only"  # noqa: S101 (programming error)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_ORDER.table} SET price = %s, quantity = %s, priority = %s, "  # noqa: S608 (model table)
@@ -682,7 +704,8 @@ def _apply_match(
             changes.post(trade_posting(trade=trade, reservation=buyer_share, hours=hours, book=book,
                                        buyer_held=buyer_held, seller_held=seller_held, credits=True))
             try:
-                delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held)
+                delivery_tickets_for_trade(trade=trade, buyer_held=buyer_held, seller_held=seller_held,
+                                           commitments=changes.commitments, memo=changes.allocation)
             except CannotDeliver:
                 if trade.sell_order is taker:
                     raise
@@ -748,7 +771,8 @@ def _load_crossing(taker: Order, now: datetime) -> list[Order]:
 def _decide(changes: _Changes, taker: Order) -> tuple[matching.MatchResult, dict[Hashable, Order]]:
     """Read the crossing orders and let the pure core match the taker; writes
     nothing. A refused order raises (the caller's transaction leaves nothing)."""
-    resting = _load_crossing(taker, changes.now)
+    crossing = changes.batch_book.crossing(taker, changes.now) if changes.batch_book is not None else None
+    resting = crossing if crossing is not None else _load_crossing(taker, changes.now)
     result = matching.match(_core(taker), [_core(order) for order in resting], now=changes.now)
     if result.status == matching.OrderStatus.REJECTED:
         if result.reason == matching.Reason.FOK_NOT_FILLABLE:
@@ -781,6 +805,9 @@ def _finish_money(fee_book: FeeBook | None, postings: list[Posting]) -> None:
 def _flush_positions(changes: _Changes) -> None:
     if changes.positions:
         _positions_add(changes.instrument.pk, changes.positions)
+        if changes.commitments is not None:
+            for organisation_id, delta in changes.positions.items():
+                changes.commitments.position(organisation_id, changes.instrument, delta.quantity)
         changes.positions.clear()
 
 
@@ -823,8 +850,13 @@ def _finish_books(all_changes: Sequence[_Changes]) -> None:
     sql, values = _levels_sql(with_levels)
     rows = rawsql.fetch((f"WITH {', '.join(clauses)} " if clauses else "") + sql, [*params, *values])
     levels = _levels(with_levels, rows)
+    # The earlier fills of every instrument's changed orders that rested
+    # before: one query for the whole transaction (a batch: not one per instrument).
+    rested_before = [order for changes in all_changes for order_id, order in changes.changed_orders.items()
+                     if order_id not in changes.new_orders]
+    earlier = {view.order.pk: view.fills for view in orders_with_fills(rested_before)} if rested_before else {}
     for changes in all_changes:
-        _publish_after_commit(changes, levels.get(changes.instrument.pk))
+        _publish_after_commit(changes, levels.get(changes.instrument.pk), earlier)
 
 
 def _counters_sql(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> tuple[str, list[Any]]:
@@ -844,15 +876,15 @@ def _counters_sql(counters: Sequence[tuple[Instrument, dict[str, Any]]]) -> tupl
             f"WHERE id IN ({rawsql.placeholders(len(ids))})", [*params, *ids])
 
 
-def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level], list[broadcast.Level]] | None
-                          ) -> None:
+def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level], list[broadcast.Level]] | None,
+                          earlier: Mapping[int, list[OrderFill]]) -> None:
     """The instrument's book update (``levels``: None when no level changed),
     its trades and the members' own order and fill events, sent after commit."""
     instrument = changes.instrument
     bids, asks = levels if levels is not None else ([], [])
     symbol, sequence = instrument.symbol, instrument.book_sequence
     private: list[tuple[int, dict[str, Any]]] = []
-    changes.views = _order_views(changes)
+    changes.views = _order_views(changes, earlier)
     for order_id in changes.changed_orders:
         view = changes.views[order_id]
         private.append((view.order.organisation_id, {"type": "order", "order": order_payload(view)}))
@@ -873,15 +905,14 @@ def _publish_after_commit(changes: _Changes, levels: tuple[list[broadcast.Level]
     transaction.on_commit(publish, robust=True)
 
 
-def _order_views(changes: _Changes) -> dict[int, OrderView]:
+def _order_views(changes: _Changes, earlier: Mapping[int, list[OrderFill]]) -> dict[int, OrderView]:
     """The changed orders with their fills, from memory: an order entered by
-    this transaction has exactly this transaction's fills; only orders that
-    rested before need their earlier fills read (one query)."""
+    this transaction has exactly this transaction's fills; the orders that
+    rested before have theirs in ``earlier`` (read by ``_finish_books``)."""
     fills: dict[int, list[OrderFill]] = {order_id: [] for order_id in changes.changed_orders}
-    earlier = [order_id for order_id in changes.changed_orders if order_id not in changes.new_orders]
-    if earlier:
-        for view in orders_with_fills([changes.changed_orders[order_id] for order_id in earlier]):
-            fills[view.order.pk] = view.fills
+    for changed_id in changes.changed_orders:
+        if changed_id not in changes.new_orders:
+            fills[changed_id] = earlier[changed_id]
     for trade in changes.trades:  # in execution order, like orders_with_fills
         for order_id, side in ((trade.buy_order_id, Side.BUY), (trade.sell_order_id, Side.SELL)):
             if order_id in changes.new_orders:
@@ -1105,7 +1136,7 @@ def _prepare(changes: _Changes, *, user: User, organisation: Organisation, spec:
         # Nets the resale of a long position itself; the organisation is locked.
         _flush_positions(changes)
         capacity.capacity_check(organisation=organisation, instrument=instrument, quantity=spec.quantity,
-                                sites=changes.sites)
+                                sites=changes.sites, commitments=changes.commitments)
     else:
         _check_cash(changes, organisation, order.reserved_amount)
     return _Entry(order, result, resting)
@@ -1115,8 +1146,7 @@ def _balance(changes: _Changes, organisation_id: int, kind: str) -> tuple[Accoun
     """A locked member account and its balance with what this transaction has posted to it so far."""
     assert changes.book is not None, "lock the organisations first"  # noqa: S101 (programming error)
     account = changes.book.member(organisation_id, kind)
-    return account, account.balance + sum((amount for posting in changes.postings for line_account, amount
-                                           in posting.lines if line_account.pk == account.pk), Decimal("0.00"))
+    return account, account.balance + changes.posted.get(account.pk, Decimal("0.00"))
 
 
 def _check_cash(changes: _Changes, organisation: Organisation, amount: Decimal) -> None:
@@ -1269,11 +1299,9 @@ def _lock_instruments(instrument_ids: Iterable[int]) -> dict[int, Instrument]:
     return instruments
 
 
-def _reachable_organisations(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> set[int]:
-    """Every organisation with a resting order that one of ``specs`` could
-    trade with, cancel (self-trade prevention) or expire: the other side of
-    each instrument up to the batch's most aggressive price there (a market
-    order: the price bound). One statement; a superset of the parties."""
+def _reach(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> dict[tuple[int, str], Decimal]:
+    """Per (instrument, resting side): the batch's most aggressive price
+    against that side (a market order: the price bound)."""
     reach: dict[tuple[int, str], Decimal] = {}
     for spec in specs:
         instrument = instruments[spec.instrument.pk]
@@ -1285,14 +1313,90 @@ def _reachable_organisations(instruments: Mapping[int, Instrument], specs: Seque
             limit = instrument.min_price if spec.price is None else spec.price
             key = (instrument.pk, Side.BUY)
             reach[key] = min(reach.get(key, limit), limit)
+    return reach
+
+
+class _Slot:
+    """One resting order of a ``_BatchBook``: its row, made an ``Order`` when first used."""
+
+    __slots__ = ("order", "row")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+        self.order: Order | None = None
+
+    def load(self) -> Order:
+        if self.order is None:
+            self.order = _ORDER.load(self.row)[0]
+        return self.order
+
+
+class _BatchBook:
+    """Every resting order a batch can reach (``_reach``), read with one
+    statement under the batch's instrument locks, best first per
+    (instrument, side). Each order of the batch takes its crossing orders
+    from here instead of a statement of its own (``_load_crossing``): the
+    same orders, cut at the same place. An order is made an ``Order`` once
+    and the batch's fills, STP cancels and expiries change that object, so
+    the book stays what the database holds. A side to which the batch adds a
+    resting order is read from the database again from then on (``rested``)."""
+
+    def __init__(self, reach: dict[tuple[int, str], Decimal], rows: Sequence[tuple[Any, ...]]) -> None:
+        self.reach = reach
+        self.sides: dict[tuple[int, str], list[_Slot]] = {key: [] for key in reach}
+        instrument_at, side_at = _ORDER.attnames.index("instrument_id"), _ORDER.attnames.index("side")
+        for row in rows:  # best first (the statement's ORDER BY)
+            self.sides[(row[instrument_at], row[side_at])].append(_Slot(row))
+
+    def crossing(self, taker: Order, now: datetime) -> list[Order] | None:
+        """As ``_load_crossing``, from memory; None where this book does not cover the taker."""
+        other_side = Side.SELL if taker.side == Side.BUY else Side.BUY
+        key = (taker.instrument_id, other_side)
+        slots, reach = self.sides.get(key), self.reach.get(key)
+        if slots is None or reach is None or (taker.price > reach if taker.side == Side.BUY else taker.price < reach):
+            return None
+        need = taker.quantity - taker.filled_quantity
+        loaded: list[Order] = []
+        usable = 0
+        for slot in slots:
+            order = slot.load()
+            if order.status not in RESTING_STATUSES:
+                continue
+            if order.price > taker.price if taker.side == Side.BUY else order.price < taker.price:
+                break
+            loaded.append(order)
+            if order.organisation_id != taker.organisation_id and (order.expires_at is None or order.expires_at > now):
+                usable += order.quantity - order.filled_quantity
+                if usable >= need:
+                    break
+        return loaded
+
+    def rested(self, order: Order) -> None:
+        """``order`` of the batch now rests: its side is read from the database from now on."""
+        self.sides.pop((order.instrument_id, order.side), None)
+
+    def organisations(self) -> set[int]:
+        organisation_at = _ORDER.attnames.index("organisation_id")
+        return {slot.row[organisation_at] for slots in self.sides.values() for slot in slots}
+
+
+def _read_batch_book(instruments: Mapping[int, Instrument], specs: Sequence[_Spec]) -> _BatchBook:
+    """Every resting order that one of ``specs`` could trade with, cancel
+    (self-trade prevention) or expire: the other side of each instrument up
+    to the batch's most aggressive price there. One statement; its
+    organisations are a superset of the batch's parties."""
+    reach = _reach(instruments, specs)
     clauses, params = [], []
     for (instrument_id, side), limit in sorted(reach.items()):
         clauses.append(f"(o.instrument_id = %s AND o.side = %s AND o.price {'<=' if side == Side.SELL else '>='} %s)")
         params += [instrument_id, side, limit]
+    # Best first per instrument and side, as _load_crossing orders them.
     rows = rawsql.fetch(
-        f"SELECT DISTINCT o.organisation_id FROM {_ORDER.table} o WHERE o.status IN (%s, %s) "  # noqa: S608
-        f"AND ({' OR '.join(clauses)})", [*RESTING_STATUSES, *params])
-    return {organisation_id for (organisation_id,) in rows}
+        f"SELECT {_ORDER.sql} FROM {_ORDER.table} o WHERE o.status IN (%s, %s) "  # noqa: S608 (model table)
+        f"AND ({' OR '.join(clauses)}) ORDER BY o.instrument_id, o.side, "
+        f"CASE WHEN o.side = %s THEN o.price ELSE -o.price END, o.priority",
+        [*RESTING_STATUSES, *params, Side.SELL])
+    return _BatchBook(reach, rows)
 
 
 @transaction.atomic(durable=True)
@@ -1304,13 +1408,17 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
     for instrument in instruments.values():
         at = _clock(instrument, at)  # never before any of their last trades
     # ... 2. every organisation the batch may touch, with their accounts ...
-    locked = frozenset(_reachable_organisations(instruments, [spec for _index, spec in specs]) | {organisation.pk})
+    batch_book = _read_batch_book(instruments, [spec for _index, spec in specs])
+    locked = frozenset(batch_book.organisations() | {organisation.pk})
     book = _lock_parties(set(locked))
     stopped = _stopped(organisation.pk)  # the kill switch, read after the lock
     fee_book = FeeBook.load(locked, at)
     terms = fee_terms_at(at)
     postings: list[Posting] = []
+    posted: dict[int, Decimal] = {}
     sites: dict[tuple[int, int], dict[str, int]] = {}
+    commitments = capacity.HourCommitments()
+    allocation = AllocationMemo()
     by_instrument: dict[int, _Changes] = {}
     existing = _existing_many(organisation, (spec.client_order_id for _index, spec in specs
                                              if spec.client_order_id is not None))
@@ -1328,7 +1436,9 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             instrument = instruments[spec.instrument.pk]
             changes = by_instrument[spec.instrument.pk] = _Changes(
                 instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=user, book=book,
-                fee_book=fee_book, postings=postings, locked=locked, sites=sites)
+                fee_book=fee_book, postings=postings, posted=posted, locked=locked, sites=sites,
+                batch_book=batch_book,
+                commitments=commitments, allocation=allocation)
         try:
             entry = _prepare(changes, user=user, organisation=organisation, spec=spec)
         except ExchangeError as error:
@@ -1336,6 +1446,8 @@ def _batch_tx(*, user: User, organisation: Organisation, specs: Sequence[tuple[i
             continue
         # ... 3. (at the end) the accounts, in one pass in id order.
         _write(changes, entry)
+        if entry.result.rests:
+            batch_book.rested(entry.order)
         _flush_positions(changes)  # the next order's capacity and allocation read them
         entered[index] = entry.order
         if spec.client_order_id is not None:
@@ -1610,6 +1722,7 @@ def _cancel_many_tx(*, organisation_id: int, instrument_ids: Sequence[int], plac
     book = _lock_parties(set(locked))
     terms = fee_terms_at(at)
     postings: list[Posting] = []
+    posted: dict[int, Decimal] = {}
     by_instrument: dict[int, _Changes] = {}
     for order in orders:
         changes = by_instrument.get(order.instrument_id)
@@ -1617,7 +1730,7 @@ def _cancel_many_tx(*, organisation_id: int, instrument_ids: Sequence[int], plac
             instrument = instruments[order.instrument_id]
             changes = by_instrument[order.instrument_id] = _Changes(
                 instrument=instrument, now=at, rates=segment_rates(instrument, terms), actor=actor, book=book,
-                postings=postings, locked=locked)
+                postings=postings, posted=posted, locked=locked)
         _end_resting(changes, order, status=OrderStatus.CANCELLED, reason=reason, actor=actor)
         order.instrument = instruments[order.instrument_id]
     # ... 3. the accounts, in one pass.

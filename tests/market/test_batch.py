@@ -98,7 +98,7 @@ def _delta(after: dict, before: dict) -> dict:
 
 
 @pytest.mark.django_db
-def test_a_batch_enters_its_orders_exactly_as_one_by_one_would():
+def test_a_batch_enters_its_orders_exactly_as_one_by_one_would(checked_commitments):
     world = make_world()
     batched, single = _pair_of_books(world), _pair_of_books(world)
     _resting(world, batched)
@@ -127,6 +127,8 @@ def test_a_batch_enters_its_orders_exactly_as_one_by_one_would():
     assert Order.objects.filter(instrument__in=batched).count() == Order.objects.filter(instrument__in=single).count()
     books_balance()
     assert reconcile() == []
+    assert checked_commitments["checked"] > 0
+    assert checked_commitments["_seller_sites"] > 0 and checked_commitments["_resale_sources"] > 0
 
 
 settings_fast = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -148,7 +150,7 @@ def world():  # type: ignore[no-untyped-def]
 @pytest.mark.django_db
 @settings_fast
 @given(specs=st.lists(order_strategy, min_size=1, max_size=12))
-def test_any_batch_equals_the_same_orders_one_by_one(world, specs):
+def test_any_batch_equals_the_same_orders_one_by_one(world, checked_commitments, specs):
     """Bob (Alice's organisation: a provider with 100 H100, and Alice's resting
     sells are its own) sends any batch; the same orders one by one in a twin
     pair of books give the same orders, trades and money."""
@@ -230,3 +232,105 @@ def test_batches_and_single_orders_of_four_members_at_once_never_deadlock(crowde
         assert money(organisation)["cash_reserved"] == reserved
         assert Account.objects.get(organisation=organisation, kind="cash_available").balance >= 0
     assert reconcile() == []
+
+
+# --- every row, batched or one by one (the batch reads its books once: market.services.orders._BatchBook) -------
+
+
+def _rows(book: Instrument) -> dict:
+    """Everything the orders wrote in one book, with order and trade ids
+    replaced by their rank in the book (the twin books draw other ids)."""
+    from clearing.models import DeliveryTicket
+    from market.models import OrderEvent, Position
+
+    orders = {pk: rank for rank, pk in enumerate(Order.objects.filter(instrument=book).order_by("id")
+                                                 .values_list("id", flat=True))}
+    trades = {pk: rank for rank, pk in enumerate(Trade.objects.filter(instrument=book).order_by("id")
+                                                 .values_list("id", flat=True))}
+    return {
+        "orders": list(Order.objects.filter(instrument=book).order_by("id").values_list(
+            "organisation_id", "side", "type", "status", "reason", "price", "quantity", "filled_quantity",
+            "reserved_amount", "time_in_force", "maker_rate", "taker_rate")),
+        "trades": [(orders[buy], orders[sell], *rest) for buy, sell, *rest in Trade.objects.filter(
+            instrument=book).order_by("id").values_list("buy_order_id", "sell_order_id", "buyer_id", "seller_id",
+                                                          "price", "quantity", "aggressor", "buyer_fee",
+                                                          "seller_fee")],
+        "events": [(orders[order], None if trade is None else trades[trade], *rest)
+                   for order, trade, *rest in OrderEvent.objects.filter(instrument=book).order_by("id").values_list(
+                       "order_id", "trade_id", "organisation_id", "kind", "side", "price", "quantity",
+                       "filled_quantity", "status", "reason", "fill_price", "fill_quantity")],
+        "tickets": [(trades[trade], *rest) for trade, *rest in DeliveryTicket.objects.filter(
+            trade__instrument=book).order_by("id").values_list("trade_id", "seller_id", "buyer_id", "seller_site_id",
+                                                                "gpus", "value")],
+        "positions": sorted(Position.objects.filter(instrument=book).values_list(
+            "organisation_id", "quantity", "bought", "sold", "buy_cost", "sell_proceeds")),
+    }
+
+
+@pytest.fixture
+def checked_commitments(monkeypatch):  # type: ignore[no-untyped-def]
+    """Every answer of a batch's HourCommitments and AllocationMemo (read
+    once, then kept up to date by the batch's writes) checked against the
+    database's at that moment."""
+    from clearing.services import allocation
+    from market.services.capacity import HourCommitments, hour_commitments
+
+    kept = HourCommitments.get
+    answers = Counter()
+
+    def get(self, **key):  # type: ignore[no-untyped-def]
+        answer = kept(self, **key)
+        assert sorted(answer, key=lambda row: row.instrument_id) == sorted(
+            hour_commitments(**key), key=lambda row: row.instrument_id)
+        answers["checked"] += 1
+        return answer
+
+    monkeypatch.setattr(HourCommitments, "get", get)
+
+    def checked(name: str, read: str):  # type: ignore[no-untyped-def]
+        kept = getattr(allocation, name)
+
+        def answer(trade, memo=None):  # type: ignore[no-untyped-def]
+            found = kept(trade, memo)
+            if memo is not None:
+                assert found == getattr(allocation, read)(trade)
+                answers[name] += 1
+            return found
+        monkeypatch.setattr(allocation, name, answer)
+
+    checked("_seller_sites", "_read_seller_sites")
+    checked("_resale_sources", "_read_resale_sources")
+    return answers
+
+
+@pytest.mark.django_db
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(order_strategy, min_size=1, max_size=16),
+       who=st.sampled_from(["bob", "charlie", "dora"]))
+def test_any_batch_writes_the_same_rows_as_one_by_one(world, checked_commitments, specs, who):
+    """Members of three organisations each send the batch's orders (Bob's
+    against his own organisation's resting sells, Dora's against hers): the
+    orders, trades, order events, delivery tickets and positions a batch
+    writes are those the same orders one by one write in a twin pair of
+    books, row for row. Not the priority numbers: a refused order of a
+    batch has drawn one, so later ones may skip a number (their order in
+    the book is the same: the rows are compared in id order). The batch's
+    capacity commitments equal the database's whenever they are asked."""
+    batched, single = _pair_of_books(world), _pair_of_books(world)
+    _resting(world, batched)
+    _resting(world, single)
+    user = getattr(world, who)
+
+    def orders(books: tuple[Instrument, Instrument]) -> list[dict]:
+        return [{"instrument": books[spec["book"]], "side": spec["side"], "price": spec["price"],
+                 "quantity": spec["quantity"], "time_in_force": spec["time_in_force"]} for spec in specs]
+
+    orders_submit_batch(user=user, orders=orders(batched))
+    for kwargs in orders(single):
+        try:
+            order_submit(user=user, **kwargs)
+        except services.ExchangeError:
+            pass
+    for batch_book, single_book in zip(batched, single, strict=True):
+        assert _rows(batch_book) == _rows(single_book)
+    books_balance()
