@@ -79,6 +79,8 @@
         mode: "lines+markers", line: { color: "#0f7a3f" } },
       { x: days(revenue, "month"), y: column(revenue, "rnd_fund_balance"), name: box.dataset.rnd,
         mode: "lines+markers", line: { color: "#8a4fbf" } }
-    ], layout({ yaxis: { title: { text: "EUR" }, rangemode: "tozero" } }), config);
+    ], layout({ yaxis: { title: { text: "EUR" }, rangemode: "tozero" },
+                // One tick per month (with a year or less of months plotly's own choice was weekly).
+                xaxis: { type: "date", dtick: revenue.length > 12 ? "M3" : "M1", tickformat: "%b %Y" } }), config);
   }
 }());
