@@ -37,7 +37,7 @@ from accounts.models import (
     User,
     normalize_vat_id,
 )
-from exchange.admin import ExchangeModelAdmin, ListColumnsMixin, ReadOnlyAdmin
+from exchange.admin import ExchangeModelAdmin, ListColumnsMixin, NoBulkDeleteMixin, ReadOnlyAdmin
 from exchange.errors import ExchangeError, add_error_to_form
 
 # --- users --------------------------------------------------------------------------------
@@ -446,16 +446,12 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
+class ApiTokenAdmin(NoBulkDeleteMixin, ReadOnlyAdmin):
     list_display = ("prefix", "user", "created_at", "last_used_at")
     search_fields = ("prefix", "user__email")
     list_select_related = ("user",)
     actions = ("revoke_selected",)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Revoking is deleting: the token stops working at once.

@@ -55,6 +55,7 @@ from clearing.statements import local_today, statement_for
 from exchange.admin import (
     BookedByServiceAdminMixin,
     ExchangeModelAdmin,
+    NoBulkDeleteMixin,
     ReadOnlyAdminMixin,
     admin_link,
     grouped,
@@ -112,7 +113,7 @@ class ClaimCollectForm(forms.Form):
 
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
+class AccountAdmin(NoBulkDeleteMixin, ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Read-only balances. A member's ``ccp_claim`` account that is negative
     (the organisation owes the clearing house) links to the page where an
     operator collects the claim from its available cash
@@ -146,10 +147,6 @@ class AccountAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
         return format_html('<a href="{}">{}</a>', reverse("admin:clearing_account_collect", args=[obj.pk]),
                            gettext("Collect…"))
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.action(description=_("Collect the clearing house's claim"))
     def collect_claim(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
@@ -432,7 +429,7 @@ class WithdrawalActionForm(helpers.ActionForm):
 
 
 @admin.register(WithdrawalRequest)
-class WithdrawalRequestAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
+class WithdrawalRequestAdmin(NoBulkDeleteMixin, ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Requests are decided by the actions, which call the services; the
     four-eyes refusal is shown as a message and nothing is written."""
 
@@ -458,10 +455,6 @@ class WithdrawalRequestAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
                 self.message_user(request, refusal, messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The actions need the change permission; the form itself stays read-only (readonly_fields).
@@ -638,7 +631,7 @@ class PayoutChangeAddForm(forms.ModelForm):
 
 
 @admin.register(PayoutAccountChange)
-class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
+class PayoutAccountChangeAdmin(NoBulkDeleteMixin, ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Changes of payout accounts: enter one (you are its first operator),
     approve (first or second operator) or reject; the four-eyes refusal is
     shown as a message and nothing is written."""
@@ -688,10 +681,6 @@ class PayoutAccountChangeAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
     def save_model(self, request: HttpRequest, obj: PayoutAccountChange, form: Any, change: bool) -> None:
         pass  # the form's clean() has entered the change through the service
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.action(description=_("Approve the selected changes (first or second operator)"))
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[PayoutAccountChange]) -> None:

@@ -105,6 +105,16 @@ class ExchangeModelAdmin(ListColumnsMixin, admin.ModelAdmin):
     pass
 
 
+class NoBulkDeleteMixin:
+    """No "delete selected" action: these rows end through their services
+    (a revoke, a decision), never by Django's bulk delete, which would skip them."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions
+
+
 class BookedByServiceAdminMixin:
     """An add-only admin whose form books the row through a service in its
     ``clean()`` (a cash deposit, the start financing): the form class gets the

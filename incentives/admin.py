@@ -14,7 +14,13 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
-from exchange.admin import BookedByServiceAdminMixin, ExchangeModelAdmin, ReadOnlyAdmin, ReadOnlyAdminMixin
+from exchange.admin import (
+    BookedByServiceAdminMixin,
+    ExchangeModelAdmin,
+    NoBulkDeleteMixin,
+    ReadOnlyAdmin,
+    ReadOnlyAdminMixin,
+)
 from exchange.errors import ExchangeError, add_error_to_form
 from exchange.formats import number
 from incentives.models import Application, CreditGrant, Programme, StartFinancing
@@ -84,7 +90,7 @@ class ProgrammeForm(forms.ModelForm):
 
 
 @admin.register(Programme)
-class ProgrammeAdmin(ExchangeModelAdmin):
+class ProgrammeAdmin(NoBulkDeleteMixin, ExchangeModelAdmin):
     """Drafts are edited here; opening (the budget leaves the fund) and
     closing (the unspent budget returns) are the actions, through the
     services. Reporting columns per programme."""
@@ -101,10 +107,6 @@ class ProgrammeAdmin(ExchangeModelAdmin):
             return (*ProgrammeForm.Meta.fields, *state)  # the rules of an open programme are fixed
         return state
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -165,7 +167,7 @@ class ApplicationActionForm(helpers.ActionForm):
 
 
 @admin.register(Application)
-class ApplicationAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
+class ApplicationAdmin(NoBulkDeleteMixin, ReadOnlyAdminMixin, ExchangeModelAdmin):
     """Applications are decided by the actions, which call the services.
     Above the four-eyes threshold the first approval is only recorded; a
     second, different operator completes it (column "four eyes")."""
@@ -204,10 +206,6 @@ class ApplicationAdmin(ReadOnlyAdminMixin, ExchangeModelAdmin):
                                                    "it (four eyes)."), messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The actions need the change permission; the form itself stays read-only.
