@@ -270,8 +270,9 @@ def dashboard_observer(request: HttpRequest) -> HttpResponse:
         "sizes": sides(tables.sizes), "open_states": open_book(tables.open_states),
         "open_sizes": open_book(tables.open_sizes),
         "has_open_book": any(row["bidders"] or row["offerers"] for row in tables.open_sizes),
-        "zones": [{**row, "hhi_text": _number(row["hhi"]), "volume": _number(row["volume_gpuh"]),
-                   "band_text": bands[row["band"]]} for row in tables.zones],
+        "zones": [{"zone": row["zone"], "sellers": row["sellers"], "volume": _number(row["volume_gpuh"]),
+                   "hhi": _number(row["hhi"]), "band": bands[row["band"]], "band_code": row["band"],
+                   "withheld": indicators.suppressed(row["sellers"])} for row in tables.zones],
         "csv_urls": csv_urls, "has_data": any(row["volume_gpuh"] for row in tables.zones),
         "min_members": indicators.MIN_MEMBERS,
     })
