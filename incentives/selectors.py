@@ -9,7 +9,7 @@ from django.db.models import DecimalField, F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Organisation
+from accounts.models import Membership, Organisation
 from accounts.selectors import kyc_status_of
 from clearing.models import CREDIT_KINDS, Account, JournalEntry, JournalLine
 from clearing.selectors import house_balances
@@ -95,6 +95,11 @@ def organisation_facts(organisation: Organisation) -> OrganisationFacts:
         is_member=organisation.kind == Organisation.Kind.MEMBER and kyc_status_of(organisation) == "approved",
         founding_date=organisation.founding_date, is_sme=organisation.is_sme(), state=organisation.state,
         has_bought_before=has_bought_before(organisation))
+
+
+def may_apply(membership: Membership | None) -> bool:
+    """Who may apply for an organisation, and withdraw its applications: an owner or a trader."""
+    return membership is not None and (membership.is_owner or membership.is_trader)
 
 
 def programme_eligibility(programme: Programme, organisation: Organisation, today: date | None = None) -> list[str]:

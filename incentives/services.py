@@ -37,6 +37,7 @@ from incentives.rules import GrantState, add_calendar_months, allocate_spent, ma
 from incentives.selectors import (
     credit_balances,
     credits_spent,
+    may_apply,
     own_purchases,
     programme_eligibility,
     programme_granted,
@@ -208,7 +209,7 @@ def application_submit(*, user: User, programme: Programme, plan: str, amount: D
     eligible; ``conflict`` while an application of it is open; nothing is
     written on a refusal. The operators are told by e-mail."""
     membership = membership_for(user)
-    if membership is None or not (membership.is_owner or membership.is_trader):
+    if membership is None or not may_apply(membership):
         raise ExchangeError("not_permitted", _("Only an owner or trader of a member organisation may apply."))
     organisation = membership.organisation
     today = timezone.localdate()
@@ -255,8 +256,7 @@ def application_submit(*, user: User, programme: Programme, plan: str, amount: D
 def application_withdraw(*, user: User, application: Application) -> Application:
     """A member of the organisation withdraws its open application."""
     membership = membership_for(user)
-    if membership is None or membership.organisation_id != application.organisation_id or not (
-            membership.is_owner or membership.is_trader):
+    if membership is None or membership.organisation_id != application.organisation_id or not may_apply(membership):
         raise ExchangeError("not_permitted", _("Only an owner or trader of the organisation may withdraw it."))
     before = _application_snapshot(application)
     if Application.objects.filter(pk=application.pk, status=Application.Status.SUBMITTED).update(

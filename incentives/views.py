@@ -21,6 +21,7 @@ from incentives.selectors import (
     credits_summary,
     financing_summary,
     incentives_summary,
+    may_apply,
     open_programmes,
     programme_eligibility,
     reason_texts,
@@ -58,11 +59,11 @@ def incentives(request: HttpRequest) -> HttpResponse:
     organisation = membership.organisation
     if organisation.is_observer:
         raise PermissionDenied
-    may_apply = membership.is_owner or membership.is_trader
+    applies = may_apply(membership)
     forms_by_programme: dict[int, ApplicationForm] = {}
     status = 200
     if request.method == "POST":
-        if not may_apply:
+        if not applies:
             raise PermissionDenied
         if request.POST.get("action") == "withdraw":
             application = get_object_or_404(Application, pk=request.POST.get("application") or 0,
@@ -102,7 +103,7 @@ def incentives(request: HttpRequest) -> HttpResponse:
     # A plain form post (the page re-renders with the errors at the field): the
     # screen has nothing that changes while one looks at it, so no htmx swap.
     return render(request, "incentives/incentives.html", {
-        "membership": membership, "may_apply": may_apply, "rows": rows,
+        "membership": membership, "may_apply": applies, "rows": rows,
         "applications": Application.objects.filter(organisation=organisation).select_related("programme"),
         "credits": credits_summary(organisation),
     }, status=status)
